@@ -1,0 +1,91 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import { readFileSync } from 'node:fs';
+import { apiKeyRoutes } from './auth/api-key-routes.js';
+import { authenticate, requireScope } from './auth/authenticate.js';
+import type { Deps, Services } from './container.js';
+import { jsonBody } from './http/body.js';
+import { renderDocsPage } from './http/docs-page.js';
+import { AppError, renderProblem, toAppError } from './http/errors.js';
+import { idempotency } from './http/idempotency.js';
+import { createHttpMetrics } from './http/metrics.js';
+import { buildOpenApi } from './http/openapi.js';
+import { requestId } from './http/request-id.js';
+import { mountRoutes, type AppState, type RouteDef } from './http/route.js';
+import { systemRoutes } from './http/system-routes.js';
+import { workspaceRoutes } from './workspaces/workspace-routes.js';
+
+const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+
+export interface AppOptions {
+  services: Services;
+  /** Extra routes (tests use this to exercise middleware with controlled handlers). */
+  extraRoutes?: RouteDef[];
+  /** Node process metrics on /metrics (off in tests: several apps share one process). */
+  processMetrics?: boolean;
+}
+
+/**
+ * The Koa app, without listen(). Middleware, top to bottom:
+ * request id → metrics → access log → problem+json errors → router
+ * (per route: auth+rate limit → scope → body → idempotency → validation → handler) → 404.
+ */
+export function createApp(deps: Deps, opts: AppOptions) {
+  const { config, db, logger } = deps;
+  const { services } = opts;
+  const app = new Koa<AppState>({ proxy: false });
+  const metrics = createHttpMetrics({ processMetrics: opts.processMetrics ?? false });
+
+  const apiRoutes: RouteDef[] = [
+    ...apiKeyRoutes(services.apiKeys, deps.clock),
+    ...workspaceRoutes(services.workspaces),
+    ...(opts.extraRoutes ?? []),
+  ];
+  let openApiDoc: object | undefined;
+  let docsHtml: string | undefined;
+  const openApi = () => (openApiDoc ??= buildOpenApi(apiRoutes, VERSION));
+  const routes = [
+    ...systemRoutes({ db, registry: metrics.registry, openApi, docsPage: () => (docsHtml ??= renderDocsPage(openApi() as any)) }),
+    ...apiRoutes,
+  ];
+
+  const router = new Router<AppState>();
+  mountRoutes(router, routes, {
+    authenticate: authenticate({ db, defaultRateLimitPerMinute: config.rateLimit.defaultPerMinute, lastUsedWriteIntervalSeconds: config.apiKeys.lastUsedWriteIntervalSeconds }),
+    requireScope,
+    parseBody: jsonBody(config.http.bodyLimitBytes),
+    idempotency: idempotency({ db, lockTimeoutMs: config.idempotency.lockTimeoutMs, retentionHours: config.idempotency.retentionHours }),
+    validateResponses: config.validateResponses,
+  });
+
+  app.use(requestId());
+  app.use(metrics.middleware);
+  app.use(async (ctx, next) => {
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      logger.info({
+        request_id: ctx.state.requestId, method: ctx.method, route: (ctx as any)._matchedRoute ?? null,
+        status: ctx.status, ms: Math.round((performance.now() - started) * 10) / 10, key_id: ctx.state.auth?.keyId,
+      }, 'request');
+    }
+  });
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body == null) throw new AppError('not_found', `No route for ${ctx.method} ${ctx.path}`);
+    } catch (err) {
+      renderProblem(ctx, toAppError(err, logger, ctx.state.requestId));
+    }
+  });
+  app.use(router.routes());
+  app.use(router.allowedMethods({
+    throw: true,
+    methodNotAllowed: () => new AppError('method_not_allowed', 'This method is not allowed on this path'),
+    notImplemented: () => new AppError('method_not_allowed', 'This method is not supported'),
+  }));
+  // Koa would print errors to stderr itself; ours are logged by the problem middleware.
+  app.silent = true;
+  return app;
+}

@@ -1,0 +1,98 @@
+import { idParams } from '../http/common-schemas.js';
+import { pageSchema } from '../http/pagination.js';
+import type { AppContext, RouteDef } from '../http/route.js';
+import type { Clock } from '../lib/clock.js';
+import { apiKeySchema, apiKeyWithTokenSchema, createApiKeyBody, listApiKeysQuery, meSchema, rotateApiKeyBody, type CreateApiKeyBody, type RotateApiKeyBody } from './api-key-schemas.js';
+import { presentApiKey, type ApiKeyService, type CreatedKey } from './api-key-service.js';
+
+const withToken = (c: CreatedKey, now: Date) => ({ ...presentApiKey(c.key, c.mode, now), token: c.token });
+
+export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
+  const ws = (ctx: AppContext) => ctx.state.auth.workspace.id;
+  const mode = (ctx: AppContext) => ctx.state.auth.mode;
+  return [
+    {
+      method: 'get', path: '/v1/me', tag: 'api-keys', auth: 'key',
+      summary: 'The calling key: scopes, workspace, mode and rate limit',
+      responses: { 200: { description: 'The key', schema: meSchema } },
+      handler(ctx) {
+        const a = ctx.state.auth;
+        ctx.body = {
+          id: a.keyId,
+          name: a.keyName,
+          scopes: a.scopes,
+          mode: a.mode,
+          expires_at: a.expiresAt?.toISOString() ?? null,
+          workspace: a.workspace,
+          rate_limit: { limit: a.rateLimitPerMinute, window_seconds: 60 },
+        };
+      },
+    },
+    {
+      method: 'get', path: '/v1/api-keys', tag: 'api-keys', auth: 'key', scope: 'manage:keys',
+      summary: 'List the workspace\'s API keys (tokens are never shown again)',
+      query: listApiKeysQuery,
+      responses: { 200: { description: 'A page of keys', schema: pageSchema(apiKeySchema) } },
+      async handler(ctx) {
+        const q = ctx.state.input.query;
+        ctx.body = await keys.list(ctx.state.db, ws(ctx), mode(ctx), q, q.include_revoked);
+      },
+    },
+    {
+      method: 'post', path: '/v1/api-keys', tag: 'api-keys', auth: 'key', scope: 'manage:keys',
+      summary: 'Create an API key; the token is in this response only',
+      body: createApiKeyBody,
+      responses: { 201: { description: 'The new key with its token', schema: apiKeyWithTokenSchema } },
+      async handler(ctx) {
+        const b = ctx.state.input.body as CreateApiKeyBody;
+        const created = await keys.create(ctx.state.db, {
+          workspaceId: ws(ctx),
+          name: b.name,
+          scopes: [...b.scopes],
+          expiresAt: b.expires_at ? new Date(b.expires_at) : null,
+          rateLimitPerMinute: b.rate_limit_per_minute ?? null,
+          grantorScopes: ctx.state.auth.scopes,
+        });
+        ctx.status = 201;
+        ctx.set('Location', `/v1/api-keys/${created.key.id}`);
+        ctx.body = withToken(created, clock.now());
+      },
+    },
+    {
+      method: 'get', path: '/v1/api-keys/:id', tag: 'api-keys', auth: 'key', scope: 'manage:keys',
+      summary: 'One API key',
+      params: idParams('key'),
+      responses: { 200: { description: 'The key', schema: apiKeySchema } },
+      async handler(ctx) {
+        ctx.body = presentApiKey(await keys.get(ctx.state.db, ws(ctx), ctx.state.input.params.id), mode(ctx), clock.now());
+      },
+    },
+    {
+      method: 'delete', path: '/v1/api-keys/:id', tag: 'api-keys', auth: 'key', scope: 'manage:keys',
+      summary: 'Revoke an API key at once',
+      params: idParams('key'),
+      responses: { 200: { description: 'The revoked key', schema: apiKeySchema } },
+      async handler(ctx) {
+        ctx.body = presentApiKey(await keys.revoke(ctx.state.db, ws(ctx), ctx.state.input.params.id), mode(ctx), clock.now());
+      },
+    },
+    {
+      method: 'post', path: '/v1/api-keys/:id/rotate', tag: 'api-keys', auth: 'key', scope: 'manage:keys',
+      summary: 'Issue a replacement key; the old one keeps working for the overlap window (24 h by default)',
+      params: idParams('key'),
+      body: rotateApiKeyBody,
+      responses: { 201: { description: 'The replacement key with its token', schema: apiKeyWithTokenSchema } },
+      async handler(ctx) {
+        const b = ctx.state.input.body as RotateApiKeyBody;
+        const created = await keys.rotate(ctx.state.db, ws(ctx), ctx.state.input.params.id, {
+          overlapHours: b.overlap_hours,
+          expiresAt: b.expires_at ? new Date(b.expires_at) : null,
+          grantorScopes: ctx.state.auth.scopes,
+        });
+        ctx.status = 201;
+        ctx.set('Location', `/v1/api-keys/${created.key.id}`);
+        ctx.body = withToken(created, clock.now());
+      },
+    },
+  ];
+}

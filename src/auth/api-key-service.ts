@@ -1,0 +1,142 @@
+/**
+ * API keys: create (token shown once), list, revoke, rotate with an overlap window.
+ * Invariants: only the SHA-256 of a token is stored; a key never grants more than
+ * the key that created it holds; rotation never extends the old key's life.
+ */
+import type { Db } from '../db/knex.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import { AppError, notFound } from '../http/errors.js';
+import { paginate, type Page, type PageRequest } from '../http/pagination.js';
+import { workspaceStore } from '../workspaces/workspace-store.js';
+import { apiKeyStore, type ApiKeyRow } from './api-key-store.js';
+import type { ApiKeyJson } from './api-key-schemas.js';
+import { generateToken } from './api-key-token.js';
+import { expandScopes, type Scope } from './scopes.js';
+
+export function keyStatus(k: ApiKeyRow, now: Date): 'active' | 'expired' | 'revoked' {
+  if (k.revokedAt) return 'revoked';
+  if (k.expiresAt && k.expiresAt <= now) return 'expired';
+  return 'active';
+}
+
+export function presentApiKey(k: ApiKeyRow, mode: 'live' | 'test', now: Date): ApiKeyJson {
+  return {
+    id: k.id,
+    name: k.name,
+    token_prefix: k.tokenPrefix,
+    scopes: k.scopes,
+    mode,
+    workspace_id: k.workspaceId,
+    status: keyStatus(k, now),
+    rate_limit_per_minute: k.rateLimitPerMinute,
+    expires_at: k.expiresAt?.toISOString() ?? null,
+    revoked_at: k.revokedAt?.toISOString() ?? null,
+    last_used_at: k.lastUsedAt?.toISOString() ?? null,
+    rotated_from_id: k.rotatedFromId,
+    created_at: k.createdAt.toISOString(),
+  };
+}
+
+export interface CreateKeyInput {
+  workspaceId: string;
+  name: string;
+  scopes: string[];
+  expiresAt?: Date | null;
+  rateLimitPerMinute?: number | null;
+  /** Scopes of the key making the request; absent for the operator's CLI. */
+  grantorScopes?: readonly Scope[];
+  rotatedFromId?: string | null;
+}
+
+export interface CreatedKey {
+  key: ApiKeyRow;
+  token: string;
+  mode: 'live' | 'test';
+}
+
+export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: number }) {
+  const { clock } = deps;
+
+  async function create(db: Db, input: CreateKeyInput): Promise<CreatedKey> {
+    const workspace = await workspaceStore.findById(db, input.workspaceId);
+    if (!workspace) throw notFound('Workspace');
+    let scopes: Scope[];
+    try {
+      scopes = expandScopes(input.scopes);
+    } catch (err) {
+      throw new AppError('validation_error', (err as Error).message, { details: [{ field: 'scopes', error: (err as Error).message }] });
+    }
+    if (input.grantorScopes) {
+      const beyond = scopes.filter((s) => !input.grantorScopes!.includes(s));
+      if (beyond.length) {
+        throw new AppError('forbidden', `A key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { fields: { required_scope: beyond[0] } });
+      }
+    }
+    const now = clock.now();
+    if (input.expiresAt && input.expiresAt <= now) {
+      throw new AppError('validation_error', 'expires_at must be in the future', {
+        details: [{ field: 'expires_at', error: 'must be in the future', received: input.expiresAt.toISOString() }],
+      });
+    }
+    const mode = workspace.mode === 'sandbox' ? 'test' : 'live';
+    const { token, prefix, hash } = generateToken(mode);
+    const key = await apiKeyStore.insert(db, {
+      id: newId('key'),
+      workspaceId: workspace.id,
+      name: input.name,
+      tokenPrefix: prefix,
+      keyHash: hash,
+      scopes,
+      rateLimitPerMinute: input.rateLimitPerMinute ?? null,
+      expiresAt: input.expiresAt ?? null,
+      rotatedFromId: input.rotatedFromId ?? null,
+      createdAt: now,
+    });
+    return { key, token, mode };
+  }
+
+  async function get(db: Db, workspaceId: string, id: string): Promise<ApiKeyRow> {
+    const key = await apiKeyStore.findById(db, workspaceId, id);
+    if (!key) throw notFound('API key');
+    return key;
+  }
+
+  return {
+    create,
+    get,
+
+    list(db: Db, workspaceId: string, mode: 'live' | 'test', page: PageRequest, includeRevoked: boolean): Promise<Page<ApiKeyJson>> {
+      const now = clock.now();
+      return paginate(apiKeyStore.listQuery(db, workspaceId, includeRevoked), [['created_at', 'desc'], ['id', 'desc']], page,
+        (r) => presentApiKey(apiKeyStore.toRow(r), mode, now));
+    },
+
+    async revoke(db: Db, workspaceId: string, id: string): Promise<ApiKeyRow> {
+      const key = await apiKeyStore.revoke(db, workspaceId, id, clock.now());
+      if (!key) throw notFound('API key');
+      return key;
+    },
+
+    /** A new key with the same name, scopes and limit; the old one works for `overlapHours` more. */
+    async rotate(db: Db, workspaceId: string, id: string, opts: { overlapHours?: number; expiresAt?: Date | null; grantorScopes?: readonly Scope[] }): Promise<CreatedKey & { old: ApiKeyRow }> {
+      const old = await get(db, workspaceId, id);
+      const status = keyStatus(old, clock.now());
+      if (status !== 'active') throw new AppError('conflict', `API key ${id} is ${status} and cannot be rotated`);
+      const overlapMs = (opts.overlapHours ?? deps.rotationOverlapHours) * 3_600_000;
+      const created = await create(db, {
+        workspaceId,
+        name: old.name,
+        scopes: old.scopes,
+        rateLimitPerMinute: old.rateLimitPerMinute,
+        expiresAt: opts.expiresAt ?? null,
+        grantorScopes: opts.grantorScopes,
+        rotatedFromId: old.id,
+      });
+      await apiKeyStore.expireBy(db, workspaceId, old.id, new Date(clock.now().getTime() + overlapMs));
+      return { ...created, old: (await apiKeyStore.findById(db, workspaceId, old.id))! };
+    },
+  };
+}
+
+export type ApiKeyService = ReturnType<typeof createApiKeyService>;

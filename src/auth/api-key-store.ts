@@ -1,0 +1,143 @@
+import type { Db } from '../db/knex.js';
+import type { Scope } from './scopes.js';
+
+export interface ApiKeyRow {
+  id: string;
+  workspaceId: string;
+  name: string;
+  tokenPrefix: string;
+  scopes: Scope[];
+  rateLimitPerMinute: number | null;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+  rotatedFromId: string | null;
+  createdAt: Date;
+}
+
+export interface AuthenticatedKey {
+  key: ApiKeyRow;
+  keyHash: Buffer;
+  workspace: { id: string; name: string; mode: 'live' | 'sandbox' };
+  /** Requests counted in the current rate-limit window, this one included. */
+  windowCount: number;
+  /** Seconds until the current window ends. */
+  windowResetSeconds: number;
+}
+
+const COLUMNS = ['id', 'workspace_id', 'name', 'token_prefix', 'scopes', 'rate_limit_per_minute', 'expires_at', 'revoked_at', 'last_used_at', 'rotated_from_id', 'created_at'];
+
+function toRow(r: any): ApiKeyRow {
+  return {
+    id: r.id,
+    workspaceId: r.workspace_id,
+    name: r.name,
+    tokenPrefix: r.token_prefix,
+    scopes: r.scopes,
+    rateLimitPerMinute: r.rate_limit_per_minute,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    lastUsedAt: r.last_used_at,
+    rotatedFromId: r.rotated_from_id,
+    createdAt: r.created_at,
+  };
+}
+
+export interface NewApiKey {
+  id: string;
+  workspaceId: string;
+  name: string;
+  tokenPrefix: string;
+  keyHash: Buffer;
+  scopes: Scope[];
+  rateLimitPerMinute: number | null;
+  expiresAt: Date | null;
+  rotatedFromId: string | null;
+  createdAt: Date;
+}
+
+export const apiKeyStore = {
+  async insert(db: Db, k: NewApiKey): Promise<ApiKeyRow> {
+    const [row] = await db('api_keys').insert({
+      id: k.id,
+      workspace_id: k.workspaceId,
+      name: k.name,
+      token_prefix: k.tokenPrefix,
+      key_hash: k.keyHash,
+      scopes: k.scopes,
+      rate_limit_per_minute: k.rateLimitPerMinute,
+      expires_at: k.expiresAt,
+      rotated_from_id: k.rotatedFromId,
+      created_at: k.createdAt,
+    }).returning(COLUMNS);
+    return toRow(row);
+  },
+
+  async findById(db: Db, workspaceId: string, id: string): Promise<ApiKeyRow | null> {
+    const row = await db('api_keys').select(COLUMNS).where({ workspace_id: workspaceId, id }).first();
+    return row ? toRow(row) : null;
+  },
+
+  /** The list query for a workspace, for the pagination helper to order and page. */
+  listQuery(db: Db, workspaceId: string, includeRevoked: boolean) {
+    const q = db('api_keys').select(COLUMNS).where({ workspace_id: workspaceId });
+    return includeRevoked ? q : q.whereNull('revoked_at');
+  },
+  toRow,
+
+  async revoke(db: Db, workspaceId: string, id: string, at: Date): Promise<ApiKeyRow | null> {
+    const [row] = await db('api_keys')
+      .where({ workspace_id: workspaceId, id })
+      .update({ revoked_at: db.raw('coalesce(revoked_at, ?)', [at]) })
+      .returning(COLUMNS);
+    return row ? toRow(row) : null;
+  },
+
+  /** Moves expiry earlier only: an overlap never extends a key's life. */
+  async expireBy(db: Db, workspaceId: string, id: string, at: Date): Promise<void> {
+    await db('api_keys')
+      .where({ workspace_id: workspaceId, id })
+      .update({ expires_at: db.raw('least(coalesce(expires_at, ?), ?)', [at, at]) });
+  },
+
+  /**
+   * The hot path of every API request, in one round trip: find the live key by the
+   * hash of its token, count this request in the key's fixed one-minute window, and
+   * record last use at most once per `lastUsedIntervalSeconds` (no write per request).
+   * Time comes from the database clock so every replica agrees on windows and expiry.
+   */
+  async authenticate(db: Db, keyHash: Buffer, lastUsedIntervalSeconds: number): Promise<AuthenticatedKey | null> {
+    const { rows } = await db.raw(
+      `WITH k AS (
+         SELECT k.*, w.name AS ws_name, w.mode AS ws_mode
+         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
+         WHERE k.key_hash = ? AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+       ), hit AS (
+         INSERT INTO rate_limit_counters AS c (bucket, window_start, count)
+         SELECT 'key:' || k.id, date_trunc('minute', now()), 1 FROM k
+         ON CONFLICT (bucket, window_start) DO UPDATE SET count = c.count + 1
+         RETURNING count, window_start
+       ), touched AS (
+         UPDATE api_keys SET last_used_at = now()
+         FROM k
+         WHERE api_keys.id = k.id
+           AND (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => ?))
+         RETURNING api_keys.id
+       )
+       SELECT k.*, hit.count AS window_count,
+              ceil(extract(epoch FROM hit.window_start + interval '1 minute' - now()))::int AS window_reset_seconds,
+              (SELECT count(*) FROM touched) AS touched
+       FROM k, hit`,
+      [keyHash, lastUsedIntervalSeconds],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    return {
+      key: toRow(r),
+      keyHash: r.key_hash,
+      workspace: { id: r.workspace_id, name: r.ws_name, mode: r.ws_mode },
+      windowCount: r.window_count,
+      windowResetSeconds: Math.max(1, r.window_reset_seconds),
+    };
+  },
+};

@@ -1,0 +1,22 @@
+/** Every scope a key can hold (SPEC §4.1). */
+export const ALL_SCOPES = [
+  'read:tickets', 'write:tickets',
+  'read:contacts', 'write:contacts',
+  'read:messages', 'write:messages',
+  'read:analytics',
+  'manage:agents', 'manage:settings', 'manage:webhooks', 'manage:keys',
+] as const;
+
+export type Scope = (typeof ALL_SCOPES)[number];
+
+export function isScope(s: string): s is Scope {
+  return (ALL_SCOPES as readonly string[]).includes(s);
+}
+
+/** `['all']` means every scope; otherwise the list, deduplicated, in canonical order. Throws on unknown names. */
+export function expandScopes(requested: readonly string[]): Scope[] {
+  if (requested.includes('all')) return [...ALL_SCOPES];
+  const unknown = requested.filter((s) => !isScope(s));
+  if (unknown.length) throw new Error(`unknown scope${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  return ALL_SCOPES.filter((s) => requested.includes(s));
+}

@@ -1,0 +1,121 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** The whole runtime configuration: config/default.json, then config/<NODE_ENV>.json, then environment. */
+export interface Config {
+  readonly env: string;
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string | null;
+  readonly dataDir: string;
+  readonly embeddedPgPort: number;
+  readonly logLevel: string;
+  readonly schedulerEnabled: boolean;
+  /** Check every response against its declared schema (on in tests: catches contract drift). */
+  readonly validateResponses: boolean;
+  readonly telegram: {
+    readonly botToken: string | null;
+    readonly supportChatId: string | null;
+    readonly apiRoot: string;
+    readonly webhookUrl: string | null;
+    readonly webhookSecret: string | null;
+  };
+  readonly webhooks: { readonly allowPrivateTargets: boolean };
+  readonly http: { readonly bodyLimitBytes: number };
+  readonly rateLimit: { readonly defaultPerMinute: number };
+  readonly apiKeys: { readonly rotationOverlapHours: number; readonly lastUsedWriteIntervalSeconds: number };
+  readonly idempotency: { readonly retentionHours: number; readonly lockTimeoutMs: number };
+  readonly jobs: { readonly idempotencyCleanup: string };
+}
+
+/** Bad configuration: the message names the variable and what is wrong with it. */
+export class ConfigError extends Error {}
+
+const CONFIG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'config');
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function readJson(file: string): Record<string, unknown> {
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+}
+
+function merge(base: any, over: any): any {
+  const out: any = { ...base };
+  for (const [k, v] of Object.entries(over ?? {})) {
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) ? merge(base?.[k], v) : v;
+  }
+  return out;
+}
+
+function integer(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function boolean(name: string, raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes'].includes(v)) return true;
+  if (['false', '0', 'no'].includes(v)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function url(name: string, raw: string, protocols: string[]): string {
+  let parsed: URL;
+  try { parsed = new URL(raw); } catch { throw new ConfigError(`${name} is not a valid URL`); }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
+  }
+  return raw;
+}
+
+/** Reads, merges and validates configuration. Throws ConfigError naming the offending variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const nodeEnv = env.NODE_ENV || 'development';
+  const c = merge(readJson(path.join(CONFIG_DIR, 'default.json')), readJson(path.join(CONFIG_DIR, `${nodeEnv}.json`)));
+  c.env = nodeEnv;
+  const set = (name: string, apply: (raw: string) => void) => {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') apply(raw);
+  };
+  set('PORT', (v) => { c.port = integer('PORT', v, 0, 65535); });
+  set('HOST', (v) => { c.host = v; });
+  set('DATABASE_URL', (v) => { c.databaseUrl = url('DATABASE_URL', v, ['postgres:', 'postgresql:']); });
+  set('TOPICDESK_DATA_DIR', (v) => { c.dataDir = v; });
+  set('EMBEDDED_PG_PORT', (v) => { c.embeddedPgPort = integer('EMBEDDED_PG_PORT', v, 1, 65535); });
+  set('LOG_LEVEL', (v) => {
+    if (!LOG_LEVELS.includes(v)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`);
+    c.logLevel = v;
+  });
+  set('SCHEDULER_ENABLED', (v) => { c.schedulerEnabled = boolean('SCHEDULER_ENABLED', v); });
+  set('TELEGRAM_BOT_TOKEN', (v) => {
+    if (!/^\d+:[A-Za-z0-9_-]{20,}$/.test(v)) throw new ConfigError('TELEGRAM_BOT_TOKEN does not look like a bot token (123456:ABC…)');
+    c.telegram.botToken = v;
+  });
+  set('TELEGRAM_SUPPORT_CHAT_ID', (v) => {
+    if (!/^-?\d+$/.test(v)) throw new ConfigError(`TELEGRAM_SUPPORT_CHAT_ID must be a numeric chat id, got "${v}"`);
+    c.telegram.supportChatId = v;
+  });
+  set('TELEGRAM_API_ROOT', (v) => { c.telegram.apiRoot = url('TELEGRAM_API_ROOT', v, ['http:', 'https:']).replace(/\/+$/, ''); });
+  set('TELEGRAM_WEBHOOK_URL', (v) => { c.telegram.webhookUrl = url('TELEGRAM_WEBHOOK_URL', v, ['https:', 'http:']).replace(/\/+$/, ''); });
+  set('TELEGRAM_WEBHOOK_SECRET', (v) => {
+    // Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and -.
+    if (!/^[A-Za-z0-9_-]{1,256}$/.test(v)) throw new ConfigError('TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ or -');
+    c.telegram.webhookSecret = v;
+  });
+  set('WEBHOOK_ALLOW_PRIVATE_TARGETS', (v) => { c.webhooks.allowPrivateTargets = boolean('WEBHOOK_ALLOW_PRIVATE_TARGETS', v); });
+  if (c.telegram.supportChatId && !c.telegram.botToken) {
+    throw new ConfigError('TELEGRAM_SUPPORT_CHAT_ID is set but TELEGRAM_BOT_TOKEN is not');
+  }
+  c.dataDir = path.resolve(c.dataDir);
+  return deepFreeze(c) as Config;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

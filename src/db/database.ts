@@ -1,0 +1,35 @@
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { Logger } from '../lib/logger.js';
+import { createKnex, type Knex } from './knex.js';
+import { startEmbeddedPostgres } from './embedded-postgres.js';
+
+export interface Database {
+  readonly knex: Knex;
+  /** Closes the pool, then stops the embedded server if we started one. */
+  close(): Promise<void>;
+}
+
+/** DATABASE_URL when set; otherwise an embedded PostgreSQL under TOPICDESK_DATA_DIR. */
+export async function openDatabase(config: Config, logger: Logger, opts: { attachIfRunning?: boolean } = {}): Promise<Database> {
+  if (config.databaseUrl) {
+    const knex = createKnex(config.databaseUrl);
+    return { knex, close: () => knex.destroy() };
+  }
+  const dir = path.join(config.dataDir, 'postgres');
+  logger.info({ dir, port: config.embeddedPgPort }, 'starting embedded PostgreSQL');
+  const server = await startEmbeddedPostgres({
+    dir,
+    port: config.embeddedPgPort,
+    attachIfRunning: opts.attachIfRunning,
+    onLog: (line) => logger.debug({ postgres: line }),
+  });
+  const knex = createKnex(server.url);
+  return {
+    knex,
+    async close() {
+      await knex.destroy();
+      await server.stop();
+    },
+  };
+}

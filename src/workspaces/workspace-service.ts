@@ -1,0 +1,56 @@
+/**
+ * Workspaces are tenants. Created from the CLI (there is no API to create one: a key
+ * belongs to exactly one workspace); settings are read and patched through the API.
+ */
+import type { Db } from '../db/knex.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import { notFound } from '../http/errors.js';
+import type { PatchWorkspaceBody, WorkspaceJson } from './workspace-schemas.js';
+import { workspaceStore, type Workspace } from './workspace-store.js';
+
+export function presentWorkspace(w: Workspace): WorkspaceJson {
+  return {
+    id: w.id,
+    name: w.name,
+    mode: w.mode,
+    timezone: w.timezone,
+    auto_close_after_hours: w.autoCloseAfterHours,
+    daily_send_limit: w.dailySendLimit,
+    reopen_resolved_on_reply: w.reopenResolvedOnReply,
+    created_at: w.createdAt.toISOString(),
+    updated_at: w.updatedAt.toISOString(),
+  };
+}
+
+export function createWorkspaceService(deps: { clock: Clock }) {
+  return {
+    create(db: Db, input: { name: string; sandbox: boolean }): Promise<Workspace> {
+      const name = input.name.trim();
+      if (!name || name.length > 200) throw new Error('workspace name must be 1-200 characters');
+      return workspaceStore.insert(db, { id: newId('ws'), name, mode: input.sandbox ? 'sandbox' : 'live', createdAt: deps.clock.now() });
+    },
+
+    async get(db: Db, id: string): Promise<Workspace> {
+      const w = await workspaceStore.findById(db, id);
+      if (!w) throw notFound('Workspace');
+      return w;
+    },
+
+    list: (db: Db) => workspaceStore.list(db),
+
+    async update(db: Db, id: string, body: PatchWorkspaceBody): Promise<Workspace> {
+      const w = await workspaceStore.update(db, id, {
+        name: body.name,
+        timezone: body.timezone,
+        autoCloseAfterHours: body.auto_close_after_hours,
+        dailySendLimit: body.daily_send_limit,
+        reopenResolvedOnReply: body.reopen_resolved_on_reply,
+      }, deps.clock.now());
+      if (!w) throw notFound('Workspace');
+      return w;
+    },
+  };
+}
+
+export type WorkspaceService = ReturnType<typeof createWorkspaceService>;
