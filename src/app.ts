@@ -43,8 +43,8 @@ export function createApp(deps: Deps, opts: AppOptions) {
   ];
   let openApiDoc: object | undefined;
   let docsHtml: string | undefined;
-  const openApi = () => (openApiDoc ??= buildOpenApi(apiRoutes, VERSION));
-  const routes = [
+  const openApi = () => (openApiDoc ??= buildOpenApi(routes, VERSION));
+  const routes: RouteDef[] = [
     ...systemRoutes({ db, registry: metrics.registry, openApi, docsPage: () => (docsHtml ??= renderDocsPage(openApi() as any)) }),
     ...apiRoutes,
   ];
