@@ -13,10 +13,15 @@ export function isScope(s: string): s is Scope {
   return (ALL_SCOPES as readonly string[]).includes(s);
 }
 
-/** `['all']` means every scope; otherwise the list, deduplicated, in canonical order. Throws on unknown names. */
+/**
+ * `all` means every scope; otherwise the list, deduplicated, in canonical order.
+ * Throws on an empty list and on unknown names (also next to `all`: a typo is never
+ * silently swallowed).
+ */
 export function expandScopes(requested: readonly string[]): Scope[] {
-  if (requested.includes('all')) return [...ALL_SCOPES];
-  const unknown = requested.filter((s) => !isScope(s));
+  if (requested.length === 0) throw new Error('at least one scope is required');
+  const unknown = requested.filter((s) => s !== 'all' && !isScope(s));
   if (unknown.length) throw new Error(`unknown scope${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  if (requested.includes('all')) return [...ALL_SCOPES];
   return ALL_SCOPES.filter((s) => requested.includes(s));
 }

@@ -1,0 +1,117 @@
+/**
+ * Shared benchmark plumbing: a PostgreSQL (embedded in a temp dir, or BENCH_DATABASE_URL),
+ * the real service started as its own process (so the load generator does not share its
+ * event loop), and autocannon runs summarised as p50/p99/req/s.
+ */
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, chmodSync, openSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { createKnex, type Knex } from '../src/db/knex.js';
+import { migrateLatest } from '../src/db/migrate.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface BenchEnv {
+  knex: Knex;
+  databaseUrl: string;
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+/** A migrated database and the service listening on it. */
+export async function startBenchEnv(): Promise<BenchEnv> {
+  let databaseUrl = process.env.BENCH_DATABASE_URL;
+  let stopPg = async () => {};
+  let dir: string | null = null;
+  if (!databaseUrl) {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'topicdesk-bench-'));
+    chmodSync(dir, 0o755);
+    // Durable settings, as in production: fsync and synchronous_commit stay on.
+    const pg = await startEmbeddedPostgres({ dir, port: await freePort() });
+    databaseUrl = pg.url;
+    stopPg = () => pg.stop();
+  }
+  const knex = createKnex(databaseUrl, 4);
+  await migrateLatest(knex);
+  const port = await freePort();
+  const devNull = openSync('/dev/null', 'w');
+  const server: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', SCHEDULER_ENABLED: 'false' },
+    stdio: ['ignore', devNull, 'inherit'],
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${baseUrl}/readyz`)).ok) break;
+    } catch { /* not up yet */ }
+    if (server.exitCode !== null || Date.now() > deadline) throw new Error('the service did not start');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    knex,
+    databaseUrl,
+    baseUrl,
+    async close() {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+      await knex.destroy();
+      await stopPg();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface BenchResult {
+  name: string;
+  connections: number;
+  seconds: number;
+  requests: number;
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+export async function run(name: string, opts: autocannon.Options & { warmupSeconds?: number }): Promise<BenchResult> {
+  const { warmupSeconds = 2, ...options } = opts;
+  if (warmupSeconds > 0) await autocannon({ ...options, duration: warmupSeconds });
+  const r = await autocannon(options);
+  const result = {
+    name,
+    connections: options.connections ?? 10,
+    seconds: Number(options.duration ?? 10),
+    requests: r.requests.total,
+    rps: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p90: r.latency.p90,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+  };
+  process.stderr.write(`${name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}\n`);
+  return result;
+}
+
+export function table(results: BenchResult[]): string {
+  const head = '| scenario | conns | req/s | p50 ms | p90 ms | p99 ms | non-2xx | errors |\n|---|---|---|---|---|---|---|---|';
+  return [head, ...results.map((r) => `| ${r.name} | ${r.connections} | ${r.rps} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.non2xx} | ${r.errors} |`)].join('\n');
+}
