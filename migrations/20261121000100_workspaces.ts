@@ -12,8 +12,8 @@ export async function up(knex: Knex): Promise<void> {
       auto_close_after_hours    integer NOT NULL DEFAULT 72 CHECK (auto_close_after_hours > 0),
       daily_send_limit          integer NOT NULL DEFAULT 50 CHECK (daily_send_limit >= 0),
       reopen_resolved_on_reply  boolean NOT NULL DEFAULT true,
-      created_at                timestamptz NOT NULL DEFAULT now(),
-      updated_at                timestamptz NOT NULL DEFAULT now()
+      created_at                timestamptz(3) NOT NULL DEFAULT now(),
+      updated_at                timestamptz(3) NOT NULL DEFAULT now()
     );
     INSERT INTO workspaces (id, name, mode) VALUES ('ws_default', 'Default', 'live');
   `);

@@ -12,11 +12,11 @@ export async function up(knex: Knex): Promise<void> {
       key_hash               bytea NOT NULL UNIQUE,
       scopes                 text[] NOT NULL,
       rate_limit_per_minute  integer CHECK (rate_limit_per_minute > 0),
-      expires_at             timestamptz,
-      revoked_at             timestamptz,
-      last_used_at           timestamptz,
+      expires_at             timestamptz(3),
+      revoked_at             timestamptz(3),
+      last_used_at           timestamptz(3),
       rotated_from_id        text REFERENCES api_keys(id) ON DELETE SET NULL,
-      created_at             timestamptz NOT NULL DEFAULT now()
+      created_at             timestamptz(3) NOT NULL DEFAULT now()
     );
     CREATE INDEX api_keys_workspace_idx ON api_keys (workspace_id, created_at DESC, id DESC);
     CREATE INDEX api_keys_rotated_from_idx ON api_keys (rotated_from_id) WHERE rotated_from_id IS NOT NULL;

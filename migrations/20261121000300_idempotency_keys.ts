@@ -14,7 +14,7 @@ export async function up(knex: Knex): Promise<void> {
       response_type     text,
       response_headers  jsonb NOT NULL DEFAULT '{}',
       response_body     text,
-      created_at        timestamptz NOT NULL DEFAULT now(),
+      created_at        timestamptz(3) NOT NULL DEFAULT now(),
       PRIMARY KEY (workspace_id, key)
     );
     -- the cleanup job deletes by age

@@ -6,7 +6,7 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     CREATE UNLOGGED TABLE rate_limit_counters (
       bucket        text NOT NULL,
-      window_start  timestamptz NOT NULL,
+      window_start  timestamptz(3) NOT NULL,
       count         integer NOT NULL,
       PRIMARY KEY (bucket, window_start)
     );

@@ -5,10 +5,10 @@ export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     CREATE TABLE job_runs (
       job          text NOT NULL,
-      tick         timestamptz NOT NULL,
+      tick         timestamptz(3) NOT NULL,
       runner       text NOT NULL,
-      started_at   timestamptz NOT NULL DEFAULT now(),
-      finished_at  timestamptz,
+      started_at   timestamptz(3) NOT NULL DEFAULT now(),
+      finished_at  timestamptz(3),
       status       text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'succeeded', 'failed')),
       error        text,
       PRIMARY KEY (job, tick)

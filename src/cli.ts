@@ -12,6 +12,7 @@ import { migrateLatest } from './db/migrate.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 import { presentApiKey } from './auth/api-key-service.js';
+import { apiKeyStore } from './auth/api-key-store.js';
 import { AppError } from './http/errors.js';
 import { seedDemo } from '../seeds/demo.js';
 
@@ -26,11 +27,15 @@ const USAGE = `usage: topicdesk <command>
 
 class UsageError extends Error {}
 
-/** `30d`, `12h`, `90m` → milliseconds. */
+const MAX_DURATION_MS = 100 * 366 * 86_400_000;
+
+/** `30d`, `12h`, `90m` → milliseconds (at most about a hundred years). */
 export function parseDuration(text: string): number {
-  const m = /^(\d+)\s*([dhm])$/.exec(text.trim());
-  if (!m || Number(m[1]) === 0) throw new UsageError(`--expires-in must look like 30d, 12h or 90m, got "${text}"`);
-  return Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm'];
+  const m = /^(\d{1,9})\s*([dhm])$/.exec(text.trim());
+  const ms = m ? Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm'] : 0;
+  if (!m || ms === 0) throw new UsageError(`--expires-in must look like 30d, 12h or 90m, got "${text}"`);
+  if (ms > MAX_DURATION_MS) throw new UsageError(`--expires-in must be at most 36600d, got "${text}"`);
+  return ms;
 }
 
 const workspaceId = (v: string | undefined) => (!v || v === 'default' ? 'ws_default' : v);
@@ -96,7 +101,8 @@ async function runCommand(argv: string[], db: Knex, services: Services): Promise
     }
     case 'keys revoke': {
       if (!arg) throw new UsageError('keys revoke needs the key id');
-      const ws = await services.workspaces.get(db, workspaceId(o.workspace));
+      // Key ids are unique across workspaces: without --workspace the key is found wherever it is.
+      const ws = await services.workspaces.get(db, o.workspace ? workspaceId(o.workspace) : (await apiKeyStore.workspaceOf(db, arg)) ?? 'ws_default');
       const key = await services.apiKeys.revoke(db, ws.id, arg);
       return print(!!o.json, presentApiKey(key, ws.mode === 'sandbox' ? 'test' : 'live', new Date()), `revoked ${key.id}`);
     }
@@ -106,9 +112,14 @@ async function runCommand(argv: string[], db: Knex, services: Services): Promise
 }
 
 async function main(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
+  if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(USAGE + '\n');
-    return argv.length === 0 ? 1 : 0;
+    return 0;
+  }
+  if (argv.length === 0) {
+    // A failure like any other (one line on stderr), with the usage on stdout to help.
+    process.stdout.write(USAGE + '\n');
+    throw new UsageError('no command given');
   }
   const config = loadConfig();
   // Logs go to stderr at warn and above: stdout is the command's answer (and may be JSON).
@@ -124,13 +135,28 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** One clear line for any failure: never SQL text, never a stack, never an empty message. */
+export function describeError(err: unknown): string {
+  if (err instanceof UsageError) return `${err.message} (topicdesk --help shows the usage)`;
+  if (err instanceof AppError) return err.detail;
+  const e = err as { message?: unknown; code?: unknown; name?: unknown; errors?: unknown[] } | null | undefined;
+  // Node reports a refused connection to a host with several addresses as an AggregateError with no message.
+  if (err instanceof AggregateError && err.errors.length && !err.message) return describeError(err.errors[0]);
+  let msg = typeof e?.message === 'string' ? e.message : String(err);
+  if (typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) {
+    // A PostgreSQL error: knex puts the SQL text in front of the server's message.
+    const i = msg.lastIndexOf(' - ');
+    if (i >= 0) msg = msg.slice(i + 3);
+    msg = `database error ${e.code}: ${msg}`;
+  }
+  const line = msg.split('\n').map((l) => l.trim()).find(Boolean);
+  return line || (typeof e?.code === 'string' ? e.code : '') || (typeof e?.name === 'string' ? e.name : '') || 'unexpected error';
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    const msg = err instanceof UsageError ? `${err.message}\n${USAGE}`
-      : err instanceof AppError ? err.detail
-      : (err as Error)?.message ?? String(err);
-    process.stderr.write(`topicdesk: ${msg.split('\n')[0]}\n`);
+    process.stderr.write(`topicdesk: ${describeError(err)}\n`);
     process.exit(1);
   },
 );

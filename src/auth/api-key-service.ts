@@ -59,6 +59,19 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
   const { clock } = deps;
 
   async function create(db: Db, input: CreateKeyInput): Promise<CreatedKey> {
+    // The API validates its body with JSON Schema; the CLI and seeds come straight here,
+    // so the same limits are checked again (instead of surfacing a constraint violation).
+    if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > 100) {
+      throw new AppError('validation_error', 'name must be 1-100 characters', { details: [{ field: 'name', error: 'must be 1-100 characters' }] });
+    }
+    if (input.expiresAt && !Number.isFinite(input.expiresAt.getTime())) {
+      throw new AppError('validation_error', 'expires_at is not a valid time', { details: [{ field: 'expires_at', error: 'is not a valid time' }] });
+    }
+    if (input.rateLimitPerMinute != null && !(Number.isInteger(input.rateLimitPerMinute) && input.rateLimitPerMinute >= 1)) {
+      throw new AppError('validation_error', 'rate_limit_per_minute must be a positive whole number', {
+        details: [{ field: 'rate_limit_per_minute', error: 'must be a positive whole number', received: input.rateLimitPerMinute }],
+      });
+    }
     const workspace = await workspaceStore.findById(db, input.workspaceId);
     if (!workspace) throw notFound('Workspace');
     let scopes: Scope[];
@@ -120,21 +133,24 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
 
     /** A new key with the same name, scopes and limit; the old one works for `overlapHours` more. */
     async rotate(db: Db, workspaceId: string, id: string, opts: { overlapHours?: number; expiresAt?: Date | null; grantorScopes?: readonly Scope[] }): Promise<CreatedKey & { old: ApiKeyRow }> {
-      const old = await get(db, workspaceId, id);
-      const status = keyStatus(old, clock.now());
-      if (status !== 'active') throw new AppError('conflict', `API key ${id} is ${status} and cannot be rotated`);
-      const overlapMs = (opts.overlapHours ?? deps.rotationOverlapHours) * 3_600_000;
-      const created = await create(db, {
-        workspaceId,
-        name: old.name,
-        scopes: old.scopes,
-        rateLimitPerMinute: old.rateLimitPerMinute,
-        expiresAt: opts.expiresAt ?? null,
-        grantorScopes: opts.grantorScopes,
-        rotatedFromId: old.id,
+      // One transaction: either the replacement exists and the old key's end is set, or neither.
+      return db.transaction(async (trx) => {
+        const old = await get(trx, workspaceId, id);
+        const status = keyStatus(old, clock.now());
+        if (status !== 'active') throw new AppError('conflict', `API key ${id} is ${status} and cannot be rotated`);
+        const overlapMs = (opts.overlapHours ?? deps.rotationOverlapHours) * 3_600_000;
+        const created = await create(trx, {
+          workspaceId,
+          name: old.name,
+          scopes: old.scopes,
+          rateLimitPerMinute: old.rateLimitPerMinute,
+          expiresAt: opts.expiresAt ?? null,
+          grantorScopes: opts.grantorScopes,
+          rotatedFromId: old.id,
+        });
+        await apiKeyStore.expireBy(trx, workspaceId, old.id, new Date(clock.now().getTime() + overlapMs));
+        return { ...created, old: (await apiKeyStore.findById(trx, workspaceId, old.id))! };
       });
-      await apiKeyStore.expireBy(db, workspaceId, old.id, new Date(clock.now().getTime() + overlapMs));
-      return { ...created, old: (await apiKeyStore.findById(db, workspaceId, old.id))! };
     },
   };
 }

@@ -73,6 +73,12 @@ export const apiKeyStore = {
     return toRow(row);
   },
 
+  /** The workspace a key belongs to, whichever it is (operator tools only: no tenant check). */
+  async workspaceOf(db: Db, id: string): Promise<string | null> {
+    const row = await db('api_keys').select('workspace_id').where({ id }).first();
+    return row?.workspace_id ?? null;
+  },
+
   async findById(db: Db, workspaceId: string, id: string): Promise<ApiKeyRow | null> {
     const row = await db('api_keys').select(COLUMNS).where({ workspace_id: workspaceId, id }).first();
     return row ? toRow(row) : null;

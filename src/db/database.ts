@@ -11,9 +11,14 @@ export interface Database {
 }
 
 /** DATABASE_URL when set; otherwise an embedded PostgreSQL under TOPICDESK_DATA_DIR. */
+const knexLog = (logger: Logger) => ({
+  warn: (msg: unknown) => logger.warn({ knex: String(msg) }, 'database warning'),
+  error: (msg: unknown) => logger.error({ knex: String(msg) }, 'database error'),
+});
+
 export async function openDatabase(config: Config, logger: Logger, opts: { attachIfRunning?: boolean } = {}): Promise<Database> {
   if (config.databaseUrl) {
-    const knex = createKnex(config.databaseUrl);
+    const knex = createKnex(config.databaseUrl, 10, knexLog(logger));
     return { knex, close: () => knex.destroy() };
   }
   const dir = path.join(config.dataDir, 'postgres');
@@ -24,7 +29,7 @@ export async function openDatabase(config: Config, logger: Logger, opts: { attac
     attachIfRunning: opts.attachIfRunning,
     onLog: (line) => logger.debug({ postgres: line }),
   });
-  const knex = createKnex(server.url);
+  const knex = createKnex(server.url, 10, knexLog(logger));
   return {
     knex,
     async close() {

@@ -9,11 +9,16 @@ export type Db = Knex | Knex.Transaction;
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number(v));
 
-export function createKnex(connectionString: string, poolMax = 10): Knex {
+/** Where knex's own warnings go; without one they are dropped (knex would print to the console). */
+export interface KnexLog { warn(msg: unknown): void; error(msg: unknown): void }
+
+export function createKnex(connectionString: string, poolMax = 10, log?: KnexLog): Knex {
+  const quiet = () => undefined;
   return knexFactory({
     client: 'pg',
     connection: { connectionString, application_name: 'topicdesk' },
     pool: { min: 0, max: poolMax },
     acquireConnectionTimeout: 10_000,
+    log: { warn: log?.warn ?? quiet, error: log?.error ?? quiet, deprecate: quiet, debug: quiet },
   });
 }
