@@ -136,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** One clear line for any failure: never SQL text, never a stack, never an empty message. */
-export function describeError(err: unknown): string {
+function describeError(err: unknown): string {
   if (err instanceof UsageError) return `${err.message} (topicdesk --help shows the usage)`;
   if (err instanceof AppError) return err.detail;
   const e = err as { message?: unknown; code?: unknown; name?: unknown; errors?: unknown[] } | null | undefined;

@@ -78,6 +78,19 @@ export function renderProblem(ctx: Context, err: AppError): void {
   ctx.type = 'application/problem+json';
 }
 
+// SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown),
+// 53300 (too many connections), plus socket errors and knex's pool-acquire timeout.
+const UNAVAILABLE_CODES = /^(08...|57P0[1-3]|53300|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND)$/;
+
+/** The database cannot be reached (as opposed to a query that is wrong). */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; message?: string };
+  if (!e) return false;
+  if (e.name === 'KnexTimeoutError') return true;
+  if (typeof e.code === 'string' && UNAVAILABLE_CODES.test(e.code)) return true;
+  return /Connection terminated|connect ECONNREFUSED/.test(e.message ?? '');
+}
+
 /** Maps anything thrown to an AppError; errors we did not anticipate are logged and hidden. */
 export function toAppError(err: unknown, logger: Logger, requestId: string): AppError {
   if (err instanceof AppError) return err;
@@ -89,6 +102,10 @@ export function toAppError(err: unknown, logger: Logger, requestId: string): App
     return new AppError('invalid_json', 'The request body is not valid JSON');
   }
   if (e?.type === 'request.aborted') return new AppError('bad_request', 'The request was aborted by the client');
+  if (isDatabaseUnavailable(err)) {
+    logger.warn({ err, request_id: requestId }, 'database unavailable');
+    return new AppError('service_unavailable', 'The service cannot reach its database right now; retry shortly', { headers: { 'Retry-After': '5' } });
+  }
   logger.error({ err, request_id: requestId }, 'unhandled error');
   return new AppError('internal_error', 'Something went wrong on our side; the request id helps us find out what');
 }

@@ -5,7 +5,7 @@
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import { notFound } from '../http/errors.js';
+import { AppError, notFound } from '../http/errors.js';
 import type { PatchWorkspaceBody, WorkspaceJson } from './workspace-schemas.js';
 import { workspaceStore, type Workspace } from './workspace-store.js';
 
@@ -21,6 +21,14 @@ export function presentWorkspace(w: Workspace): WorkspaceJson {
     created_at: w.createdAt.toISOString(),
     updated_at: w.updatedAt.toISOString(),
   };
+}
+
+/**
+ * The runtime's canonical spelling of an IANA zone (`europe/berlin` → `Europe/Berlin`),
+ * so what is stored is what every consumer (Intl, PostgreSQL) recognises and clients see.
+ */
+export function canonicalTimeZone(name: string): string {
+  return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
 }
 
 export function createWorkspaceService(deps: { clock: Clock }) {
@@ -40,9 +48,13 @@ export function createWorkspaceService(deps: { clock: Clock }) {
     list: (db: Db) => workspaceStore.list(db),
 
     async update(db: Db, id: string, body: PatchWorkspaceBody): Promise<Workspace> {
+      const name = body.name?.trim();
+      if (name === '') {
+        throw new AppError('validation_error', 'name must not be blank', { details: [{ field: 'name', error: 'must not be blank', received: body.name }] });
+      }
       const w = await workspaceStore.update(db, id, {
-        name: body.name,
-        timezone: body.timezone,
+        name,
+        timezone: body.timezone === undefined ? undefined : canonicalTimeZone(body.timezone),
         autoCloseAfterHours: body.auto_close_after_hours,
         dailySendLimit: body.daily_send_limit,
         reopenResolvedOnReply: body.reopen_resolved_on_reply,

@@ -183,6 +183,10 @@ describe('HTTP conventions', () => {
         const down = createTestApp(dead);
         expectProblem(await down.request.get('/readyz'), 503, 'service_unavailable');
         assert.equal((await down.request.get('/healthz')).status, 200);
+        // Any API call while the database is away: 503 with Retry-After, not a 500.
+        const res = await down.request.get('/v1/me').set('Authorization', auth);
+        expectProblem(res, 503, 'service_unavailable');
+        assert.equal(res.headers['retry-after'], '5');
       } finally {
         await dead.destroy();
       }
