@@ -123,8 +123,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig();
   // Logs go to stderr at warn and above: stdout is the command's answer (and may be JSON).
-  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn', process.stderr as any);
-  const database = await openDatabase(config, logger, { attachIfRunning: true });
+  const level = process.env.LOG_LEVEL || 'warn';
+  const logger = createLogger(level, process.stderr as any);
+  // A failed command is reported as one line on stderr; knex's own warnings and errors about
+  // the same failure (e.g. "Acquire connection error") would add more. They are shown only
+  // when the operator asks for detail (LOG_LEVEL=info or more verbose).
+  const verbose = ['info', 'debug', 'trace'].includes(level);
+  const database = await openDatabase(config, verbose ? logger : logger.child({}, { level: 'fatal' }), { attachIfRunning: true });
   try {
     const db = database.knex;
     if (argv[0] !== 'migrate') await migrateLatest(db);
@@ -139,12 +144,12 @@ async function main(argv: string[]): Promise<number> {
 function describeError(err: unknown): string {
   if (err instanceof UsageError) return `${err.message} (topicdesk --help shows the usage)`;
   if (err instanceof AppError) return err.detail;
-  const e = err as { message?: unknown; code?: unknown; name?: unknown; errors?: unknown[] } | null | undefined;
+  const e = err as { message?: unknown; code?: unknown; name?: unknown; severity?: unknown } | null | undefined;
   // Node reports a refused connection to a host with several addresses as an AggregateError with no message.
   if (err instanceof AggregateError && err.errors.length && !err.message) return describeError(err.errors[0]);
   let msg = typeof e?.message === 'string' ? e.message : String(err);
-  if (typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) {
-    // A PostgreSQL error: knex puts the SQL text in front of the server's message.
+  if (typeof e?.severity === 'string' && typeof e?.code === 'string') {
+    // A PostgreSQL error (it has a severity and a SQLSTATE): knex puts the SQL text in front of the server's message.
     const i = msg.lastIndexOf(' - ');
     if (i >= 0) msg = msg.slice(i + 3);
     msg = `database error ${e.code}: ${msg}`;

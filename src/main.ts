@@ -1,20 +1,25 @@
 /**
  * Start-up: config → database (embedded or DATABASE_URL) → migrations → services →
- * HTTP + scheduler. SIGTERM/SIGINT stop them in reverse order.
+ * HTTP + scheduler. SIGTERM/SIGINT stop them in reverse order — also during start-up,
+ * once the step in progress has finished. Start-up failures: exit 1, one line on stderr.
  */
 import type { Server } from 'node:http';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createServices } from './container.js';
-import { openDatabase } from './db/database.js';
+import { openDatabase, type Database } from './db/database.js';
 import { migrateLatest } from './db/migrate.js';
 import { cleanupJob } from './jobs/cleanup-job.js';
-import { createScheduler } from './jobs/scheduler.js';
+import { createScheduler, type Scheduler } from './jobs/scheduler.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 
+/** How long shutdown waits for in-flight requests before closing their connections. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/** Start-up failure: exit 1 with one line on stderr (messages from drivers may span lines). */
 function fail(message: string): never {
-  process.stderr.write(`topicdesk: ${message}\n`);
+  process.stderr.write(`topicdesk: ${message.replace(/\s*\n\s*/g, ' ').trim()}\n`);
   process.exit(1);
 }
 
@@ -28,53 +33,91 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
 
-  const database = await openDatabase(config, logger).catch((err) => fail(`database: ${(err as Error).message}`));
-  const db = database.knex;
-  const applied = await migrateLatest(db).catch(async (err) => {
-    await database.close();
-    fail(`migrations failed: ${(err as Error).message}`);
-  });
-  if (applied.length) logger.info({ applied }, 'migrations applied');
-
-  const deps = { config, db, logger, clock: systemClock };
-  const services = createServices(deps);
-  const app = createApp(deps, { services, processMetrics: true });
-  const scheduler = createScheduler({
-    db, logger,
-    jobs: [cleanupJob({ schedule: config.jobs.idempotencyCleanup, idempotencyRetentionHours: config.idempotency.retentionHours })],
-  });
-
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
-  }).catch(async (err) => {
-    await database.close();
-    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
-  }) as Server;
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  logger.info({ url: `http://${config.host}:${port}` }, `topicdesk listening on http://${config.host}:${port}`);
-  if (config.schedulerEnabled) scheduler.start();
-
+  // What has started so far; a signal stops exactly that, in reverse order.
+  let database: Database | undefined;
+  let server: Server | undefined;
+  let scheduler: Scheduler | undefined;
+  let started = false;
   let stopping = false;
-  const stop = async (signal: string) => {
+
+  const shutdown = async (): Promise<never> => {
+    try {
+      if (server) {
+        const s = server;
+        // Let in-flight requests finish; after a grace period, cut connections that linger.
+        const force = setTimeout(() => s.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        force.unref();
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeIdleConnections();
+        });
+        clearTimeout(force);
+      }
+      await scheduler?.stop();
+      await database?.close();
+    } catch (err) {
+      logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+    logger.info('stopped');
+    process.exit(0);
+  };
+  // Installed before anything starts: a SIGTERM during start-up (say while the embedded
+  // PostgreSQL initialises) must not kill us and orphan the database. Start-up finishes its
+  // current step, then stops instead of carrying on.
+  const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    });
-    await scheduler.stop();
-    await database.close();
-    logger.info('stopped');
-    process.exit(0);
+    if (started) void shutdown();
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  database = await openDatabase(config, logger).catch((err) => fail(`database: ${(err as Error).message}`));
+  if (stopping) return shutdown();
+  const opened = database;
+  closeOnCrash = () => opened.close();
+  const db = opened.knex;
+  const applied = await migrateLatest(db).catch(async (err) => {
+    await opened.close();
+    fail(`migrations failed: ${(err as Error).message}`);
+  });
+  if (applied.length) logger.info({ applied }, 'migrations applied');
+  if (stopping) return shutdown();
+
+  const deps = { config, db, logger, clock: systemClock };
+  const services = createServices(deps);
+  const app = createApp(deps, { services, processMetrics: true });
+  scheduler = createScheduler({
+    db, logger,
+    jobs: [cleanupJob({ schedule: config.jobs.idempotencyCleanup, idempotencyRetentionHours: config.idempotency.retentionHours })],
+  });
+
+  server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, config.host, () => resolve(s));
+    s.once('error', reject);
+  }).catch(async (err) => {
+    await opened.close();
+    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+  });
+  if (stopping) return shutdown();
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({ url: `http://${config.host}:${port}` }, `topicdesk listening on http://${config.host}:${port}`);
+  if (config.schedulerEnabled) scheduler.start();
+  started = true;
 }
 
-main().catch((err) => fail((err as Error)?.stack ?? String(err)));
+/** Closes the database (and stops the embedded server) if a crash happens after it opened. */
+let closeOnCrash: (() => Promise<void>) | undefined;
+
+main().catch(async (err) => {
+  // A bug, not an operator error: keep the stack, but never leave an embedded PostgreSQL behind.
+  await closeOnCrash?.().catch(() => undefined);
+  process.stderr.write(`topicdesk: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -5,6 +5,9 @@ import type { Clock } from '../lib/clock.js';
 import { apiKeySchema, apiKeyWithTokenSchema, createApiKeyBody, listApiKeysQuery, meSchema, rotateApiKeyBody, type CreateApiKeyBody, type RotateApiKeyBody } from './api-key-schemas.js';
 import { presentApiKey, type ApiKeyService, type CreatedKey } from './api-key-service.js';
 
+/** Tokens are shown once: an Idempotency-Key replay answers token: null (the store never keeps it). */
+const hideToken = (body: Record<string, unknown>) => ({ ...body, token: null });
+
 const withToken = (c: CreatedKey, now: Date) => ({ ...presentApiKey(c.key, c.mode, now), token: c.token });
 
 export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
@@ -43,6 +46,7 @@ export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
       summary: 'Create an API key; the token is in this response only',
       body: createApiKeyBody,
       responses: { 201: { description: 'The new key with its token', schema: apiKeyWithTokenSchema } },
+      replayBody: hideToken,
       async handler(ctx) {
         const b = ctx.state.input.body as CreateApiKeyBody;
         const created = await keys.create(ctx.state.db, {
@@ -61,7 +65,7 @@ export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
     {
       method: 'get', path: '/v1/api-keys/:id', tag: 'api-keys', auth: 'key', scope: 'manage:keys',
       summary: 'One API key',
-      params: idParams('key'),
+      params: idParams('key'), notFoundLabel: 'API key',
       responses: { 200: { description: 'The key', schema: apiKeySchema } },
       async handler(ctx) {
         ctx.body = presentApiKey(await keys.get(ctx.state.db, ws(ctx), ctx.state.input.params.id), mode(ctx), clock.now());
@@ -70,7 +74,7 @@ export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
     {
       method: 'delete', path: '/v1/api-keys/:id', tag: 'api-keys', auth: 'key', scope: 'manage:keys',
       summary: 'Revoke an API key at once',
-      params: idParams('key'),
+      params: idParams('key'), notFoundLabel: 'API key',
       responses: { 200: { description: 'The revoked key', schema: apiKeySchema } },
       async handler(ctx) {
         ctx.body = presentApiKey(await keys.revoke(ctx.state.db, ws(ctx), ctx.state.input.params.id), mode(ctx), clock.now());
@@ -79,9 +83,10 @@ export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
     {
       method: 'post', path: '/v1/api-keys/:id/rotate', tag: 'api-keys', auth: 'key', scope: 'manage:keys',
       summary: 'Issue a replacement key; the old one keeps working for the overlap window (24 h by default)',
-      params: idParams('key'),
+      params: idParams('key'), notFoundLabel: 'API key',
       body: rotateApiKeyBody,
       responses: { 201: { description: 'The replacement key with its token', schema: apiKeyWithTokenSchema } },
+      replayBody: hideToken,
       async handler(ctx) {
         const b = ctx.state.input.body as RotateApiKeyBody;
         const created = await keys.rotate(ctx.state.db, ws(ctx), ctx.state.input.params.id, {

@@ -35,7 +35,10 @@ export const apiKeySchema = {
 export const apiKeyWithTokenSchema = {
   ...apiKeySchema,
   required: [...apiKeySchema.required, 'token'],
-  properties: { ...apiKeySchema.properties, token: { type: 'string', description: 'Shown once: store it now' } },
+  properties: {
+    ...apiKeySchema.properties,
+    token: { type: ['string', 'null'], description: 'Shown once: store it now. null on an Idempotency-Key replay, which never returns the secret again' },
+  },
 } as const;
 
 export const createApiKeyBody = {

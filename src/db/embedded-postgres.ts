@@ -11,6 +11,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -134,15 +135,19 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const pidFile = path.join(pgData, 'postmaster.pid');
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-    if (pid > 0 && isAlive(pid)) {
+    if (pid > 0 && isPostgres(pid)) {
       if (opts.attachIfRunning) return attach(pidFile, password, opts.database ?? 'topicdesk');
-      throw new Error(`embedded PostgreSQL in ${pgData} is already running (pid ${pid}): another topicdesk uses TOPICDESK_DATA_DIR=${dir}`);
+      throw new Error(`embedded PostgreSQL in ${pgData} is already running (pid ${pid}): another topicdesk uses TOPICDESK_DATA_DIR=${dir}` +
+        ` (or one that was killed left it running: stop it with kill -INT ${pid})`);
     }
   }
 
+  await assertPortFree(opts.port);
   const flags = ['-D', pgData, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
   if (opts.fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
-  const child = spawn(postgres, flags, { ...as, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // detached: its own process group, so the SIGINT a terminal sends on Ctrl-C reaches only
+  // topicdesk, which stops the database itself after the HTTP server and jobs have drained.
+  const child = spawn(postgres, flags, { ...as, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const recent: string[] = [];
   const onData = (d: Buffer) => {
     for (const line of d.toString().split('\n').filter(Boolean)) {
@@ -159,7 +164,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   try {
     await waitUntilReady(adminUrl, child, () => recent.slice(-5).join(' | '));
   } catch (err) {
-    child.kill('SIGINT');
+    await stopChild(child);
     throw err;
   }
 
@@ -178,14 +183,32 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     url: `${base}/${database}`,
     adminUrl,
     stop() {
-      stopped ??= new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGINT'); // "fast" shutdown: roll back open transactions, checkpoint, exit
-      });
+      stopped ??= stopChild(child);
       return stopped;
     },
   };
+}
+
+/** SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit. */
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGINT');
+  });
+}
+
+/** postgres itself would only say "could not bind" after we tried to log in to whatever holds the port. */
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE'
+        ? new Error(`embedded PostgreSQL cannot listen on 127.0.0.1 port ${port}: the port is in use (set EMBEDDED_PG_PORT to a free port)`)
+        : new Error(`embedded PostgreSQL cannot listen on 127.0.0.1 port ${port}: ${err.message}`));
+    });
+    probe.listen({ port, host: '127.0.0.1', exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 /** postmaster.pid: line 1 the pid, line 4 the port. */
@@ -193,6 +216,21 @@ function attach(pidFile: string, password: string, database: string): EmbeddedPo
   const port = Number(readFileSync(pidFile, 'utf8').split('\n')[3]);
   const base = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   return { url: `${base}/${database}`, adminUrl: `${base}/postgres`, stop: async () => undefined };
+}
+
+/**
+ * Whether the pid in a postmaster.pid is a running PostgreSQL. After a crash the file stays
+ * behind and its pid may since belong to another process (containers reuse low pids), which
+ * must not read as "already running"; where /proc exists we check the process's name.
+ */
+function isPostgres(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && existsSync('/proc/self/comm')) return false; // exited meanwhile
+    return true; // no /proc (macOS): trust the pid
+  }
 }
 
 function isAlive(pid: number): boolean {

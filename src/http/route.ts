@@ -14,6 +14,8 @@ export interface AppState {
   db: Db;
   /** Validated (and for query/path, coerced and defaulted) input. */
   input: { params: any; query: any; body: any };
+  /** The route's RouteDef.replayBody, for the idempotency middleware. */
+  replayBody?: (body: any) => unknown;
 }
 
 export type AppContext = ParameterizedContext<AppState>;
@@ -41,9 +43,16 @@ export interface RouteDef {
   auth: 'none' | 'key';
   scope?: Scope;
   params?: Schema;
+  /** How a 404 names the resource of `:id` ("API key not found"), for malformed ids too. */
+  notFoundLabel?: string;
   query?: Schema;
   body?: Schema;
   responses: Record<number, ResponseDef>;
+  /**
+   * What an Idempotency-Key replay answers instead of the stored original body: used to
+   * keep a secret that is shown once (a new key's token) out of the idempotency store.
+   */
+  replayBody?: (body: any) => unknown;
   handler: Handler;
 }
 
@@ -65,7 +74,7 @@ function validateInput(def: RouteDef): Middleware<AppState> {
   return async (ctx, next) => {
     const input = { params: { ...ctx.params }, query: { ...ctx.query }, body: ctx.request.body };
     // A bad id in the path is a resource that does not exist, not a malformed request.
-    if (params && !params(input.params)) throw new AppError('not_found', `${def.tag.replace(/s$/, '')} not found`);
+    if (params && !params(input.params)) throw new AppError('not_found', `${def.notFoundLabel ?? 'Resource'} not found`);
     check(query, input.query, 'query');
     if (body) {
       if (input.body === undefined) input.body = {};
@@ -100,7 +109,13 @@ export function mountRoutes(router: Router<AppState>, defs: RouteDef[], kit: Rou
       if (def.scope) chain.push(kit.requireScope(def.scope));
     }
     if (def.body) chain.push(kit.parseBody);
-    if (def.auth === 'key' && MUTATING.has(def.method)) chain.push(kit.idempotency);
+    if (def.auth === 'key' && MUTATING.has(def.method)) {
+      if (def.replayBody) {
+        const replayBody = def.replayBody;
+        chain.push(async (ctx, next) => { ctx.state.replayBody = replayBody; await next(); });
+      }
+      chain.push(kit.idempotency);
+    }
     chain.push(validateInput(def));
     if (kit.validateResponses) chain.push(checkResponse(def));
     chain.push(async (ctx) => { await def.handler(ctx); });

@@ -35,10 +35,14 @@ export type TickOutcome = 'ran' | 'failed' | 'already-ran' | 'locked-elsewhere' 
 const LOCK_NAMESPACE = 424_242; // first key of pg_try_advisory_lock(int, int); the second is the job's hash
 
 export interface Scheduler {
+  /** Schedules every job with node-cron; a no-op when already started or stopped. */
   start(): void;
-  /** Stops firing new ticks and waits for running ones to finish. */
+  /** Stops firing new ticks, aborts the jobs' signal and waits for running ones to finish. */
   stop(): Promise<void>;
-  /** Runs one tick of a job now, with the same once-only guarantees as a cron tick. */
+  /**
+   * Runs one tick of a job now, with the same once-only guarantees as a cron tick.
+   * Rejects for an unknown job and after stop().
+   */
   runTick(jobName: string, tick: Date): Promise<TickOutcome>;
 }
 
@@ -49,9 +53,14 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
   const running = new Map<string, Promise<TickOutcome>>();
   const abort = new AbortController();
   let tasks: ScheduledTask[] = [];
+  let started = false;
+  let stopped = false;
 
+  const names = new Set<string>();
   for (const job of jobs) {
     if (!cron.validate(job.schedule)) throw new Error(`job ${job.name}: invalid cron expression "${job.schedule}"`);
+    if (names.has(job.name)) throw new Error(`job ${job.name}: two jobs have this name (it keys the lock and job_runs)`);
+    names.add(job.name);
   }
 
   async function execute(job: Job, tick: Date): Promise<TickOutcome> {
@@ -77,7 +86,14 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
         return 'failed';
       }
     } finally {
-      if (locked) await conn.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, job.name]).catch(() => undefined);
+      if (locked) {
+        await conn.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, job.name]).catch((err: unknown) => {
+          // A pooled session still holding the lock would lock every other replica out of
+          // this job (and let this process re-enter it): have the pool discard it instead.
+          logger.error({ err, job: job.name }, 'could not release the job lock; discarding the connection');
+          (conn as { __knex__disposed?: unknown }).__knex__disposed = err;
+        });
+      }
       await db.client.releaseConnection(conn);
     }
   }
@@ -85,6 +101,7 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
   function runTick(jobName: string, tick: Date): Promise<TickOutcome> {
     const job = jobs.find((j) => j.name === jobName);
     if (!job) return Promise.reject(new Error(`no job named ${jobName}`));
+    if (stopped) return Promise.reject(new Error(`scheduler is stopped: job ${jobName} not run`));
     if (running.has(jobName)) return Promise.resolve('running-here');
     // Ticks are named by their whole second so every replica names a tick alike.
     const normalised = new Date(Math.floor(tick.getTime() / 1000) * 1000);
@@ -96,7 +113,10 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
   return {
     runTick,
     start() {
+      if (started || stopped) return;
+      started = true;
       tasks = jobs.map((job) => cron.schedule(job.schedule, async (ctx) => {
+        if (stopped) return;
         const outcome = await runTick(job.name, ctx.date).catch((err) => {
           logger.error({ err, job: job.name }, 'tick could not run');
           return 'failed' as const;
@@ -105,6 +125,7 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
       }, { name: job.name, noOverlap: false }));
     },
     async stop() {
+      stopped = true;
       await Promise.all(tasks.map((t) => t.stop()));
       await Promise.all(tasks.map((t) => t.destroy()));
       tasks = [];

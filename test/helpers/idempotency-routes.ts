@@ -4,6 +4,7 @@
  * in a controlled way — holds the transaction open, fails, answers a business error.
  */
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { Knex } from '../../src/db/knex.js';
 import { problemSchema } from '../../src/http/common-schemas.js';
 import { AppError } from '../../src/http/errors.js';
@@ -137,6 +138,23 @@ export function effectRoutes(control: EffectControl): RouteDef[] {
         called('accepted');
         await insertEffect(ctx, 'accepted', ctx.state.input.body.tag);
         ctx.status = 202;
+      },
+    },
+    {
+      method: 'post', path: '/v1/test/effects/csv', tag: 'test', auth: 'key',
+      summary: 'Insert an effect row, answer 201 text/csv as a stream (note "stream"), a Buffer ("buffer") or non-UTF-8 bytes ("binary")',
+      body: effectBody,
+      responses: { 201: { description: 'CSV', contentType: 'text/csv' } },
+      async handler(ctx) {
+        called('csv');
+        const { tag, note } = ctx.state.input.body;
+        await insertEffect(ctx, 'csv', tag);
+        const text = `tag,name\n${tag},Zoë\n`;
+        ctx.status = 201;
+        ctx.type = 'text/csv';
+        if (note === 'binary') ctx.body = Buffer.from([0xff, 0xfe, 0x00, 0x01]);
+        else if (note === 'buffer') ctx.body = Buffer.from(text, 'utf8');
+        else ctx.body = Readable.from([text.slice(0, 5), text.slice(5)]);
       },
     },
     {

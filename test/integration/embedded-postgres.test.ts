@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+
+const isRoot = process.getuid?.() === 0;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function query<T = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+async function refusesConnections(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return false;
+  } catch {
+    await c.end().catch(() => undefined);
+    return true;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The postmaster's pid, from its lock file. */
+function postmasterPid(pgData: string): number {
+  return Number(readFileSync(path.join(pgData, 'postmaster.pid'), 'utf8').split('\n')[0]);
+}
+
+describe('embedded PostgreSQL', function () {
+  // initdb on a busy machine can take several seconds.
+  this.timeout(60_000);
+  let tmp: string;
+  let dir: string;
+  let pgData: string;
+  let port: number;
+  const running: EmbeddedPostgres[] = [];
+
+  async function start(opts: { port?: number; attachIfRunning?: boolean; dir?: string } = {}): Promise<EmbeddedPostgres> {
+    const server = await startEmbeddedPostgres({ dir: opts.dir ?? dir, port: opts.port ?? port, fast: true, attachIfRunning: opts.attachIfRunning });
+    running.push(server);
+    return server;
+  }
+
+  before(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'topicdesk-epg-'));
+    chmodSync(tmp, 0o755); // the postgres user must reach it when we run as root
+    dir = path.join(tmp, 'cluster');
+    pgData = path.join(dir, 'pg');
+    port = await freePort();
+  });
+  afterEach(async () => {
+    for (const s of running.splice(0).reverse()) await s.stop();
+  });
+  after(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('initialises a cluster in a new directory, serves the topicdesk database, and stops', async () => {
+    const server = await start();
+    assert.match(server.url, new RegExp(`^postgres://postgres:[^@]+@127\\.0\\.0\\.1:${port}/topicdesk$`));
+    assert.match(server.adminUrl, new RegExp(`^postgres://postgres:[^@]+@127\\.0\\.0\\.1:${port}/postgres$`));
+    const [row] = await query(server.url, `SELECT current_database() AS db, current_setting('server_version_num')::int AS version`);
+    assert.equal(row.db, 'topicdesk');
+    assert.ok(row.version >= 150000, 'PostgreSQL 15 or newer');
+    assert.ok(existsSync(path.join(pgData, 'PG_VERSION')));
+    const pid = postmasterPid(pgData);
+
+    await server.stop();
+    assert.ok(await refusesConnections(server.adminUrl), 'the server is gone once stop() resolves');
+    assert.equal(isAlive(pid), false, 'the postmaster has exited');
+    assert.equal(existsSync(path.join(pgData, 'postmaster.pid')), false, 'it shut down cleanly');
+    await server.stop(); // a second stop is harmless
+  });
+
+  it('keeps its data across a stop and a start on the same directory', async () => {
+    let server = await start();
+    await query(server.url, 'CREATE TABLE IF NOT EXISTS kept (v text)');
+    await query(server.url, `INSERT INTO kept VALUES ('survives restarts')`);
+    await server.stop();
+
+    server = await start();
+    const rows = await query(server.url, 'SELECT v FROM kept');
+    assert.deepEqual(rows, [{ v: 'survives restarts' }]);
+  });
+
+  it('refuses a second start on a running directory with a clear "already running" error', async () => {
+    const server = await start();
+    const pid = postmasterPid(pgData);
+    await assert.rejects(
+      startEmbeddedPostgres({ dir, port: await freePort() }),
+      (err: Error) => {
+        assert.match(err.message, /already running/);
+        assert.ok(err.message.includes(`pid ${pid}`), err.message);
+        assert.ok(err.message.includes('TOPICDESK_DATA_DIR'), err.message);
+        return true;
+      },
+    );
+    assert.deepEqual(await query(server.url, 'SELECT 1 AS ok'), [{ ok: 1 }], 'the running server is untouched');
+  });
+
+  it('attaches to the running server with attachIfRunning, and leaves it running on stop', async () => {
+    const owner = await start();
+    const attached = await startEmbeddedPostgres({ dir, port: await freePort(), attachIfRunning: true });
+    assert.equal(attached.url, owner.url, 'it connects to the running server, on its port');
+    assert.deepEqual(await query(attached.url, 'SELECT current_database() AS db'), [{ db: 'topicdesk' }]);
+    await attached.stop();
+    assert.deepEqual(await query(owner.url, 'SELECT 1 AS ok'), [{ ok: 1 }], 'the owner still runs');
+  });
+
+  it('starts normally with attachIfRunning when nothing runs', async () => {
+    const server = await start({ attachIfRunning: true });
+    assert.deepEqual(await query(server.url, 'SELECT 1 AS ok'), [{ ok: 1 }]);
+    await server.stop();
+    assert.ok(await refusesConnections(server.adminUrl), 'it owned the server, so stop() stopped it');
+  });
+
+  it('creates a database of another name on request', async () => {
+    const server = await startEmbeddedPostgres({ dir, port, fast: true, database: 'other_db' });
+    running.push(server);
+    assert.deepEqual(await query(server.url, 'SELECT current_database() AS db'), [{ db: 'other_db' }]);
+  });
+
+  it('starts over a stale postmaster.pid whose pid now belongs to another process', async () => {
+    // After a crash the lock file stays; its pid may since have been reused (here: by us).
+    const pidFile = path.join(pgData, 'postmaster.pid');
+    writeFileSync(pidFile, `${process.pid}\n${pgData}\n0\n${port}\n\n127.0.0.1\n`);
+    try {
+      const server = await start();
+      assert.deepEqual(await query(server.url, 'SELECT v FROM kept'), [{ v: 'survives restarts' }]);
+      assert.notEqual(postmasterPid(pgData), process.pid);
+    } finally {
+      if (existsSync(pidFile) && postmasterPid(pgData) === process.pid) rmSync(pidFile);
+    }
+  });
+
+  it('fails with a clear error naming the port when the port is taken', async () => {
+    const blocker = net.createServer();
+    const taken = await new Promise<number>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as net.AddressInfo).port)));
+    try {
+      await assert.rejects(start({ port: taken }), (err: Error) => {
+        assert.match(err.message, new RegExp(`port ${taken}`));
+        assert.match(err.message, /EMBEDDED_PG_PORT/);
+        return true;
+      });
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+    assert.equal(existsSync(path.join(pgData, 'postmaster.pid')), false, 'no server was left running');
+  });
+
+  it('runs the server in its own process group, so a Ctrl-C to topicdesk does not stop the database first', async function () {
+    if (!existsSync('/proc/self/stat')) this.skip();
+    await start();
+    const pid = postmasterPid(pgData);
+    // /proc/<pid>/stat: "pid (comm) state ppid pgrp …"
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    assert.equal(Number(pgrp), pid);
+    assert.notEqual(Number(pgrp), process.pid);
+  });
+
+  describe('as root', () => {
+    before(function () { if (!isRoot) this.skip(); });
+
+    it('runs the server as the postgres user, which owns the data directory', async () => {
+      await start();
+      const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+      assert.equal(statSync(pgData).uid, uid, 'the data directory belongs to postgres');
+      assert.equal(statSync(pgData).mode & 0o777, 0o700);
+      const status = readFileSync(`/proc/${postmasterPid(pgData)}/status`, 'utf8');
+      assert.match(status, new RegExp(`^Uid:\\s+${uid}\\s`, 'm'), 'the postmaster runs as postgres');
+      const secret = statSync(path.join(dir, 'embedded-pg.secret'));
+      assert.equal(secret.mode & 0o777, 0o600, 'the password file is private');
+      assert.equal(secret.uid, 0, 'and readable only by the user running topicdesk');
+    });
+
+    it('explains the problem when the postgres user cannot reach the data directory', async () => {
+      const hidden = path.join(tmp, 'private');
+      mkdirSync(hidden, { mode: 0o700 });
+      chmodSync(hidden, 0o700);
+      await assert.rejects(start({ dir: path.join(hidden, 'cluster'), port: await freePort() }), (err: Error) => {
+        assert.match(err.message, /could not initialise embedded PostgreSQL/);
+        assert.match(err.message, /postgres user must be able to reach/);
+        return true;
+      });
+    });
+  });
+});
