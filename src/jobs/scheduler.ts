@@ -63,6 +63,19 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
     names.add(job.name);
   }
 
+  /** node-cron's own messages (say, ticks missed while the event loop was blocked) as JSON log lines, not console text. */
+  function cronLogger(jobName: string) {
+    const l = logger.child({ job: jobName });
+    const msg = (m: string | Error) => (m instanceof Error ? m.message : m);
+    const err = (m: string | Error, e?: Error) => e ?? (m instanceof Error ? m : undefined);
+    return {
+      info: (m: string) => l.info(m),
+      warn: (m: string) => l.warn(m),
+      error: (m: string | Error, e?: Error) => l.error({ err: err(m, e) }, msg(m)),
+      debug: (m: string | Error, e?: Error) => l.debug({ err: err(m, e) }, msg(m)),
+    };
+  }
+
   async function execute(job: Job, tick: Date): Promise<TickOutcome> {
     const conn = await db.client.acquireConnection();
     let locked = false;
@@ -122,7 +135,7 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
           return 'failed' as const;
         });
         logger.debug({ job: job.name, tick: ctx.date, outcome }, 'tick');
-      }, { name: job.name, noOverlap: false }));
+      }, { name: job.name, noOverlap: false, logger: cronLogger(job.name) }));
     },
     async stop() {
       stopped = true;

@@ -33,6 +33,19 @@ const probeRoutes: RouteDef[] = [
     handler() { throw new AppError('conflict', 'The thing is in the way'); },
   },
   {
+    method: 'post', path: '/v1/test/half-done', tag: 'test', auth: 'key', summary: 'writes, then fails',
+    body: { type: 'object', additionalProperties: false, required: ['name', 'fail'], properties: { name: { type: 'string' }, fail: { type: 'string', enum: ['throw', 'conflict', 'no'] } } },
+    responses: { 201: { description: 'made' } },
+    async handler(ctx) {
+      const { name, fail } = ctx.state.input.body;
+      await ctx.state.db('workspaces').insert({ id: `ws_${name}`, name, mode: 'live' });
+      if (fail === 'throw') throw new Error('disk on fire');
+      if (fail === 'conflict') throw new AppError('conflict', 'changed my mind');
+      ctx.status = 201;
+      ctx.body = { ok: true };
+    },
+  },
+  {
     method: 'get', path: '/v1/test/bad-response', tag: 'test', auth: 'key', summary: 'breaks its schema',
     responses: { 200: { description: 'x', schema: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } } },
     handler(ctx) { ctx.body = { id: 42 }; },
@@ -169,6 +182,22 @@ describe('HTTP conventions', () => {
     });
     it('catches a response that breaks its declared schema (response validation in tests)', async () => {
       expectProblem(await t.request.get('/v1/test/bad-response').set('Authorization', auth), 500, 'internal_error');
+    });
+  });
+
+  describe('atomic writes', () => {
+    const count = async (name: string) => Number((await db.knex('workspaces').where({ name }).count({ n: '*' }))[0].n);
+    it('commits a mutating request that succeeds', async () => {
+      await t.request.post('/v1/test/half-done').set('Authorization', auth).send({ name: 'okay', fail: 'no' }).expect(201);
+      assert.equal(await count('okay'), 1);
+    });
+    it('undoes every write of a mutating request that fails, with or without Idempotency-Key', async () => {
+      expectProblem(await t.request.post('/v1/test/half-done').set('Authorization', auth).send({ name: 'boom', fail: 'throw' }), 500, 'internal_error');
+      expectProblem(await t.request.post('/v1/test/half-done').set('Authorization', auth).send({ name: 'nope', fail: 'conflict' }), 409, 'conflict');
+      expectProblem(await t.request.post('/v1/test/half-done').set('Authorization', auth).set('Idempotency-Key', 'half').send({ name: 'nope2', fail: 'conflict' }), 409, 'conflict');
+      assert.equal(await count('boom'), 0);
+      assert.equal(await count('nope'), 0);
+      assert.equal(await count('nope2'), 0);
     });
   });
 

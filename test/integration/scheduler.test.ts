@@ -271,6 +271,30 @@ describe('scheduler', function () {
       assert.equal(await advisoryLocksHeld(), 0);
     });
 
+    it('logs ticks missed while the event loop was blocked as JSON through its logger, and carries on', async () => {
+      const lines: string[] = [];
+      const sink = new Writable({ write(chunk, _enc, cb) { lines.push(chunk.toString()); cb(); } });
+      const seen: string[] = [];
+      const name = `job_${++jobSeq}`;
+      const a = createScheduler({ db: knexA, logger: createLogger('info', sink), runnerId: 'replica-a',
+        jobs: [{ name, schedule: '* * * * * *', async run(ctx) { seen.push(ctx.tick.toISOString()); } }] });
+      schedulers.push(a);
+      a.start();
+      await waitFor('a first tick', () => seen.length >= 1, 5_000);
+      const blockedUntil = Date.now() + 2_500;
+      while (Date.now() < blockedUntil) { /* a blocking computation */ }
+      const after = seen.length;
+      await waitFor('a tick after the stall', () => seen.length > after, 5_000);
+      await a.stop();
+
+      const logged = lines.map((l) => JSON.parse(l));
+      const missed = logged.filter((l) => /missed execution/.test(l.msg));
+      assert.ok(missed.length >= 1, `missed ticks are reported: ${lines.join('')}`);
+      assert.ok(missed.every((l) => l.level === 40 && l.job === name), 'as warnings naming the job');
+      assert.equal(new Set(seen).size, seen.length, 'no tick ran twice');
+      assert.equal((await runs(name)).length, seen.length);
+    });
+
     it('stop() aborts the signal, waits for the running job, and no tick starts afterwards', async () => {
       const started = deferred();
       const order: string[] = [];
