@@ -77,7 +77,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  database = await openDatabase(config, logger).catch((err) => fail(`database: ${(err as Error).message}`));
+  // detached: a Ctrl-C in the terminal reaches only us; we stop the embedded server last.
+  database = await openDatabase(config, logger, { detached: true }).catch((err) => fail(`database: ${(err as Error).message}`));
   if (stopping) return shutdown();
   const opened = database;
   closeOnCrash = () => opened.close();

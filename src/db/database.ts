@@ -10,13 +10,17 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** DATABASE_URL when set; otherwise an embedded PostgreSQL under TOPICDESK_DATA_DIR. */
+/** knex's own warnings and errors, into our log. */
 const knexLog = (logger: Logger) => ({
   warn: (msg: unknown) => logger.warn({ knex: String(msg) }, 'database warning'),
   error: (msg: unknown) => logger.error({ knex: String(msg) }, 'database error'),
 });
 
-export async function openDatabase(config: Config, logger: Logger, opts: { attachIfRunning?: boolean } = {}): Promise<Database> {
+/**
+ * DATABASE_URL when set; otherwise an embedded PostgreSQL under TOPICDESK_DATA_DIR.
+ * `detached`: see EmbeddedPostgresOptions (the service sets it; the CLI does not).
+ */
+export async function openDatabase(config: Config, logger: Logger, opts: { attachIfRunning?: boolean; detached?: boolean } = {}): Promise<Database> {
   if (config.databaseUrl) {
     const knex = createKnex(config.databaseUrl, 10, knexLog(logger));
     return { knex, close: () => knex.destroy() };
@@ -27,6 +31,7 @@ export async function openDatabase(config: Config, logger: Logger, opts: { attac
     dir,
     port: config.embeddedPgPort,
     attachIfRunning: opts.attachIfRunning,
+    detached: opts.detached,
     onLog: (line) => logger.debug({ postgres: line }),
   });
   const knex = createKnex(server.url, 10, knexLog(logger));

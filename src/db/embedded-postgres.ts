@@ -36,6 +36,13 @@ export interface EmbeddedPostgresOptions {
    * CLI), connect to it instead of failing. Stopping then leaves it running.
    */
   attachIfRunning?: boolean;
+  /**
+   * Run the server in its own process group, so the SIGINT a terminal sends on Ctrl-C reaches
+   * only this process, which must then stop the server itself (the service does, after its
+   * HTTP server and jobs have drained). Off by default: the server shares our process group,
+   * so a Ctrl-C that kills us (say, the test runner) stops it too.
+   */
+  detached?: boolean;
   onLog?: (line: string) => void;
 }
 
@@ -145,9 +152,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   await assertPortFree(opts.port);
   const flags = ['-D', pgData, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
   if (opts.fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
-  // detached: its own process group, so the SIGINT a terminal sends on Ctrl-C reaches only
-  // topicdesk, which stops the database itself after the HTTP server and jobs have drained.
-  const child = spawn(postgres, flags, { ...as, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(postgres, flags, { ...as, env, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
+  // Whatever way we exit (process.exit included), tell the server to stop rather than orphan it.
+  const stopOnExit = () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT'); };
+  process.on('exit', stopOnExit);
+  child.once('exit', () => process.off('exit', stopOnExit));
   const recent: string[] = [];
   const onData = (d: Buffer) => {
     for (const line of d.toString().split('\n').filter(Boolean)) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -50,6 +50,14 @@ function isAlive(pid: number): boolean {
   }
 }
 
+async function waitFor(what: string, probe: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** The postmaster's pid, from its lock file. */
 function postmasterPid(pgData: string): number {
   return Number(readFileSync(path.join(pgData, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -64,8 +72,8 @@ describe('embedded PostgreSQL', function () {
   let port: number;
   const running: EmbeddedPostgres[] = [];
 
-  async function start(opts: { port?: number; attachIfRunning?: boolean; dir?: string } = {}): Promise<EmbeddedPostgres> {
-    const server = await startEmbeddedPostgres({ dir: opts.dir ?? dir, port: opts.port ?? port, fast: true, attachIfRunning: opts.attachIfRunning });
+  async function start(opts: { port?: number; attachIfRunning?: boolean; dir?: string; detached?: boolean } = {}): Promise<EmbeddedPostgres> {
+    const server = await startEmbeddedPostgres({ dir: opts.dir ?? dir, port: opts.port ?? port, fast: true, attachIfRunning: opts.attachIfRunning, detached: opts.detached });
     running.push(server);
     return server;
   }
@@ -177,15 +185,47 @@ describe('embedded PostgreSQL', function () {
     assert.equal(existsSync(path.join(pgData, 'postmaster.pid')), false, 'no server was left running');
   });
 
-  it('runs the server in its own process group, so a Ctrl-C to topicdesk does not stop the database first', async function () {
+  /** /proc/<pid>/stat: "pid (comm) state ppid pgrp …" */
+  function processGroup(pid: number): number {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  }
+
+  it('runs the server in its own process group when detached, so a terminal\'s Ctrl-C reaches only its owner', async function () {
+    if (!existsSync('/proc/self/stat')) this.skip();
+    await start({ detached: true });
+    const pid = postmasterPid(pgData);
+    assert.equal(processGroup(pid), pid);
+    assert.notEqual(processGroup(pid), processGroup(process.pid));
+  });
+
+  it('by default shares our process group, so a Ctrl-C that kills us stops it too', async function () {
     if (!existsSync('/proc/self/stat')) this.skip();
     await start();
-    const pid = postmasterPid(pgData);
-    // /proc/<pid>/stat: "pid (comm) state ppid pgrp …"
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const [, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    assert.equal(Number(pgrp), pid);
-    assert.notEqual(Number(pgrp), process.pid);
+    assert.equal(processGroup(postmasterPid(pgData)), processGroup(process.pid));
+  });
+
+  it('stops the server when its owner calls process.exit without stopping it', async () => {
+    const script = `
+      const { startEmbeddedPostgres } = await import(${JSON.stringify(new URL('../../src/db/embedded-postgres.ts', import.meta.url).href)});
+      await startEmbeddedPostgres({ dir: ${JSON.stringify(dir)}, port: ${port}, fast: true, detached: true });
+      process.exit(3);`;
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'ignore' });
+      child.on('close', (c) => resolve(c));
+    });
+    assert.equal(code, 3);
+    try {
+      await waitFor('the orphaned server to stop', () => !existsSync(path.join(pgData, 'postmaster.pid')), 20_000);
+    } catch (err) {
+      // Do not leave the orphan running (it is our child's child): stop it by its pid.
+      const pid = postmasterPid(pgData);
+      if (isAlive(pid)) process.kill(pid, 'SIGINT');
+      await waitFor('the orphan to stop', () => !isAlive(pid), 20_000);
+      throw err;
+    }
+    const server = await start();
+    assert.deepEqual(await query(server.url, 'SELECT v FROM kept'), [{ v: 'survives restarts' }], 'and it shut down cleanly');
   });
 
   describe('as root', () => {

@@ -313,7 +313,7 @@ describe('main process', function () {
       assert.ok(pid === null || !isAlive(pid), 'the embedded PostgreSQL was stopped too');
     });
 
-    it('starts its own PostgreSQL, serves, stops it on SIGTERM, and finds its data after a restart', async function () {
+    it('starts its own PostgreSQL, serves, stops it on SIGTERM or Ctrl-C, and finds its data after a restart', async function () {
       this.timeout(90_000);
       const first = startMain(env);
       const url = await first.listening(45_000);
@@ -334,13 +334,23 @@ describe('main process', function () {
       assert.equal(isAlive(pgPid), false, 'the postgres child is gone once topicdesk has exited');
       assert.equal(existsSync(pidFile()), false, 'and it shut down cleanly');
 
-      const second = startMain(env);
+      // Run in its own process group, as `npm start` in a terminal is.
+      const second = startMain(env, { detached: true });
       const url2 = await second.listening(45_000);
       const me = await getJson(`${url2}/v1/me`, { Authorization: `Bearer ${key.token}` });
       assert.equal(me.status, 200, JSON.stringify(me.body));
       assert.equal(me.body.id, key.id, 'the key created before the restart is still there');
       assert.ok(!second.lines.some((l) => l.msg === 'migrations applied'), 'nothing left to migrate');
-      assert.deepEqual(await terminate(second, 'SIGTERM', 20_000), { code: 0, signal: null });
+
+      // Ctrl-C: the terminal signals the whole foreground group. The database is not in it,
+      // so it keeps serving while topicdesk drains, and topicdesk then stops it.
+      const pgPid2 = postgresPid()!;
+      process.kill(-second.child.pid!, 'SIGINT');
+      const { code } = await Promise.race([second.exited, new Promise<never>((_, r) => setTimeout(() => r(new Error('no exit after Ctrl-C')), 20_000))]);
+      assert.equal(code, 0);
+      assert.equal(second.lines.at(-1)?.msg, 'stopped');
+      assert.equal(isAlive(pgPid2), false, 'the postgres child is gone');
+      assert.equal(existsSync(pidFile()), false);
     });
   });
 });
