@@ -16,8 +16,12 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-/** A fresh, fully migrated database cloned from the run's template. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * A fresh, fully migrated database cloned from the run's template; with `empty`, a bare
+ * database with no schema (for migration and start-up tests). The global teardown drops
+ * every database of the run, so a test that forgets drop() leaks nothing.
+ */
+export async function createTestDatabase(opts: { empty?: boolean } = {}): Promise<TestDatabase> {
   const adminUrl = process.env.TOPICDESK_TEST_ADMIN_URL!;
   const template = process.env.TOPICDESK_TEST_TEMPLATE!;
   if (!adminUrl || !template) throw new Error('test/setup/global.ts did not run (use npm test)');
@@ -25,7 +29,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+    await admin.query(opts.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${template}`);
   } finally {
     await admin.end();
   }

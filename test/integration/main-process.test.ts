@@ -6,38 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { freePort, isAlive, waitFor } from '../helpers/process.js';
+import { createTestDatabase } from '../helpers/test-db.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MIGRATION_COUNT = 5;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
-async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The environment of a child topicdesk: ours minus everything that configures topicdesk. */
 function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -114,19 +90,8 @@ async function terminate(p: MainProcess, signal: NodeJS.Signals = 'SIGTERM', tim
   return result;
 }
 
-let dbSeq = 0;
 /** An empty, unmigrated database on the test server (dropped by the global teardown). */
-async function freshDatabaseUrl(): Promise<string> {
-  const adminUrl = process.env.TOPICDESK_TEST_ADMIN_URL!;
-  const name = `td_main_${process.env.TOPICDESK_TEST_RUN}_${++dbSeq}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(adminUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+const freshDatabaseUrl = async () => (await createTestDatabase({ empty: true })).url;
 
 async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   const res = await fetch(url, { headers });

@@ -3,39 +3,13 @@ import { readdirSync } from 'node:fs';
 import pg from 'pg';
 import { createKnex, type Knex } from '../../src/db/knex.js';
 import { MIGRATION_LOCK_ID, MigrationError, migrateLatest } from '../../src/db/migrate.js';
+import { waitFor } from '../helpers/process.js';
+import { createTestDatabase } from '../helpers/test-db.js';
 
 const MIGRATIONS = readdirSync(new URL('../../migrations/', import.meta.url)).filter((f) => /^\d+_[\w-]+\.ts$/.test(f)).sort();
 
-let seq = 0;
-
-async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** A new, empty (unmigrated) database on the test server; dropped by the global teardown too. */
-async function emptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const adminUrl = process.env.TOPICDESK_TEST_ADMIN_URL!;
-  const name = `td_mig_${process.env.TOPICDESK_TEST_RUN}_${++seq}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(adminUrl);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    async drop() {
-      const a = new pg.Client({ connectionString: adminUrl });
-      await a.connect();
-      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
-      await a.end();
-    },
-  };
-}
+/** A new, empty (unmigrated) database on the test server. */
+const emptyDatabase = () => createTestDatabase({ empty: true });
 
 describe('migrations', function () {
   this.timeout(30_000);

@@ -5,6 +5,7 @@ import { createKnex, type Knex } from '../../src/db/knex.js';
 import { createScheduler, type Job, type JobContext, type Scheduler} from '../../src/jobs/scheduler.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { useTestDatabase } from '../helpers/test-db.js';
+import { waitFor } from '../helpers/process.js';
 
 const logger = createLogger('silent');
 
@@ -16,15 +17,6 @@ function deferred<T = void>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A settled-or-not probe for a promise, without waiting on it. */
 function track<T>(p: Promise<T>): { settled: boolean; value?: T } {

@@ -4,28 +4,19 @@
  * template (CREATE DATABASE … TEMPLATE, ~50 ms) so files never see each other's rows.
  */
 import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { createKnex } from '../../src/db/knex.js';
 import { migrateLatest } from '../../src/db/migrate.js';
+import { freePort } from '../helpers/process.js';
 
 process.env.NODE_ENV = 'test';
 
 let embedded: EmbeddedPostgres | null = null;
 let tmpDir: string | null = null;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function withDatabase(url: string, database: string): string {
   const u = new URL(url);
