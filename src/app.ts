@@ -28,7 +28,7 @@ export interface AppOptions {
 /**
  * The Koa app, without listen(). Middleware, top to bottom:
  * request id → metrics → access log → problem+json errors → router
- * (per route: auth+rate limit → scope → body → idempotency → validation → handler) → 404.
+ * (per route: auth+rate limit → scope → body → validation → transaction + idempotency → handler) → 404.
  */
 export function createApp(deps: Deps, opts: AppOptions) {
   const { config, db, logger } = deps;

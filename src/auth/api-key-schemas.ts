@@ -6,6 +6,7 @@ import { ALL_SCOPES } from './scopes.js';
 const scopeList = {
   type: 'array',
   minItems: 1,
+  maxItems: 12,
   uniqueItems: true,
   items: { type: 'string', enum: [...ALL_SCOPES, 'all'] },
   description: 'Scopes to grant; `all` grants every scope. A key can only grant scopes it holds itself.',

@@ -134,17 +134,23 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
     /** A new key with the same name, scopes and limit; the old one works for `overlapHours` more. */
     async rotate(db: Db, workspaceId: string, id: string, opts: { overlapHours?: number; expiresAt?: Date | null; grantorScopes?: readonly Scope[] }): Promise<CreatedKey & { old: ApiKeyRow }> {
       // One transaction: either the replacement exists and the old key's end is set, or neither.
+      // The old key's row stays locked until commit: concurrent rotations (and a revoke racing
+      // this one) are serialised, so a key is replaced at most once and never after its revocation.
       return db.transaction(async (trx) => {
-        const old = await get(trx, workspaceId, id);
+        const old = await apiKeyStore.findById(trx, workspaceId, id, { forUpdate: true });
+        if (!old) throw notFound('API key');
         const status = keyStatus(old, clock.now());
         if (status !== 'active') throw new AppError('conflict', `API key ${id} is ${status} and cannot be rotated`);
+        const replacement = await apiKeyStore.liveReplacementOf(trx, workspaceId, id);
+        if (replacement) throw new AppError('conflict', `API key ${id} was already rotated; its replacement is ${replacement}`);
         const overlapMs = (opts.overlapHours ?? deps.rotationOverlapHours) * 3_600_000;
         const created = await create(trx, {
           workspaceId,
           name: old.name,
           scopes: old.scopes,
           rateLimitPerMinute: old.rateLimitPerMinute,
-          expiresAt: opts.expiresAt ?? null,
+          // The replacement keeps the old key's expiry policy unless told otherwise.
+          expiresAt: opts.expiresAt ?? old.expiresAt,
           grantorScopes: opts.grantorScopes,
           rotatedFromId: old.id,
         });

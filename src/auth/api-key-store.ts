@@ -79,9 +79,21 @@ export const apiKeyStore = {
     return row?.workspace_id ?? null;
   },
 
-  async findById(db: Db, workspaceId: string, id: string): Promise<ApiKeyRow | null> {
-    const row = await db('api_keys').select(COLUMNS).where({ workspace_id: workspaceId, id }).first();
+  /** `forUpdate` locks the row until the transaction ends (rotation vs. revoke and vs. itself). */
+  async findById(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<ApiKeyRow | null> {
+    const q = db('api_keys').select(COLUMNS).where({ workspace_id: workspaceId, id }).first();
+    const row = await (opts.forUpdate ? q.forUpdate() : q);
     return row ? toRow(row) : null;
+  },
+
+  /** A replacement made by rotating `id` that still works, if any. */
+  async liveReplacementOf(db: Db, workspaceId: string, id: string): Promise<string | null> {
+    const row = await db('api_keys').select('id')
+      .where({ workspace_id: workspaceId, rotated_from_id: id })
+      .whereNull('revoked_at')
+      .where((q) => q.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()))
+      .first();
+    return row?.id ?? null;
   },
 
   /** The list query for a workspace, for the pagination helper to order and page. */

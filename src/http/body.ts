@@ -3,14 +3,28 @@ import type { Middleware } from 'koa';
 import { AppError } from './errors.js';
 import type { AppState } from './route.js';
 
-/** JSON bodies only, at most `limitBytes`; a body of another type is refused, not ignored. */
+/**
+ * JSON bodies only, at most `limitBytes`; a body of another type is refused, not ignored.
+ * Any failure to read the body is the client's (400/413/415), never a 500.
+ */
 export function jsonBody(limitBytes: number): Middleware<AppState> {
   const parse = bodyParser({ enableTypes: ['json'], jsonLimit: limitBytes, encoding: 'utf-8' }) as unknown as Middleware<AppState>;
   return async (ctx, next) => {
     const hasBody = Number(ctx.get('Content-Length') || 0) > 0 || ctx.get('Transfer-Encoding') !== '';
-    if (hasBody && !ctx.is('application/json', 'application/*+json')) {
+    if (hasBody && !ctx.is('application/json')) {
       throw new AppError('unsupported_media_type', 'Send the request body as JSON with Content-Type: application/json');
     }
-    await parse(ctx, next);
+    try {
+      await parse(ctx, async () => undefined);
+    } catch (err) {
+      const e = err as { status?: number; type?: string; message?: string };
+      if (e.status === 413 || e.type === 'entity.too.large') throw new AppError('payload_too_large', 'The request body is larger than 1 MB');
+      if (e.status === 415 || e.type === 'encoding.unsupported') throw new AppError('unsupported_media_type', 'The request body encoding is not supported; send UTF-8 JSON');
+      if (e.type === 'entity.parse.failed' || err instanceof SyntaxError || /JSON|Unexpected token/i.test(e.message ?? '')) {
+        throw new AppError('invalid_json', 'The request body is not valid JSON');
+      }
+      throw new AppError('bad_request', 'The request body could not be read (bad encoding or length)');
+    }
+    await next();
   };
 }

@@ -102,6 +102,12 @@ export function toAppError(err: unknown, logger: Logger, requestId: string): App
     return new AppError('invalid_json', 'The request body is not valid JSON');
   }
   if (e?.type === 'request.aborted') return new AppError('bad_request', 'The request was aborted by the client');
+  // PostgreSQL "data exception" (22xxx): a value from the request the database cannot take
+  // (a malformed timestamp in a cursor, say). Schemas catch these first; this is the backstop.
+  if (typeof (e as { code?: string })?.code === 'string' && /^22[0-9A-Z]{3}$/.test((e as { code: string }).code)) {
+    logger.warn({ err, request_id: requestId }, 'database refused a value from the request');
+    return new AppError('validation_error', 'A value in the request is not valid');
+  }
   if (isDatabaseUnavailable(err)) {
     logger.warn({ err, request_id: requestId }, 'database unavailable');
     return new AppError('service_unavailable', 'The service cannot reach its database right now; retry shortly', { headers: { 'Retry-After': '5' } });

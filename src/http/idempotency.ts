@@ -183,7 +183,7 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
         const type = ctx.response.type;
         const body = await bodyText(ctx.body);
         // A secret shown once (a new API key's token) must not be kept for replays.
-        const kept = body !== null && ctx.state.replayBody ? JSON.stringify(ctx.state.replayBody(JSON.parse(body))) : body;
+        const kept = body !== null && ctx.state.replayBody && ctx.status < 300 ? JSON.stringify(ctx.state.replayBody(JSON.parse(body))) : body;
         await trx('idempotency_keys').where({ workspace_id: workspaceId, key }).update({
           response_status: ctx.status,
           response_type: type || null,

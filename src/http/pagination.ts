@@ -60,7 +60,9 @@ function encodeCursor(order: readonly SortColumn[], row: Record<string, unknown>
 function decodeCursor(cursor: string, order: readonly SortColumn[]): unknown[] {
   try {
     const p = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorPayload;
-    if (p.s === sortKey(order) && Array.isArray(p.v) && p.v.length === order.length) return p.v;
+    // A cursor is client input like any other: only the scalars we put in may come back.
+    const scalar = (v: unknown) => (typeof v === 'string' && v.length <= 200) || (typeof v === 'number' && Number.isFinite(v));
+    if (p.s === sortKey(order) && Array.isArray(p.v) && p.v.length === order.length && p.v.every(scalar)) return p.v;
   } catch { /* fall through */ }
   throw new AppError('validation_error', 'cursor is not valid for this list', {
     details: [{ field: 'cursor', error: 'is not a cursor this list produced (or the sort changed)' }],

@@ -109,6 +109,8 @@ export function mountRoutes(router: Router<AppState>, defs: RouteDef[], kit: Rou
       if (def.scope) chain.push(kit.requireScope(def.scope));
     }
     if (def.body) chain.push(kit.parseBody);
+    // Validation first: a request we refuse never costs a transaction or an idempotency claim.
+    chain.push(validateInput(def));
     if (def.auth === 'key' && MUTATING.has(def.method)) {
       if (def.replayBody) {
         const replayBody = def.replayBody;
@@ -116,7 +118,6 @@ export function mountRoutes(router: Router<AppState>, defs: RouteDef[], kit: Rou
       }
       chain.push(kit.idempotency);
     }
-    chain.push(validateInput(def));
     if (kit.validateResponses) chain.push(checkResponse(def));
     chain.push(async (ctx) => { await def.handler(ctx); });
     router.register(def.path, [def.method.toUpperCase()], chain as any);

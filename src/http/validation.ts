@@ -88,10 +88,38 @@ export function fieldErrors(errors: ErrorObject[], data: unknown, where: Locatio
   return out;
 }
 
+const MAX_DETAILS = 20;
+
+/** Paths of strings holding a NUL character, which PostgreSQL text cannot store. */
+function nulPaths(value: unknown, path: string, out: string[]): string[] {
+  if (out.length >= MAX_DETAILS) return out;
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) out.push(path);
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => nulPaths(v, `${path}[${i}]`, out));
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes('\u0000')) out.push(path ? `${path}.${k}` : k);
+      nulPaths(v, path ? `${path}.${k}` : k, out);
+    }
+  }
+  return out;
+}
+
 /** Validates `data` in place (defaults and coercion apply) or throws a 422 validation_error. */
 export function check(validate: ValidateFunction, data: unknown, where: Location): void {
+  const nul = nulPaths(data, '', []);
+  if (nul.length) {
+    throw new AppError('validation_error', `The ${where} contains a NUL character`, {
+      details: nul.map((field) => ({ field: field || where, error: 'must not contain the NUL character (\\u0000)' })),
+    });
+  }
   if (validate(data)) return;
-  const details = fieldErrors(validate.errors ?? [], data, where);
+  const all = fieldErrors(validate.errors ?? [], data, where);
+  // A small body must not buy a huge answer: report the first few problems and how many more.
+  const details = all.length > MAX_DETAILS
+    ? [...all.slice(0, MAX_DETAILS), { field: where, error: `and ${all.length - MAX_DETAILS} more problems` }]
+    : all;
   const summary = details.slice(0, 3).map((d) => `${d.field} ${d.error}`).join('; ');
   throw new AppError('validation_error', `The ${where === 'path' ? 'path' : where} is invalid: ${summary}`, { details });
 }

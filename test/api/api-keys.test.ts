@@ -365,6 +365,41 @@ describe('API keys API', () => {
       assert.equal(res.body.expires_at, expiresAt);
     });
 
+    it('gives the replacement the old key\'s expiry when none is given', async () => {
+      const ends = new Date(Date.now() + 30 * 24 * HOUR);
+      const old = await makeKey(db.knex, t.services, { expiresAt: ends });
+      const res = await rotate(old.id).expect(201);
+      assert.equal(res.body.expires_at, ends.toISOString());
+    });
+
+    it('replaces a key once: parallel rotations give one 201 and 409s, and a second rotation is refused', async () => {
+      const old = await makeKey(db.knex, t.services);
+      const answers = await Promise.all(Array.from({ length: 6 }, () => rotate(old.id)));
+      const statuses = answers.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [201, 409, 409, 409, 409, 409]);
+      const children = await db.knex('api_keys').where({ rotated_from_id: old.id });
+      assert.equal(children.length, 1);
+      const again = await rotate(old.id).expect(409);
+      assert.match(again.body.detail, new RegExp(children[0].id));
+    });
+
+    it('never leaves a live replacement of a key revoked before the rotation commits', async () => {
+      for (let i = 0; i < 5; i++) {
+        const old = await makeKey(db.knex, t.services);
+        const [rot, rev] = await Promise.all([rotate(old.id), t.request.delete(`/v1/api-keys/${old.id}`).set('Authorization', admin.auth)]);
+        assert.equal(rev.status, 200);
+        const child = await db.knex('api_keys').where({ rotated_from_id: old.id }).first();
+        const oldRow = await row(old.id);
+        if (rot.status === 201) {
+          // The rotation committed first: its replacement is legitimately alive.
+          assert.ok(child && oldRow.revoked_at);
+        } else {
+          assert.equal(rot.status, 409);
+          assert.equal(child, undefined);
+        }
+      }
+    });
+
     it('answers 409 conflict for a revoked key, and issues nothing', async () => {
       const old = await makeKey(db.knex, t.services);
       await t.request.delete(`/v1/api-keys/${old.id}`).set('Authorization', admin.auth).expect(200);

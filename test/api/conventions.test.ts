@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import { AppError } from '../../src/http/errors.js';
 import type { RouteDef } from '../../src/http/route.js';
 import { createKnex } from '../../src/db/knex.js';
@@ -121,6 +122,21 @@ describe('HTTP conventions', () => {
       const res = await t.request.post('/v1/test/echo').set('Authorization', auth).set('Content-Type', 'text/plain').send('name=x');
       expectProblem(res, 415, 'unsupported_media_type');
     });
+    it('answers a corrupt compressed body with 400, not 500', async () => {
+      const res = await t.request.post('/v1/test/echo').set('Authorization', auth).set('Content-Type', 'application/json')
+        .set('Content-Encoding', 'gzip').serialize((b: any) => b).send(Buffer.from('definitely not gzip') as any);
+      expectProblem(res, 400, 'bad_request');
+    });
+    it('reads a gzip-compressed JSON body', async () => {
+      const res = await t.request.post('/v1/test/echo').set('Authorization', auth).set('Content-Type', 'application/json')
+        .set('Content-Encoding', 'gzip').serialize((b: any) => b).send(gzipSync(JSON.stringify({ name: 'zipped' })) as any);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.name, 'zipped');
+    });
+    it('refuses JSON-ish content types it would not parse', async () => {
+      const res = await t.request.post('/v1/test/echo').set('Authorization', auth).set('Content-Type', 'application/foo+json').send('{"name":"x"}');
+      expectProblem(res, 415, 'unsupported_media_type');
+    });
     it('checks authentication before reading the body', async () => {
       const res = await t.request.post('/v1/test/echo').set('Content-Type', 'application/json').send('{broken');
       expectProblem(res, 401, 'unauthorized');
@@ -159,6 +175,19 @@ describe('HTTP conventions', () => {
       const res = await t.request.post('/v1/test/echo').set('Authorization', auth).send({ name: '', count: -1, extra: 1 });
       assert.equal(res.status, 422);
       assert.deepEqual(res.body.details.map((d: any) => d.field).sort(), ['count', 'extra', 'name']);
+    });
+    it('refuses a NUL character in any string, naming the field, instead of failing in the database', async () => {
+      const res = await t.request.post('/v1/test/echo').set('Authorization', auth).send({ name: 'a\u0000b', tags: ['ok', 'x\u0000'] });
+      expectProblem(res, 422, 'validation_error');
+      assert.deepEqual(res.body.details.map((d: any) => d.field), ['name', 'tags[1]']);
+      const real = await t.request.patch('/v1/workspace').set('Authorization', auth).send({ name: 'a\u0000' });
+      expectProblem(real, 422, 'validation_error');
+    });
+    it('reports at most 20 problems, and how many more there were', async () => {
+      const res = await t.request.post('/v1/test/echo').set('Authorization', auth).send({ name: 'a', tags: Array.from({ length: 500 }, () => 'too long!') });
+      expectProblem(res, 422, 'validation_error');
+      assert.equal(res.body.details.length, 21);
+      assert.deepEqual(res.body.details[20], { field: 'body', error: 'and 480 more problems' });
     });
     it('enforces query limits instead of clamping them', async () => {
       for (const q of ['limit=abc', 'limit=0', 'limit=201', 'offset=-1', 'offset=x', 'unknown=1']) {

@@ -81,6 +81,10 @@ describe('paginate (offset and keyset cursor)', () => {
       { cursor: Buffer.from('{"s":"id:asc","v":"x"}').toString('base64url'), offset: 0, order: [['id', 'asc']] },
       { cursor: first.next_cursor!, offset: 0, order: [['id', 'desc']] },
       { cursor: first.next_cursor!, offset: 5, order: [['id', 'asc']] },
+      // forged values of the wrong kind: an object, null, an array
+      { cursor: Buffer.from('{"s":"id:asc","v":[{"a":1}]}').toString('base64url'), offset: 0, order: [['id', 'asc']] },
+      { cursor: Buffer.from('{"s":"id:asc","v":[null]}').toString('base64url'), offset: 0, order: [['id', 'asc']] },
+      { cursor: Buffer.from('{"s":"id:asc","v":[[1,2]]}').toString('base64url'), offset: 0, order: [['id', 'asc']] },
     ] as const;
     for (const a of attempts) {
       await assert.rejects(
