@@ -12,6 +12,7 @@ import { migrateLatest } from './db/migrate.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 import { presentApiKey } from './auth/api-key-service.js';
+import { keyModeOf } from './auth/api-key-token.js';
 import { apiKeyStore } from './auth/api-key-store.js';
 import { AppError } from './http/errors.js';
 import { seedDemo } from '../seeds/demo.js';
@@ -64,7 +65,6 @@ async function runCommand(argv: string[], db: Knex, services: Services): Promise
       return print(false, null, applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
     }
     case 'seed': {
-      await migrateLatest(db);
       const r = await seedDemo(db, services);
       return print(false, null, r.created ? `demo workspace ${r.workspaceId} created; sandbox key (shown once): ${r.token}` : `demo workspace ${r.workspaceId} already exists`);
     }
@@ -96,15 +96,20 @@ async function runCommand(argv: string[], db: Knex, services: Services): Promise
     }
     case 'keys list': {
       const ws = await services.workspaces.get(db, workspaceId(o.workspace));
-      const page = await services.apiKeys.list(db, ws.id, ws.mode === 'sandbox' ? 'test' : 'live', { limit: 200, offset: 0 }, true);
-      return print(!!o.json, page.items, page.items.map((k) => `${k.id}\t${k.status}\t${k.token_prefix}…\t${k.name}\t${k.scopes.join(',')}`).join('\n') || 'no keys');
+      const items = [];
+      for (let cursor: string | undefined, more = true; more;) {
+        const page = await services.apiKeys.list(db, ws.id, keyModeOf(ws.mode), { limit: 200, offset: 0, cursor }, true);
+        items.push(...page.items);
+        [more, cursor] = [page.has_more, page.next_cursor ?? undefined];
+      }
+      return print(!!o.json, items, items.map((k) => `${k.id}\t${k.status}\t${k.token_prefix}…\t${k.name}\t${k.scopes.join(',')}`).join('\n') || 'no keys');
     }
     case 'keys revoke': {
       if (!arg) throw new UsageError('keys revoke needs the key id');
       // Key ids are unique across workspaces: without --workspace the key is found wherever it is.
       const ws = await services.workspaces.get(db, o.workspace ? workspaceId(o.workspace) : (await apiKeyStore.workspaceOf(db, arg)) ?? 'ws_default');
       const key = await services.apiKeys.revoke(db, ws.id, arg);
-      return print(!!o.json, presentApiKey(key, ws.mode === 'sandbox' ? 'test' : 'live', new Date()), `revoked ${key.id}`);
+      return print(!!o.json, presentApiKey(key, keyModeOf(ws.mode), new Date()), `revoked ${key.id}`);
     }
     default:
       throw new UsageError(group ? `unknown command "${positionals.join(' ')}"` : 'no command given');

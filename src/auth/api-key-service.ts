@@ -11,7 +11,7 @@ import { paginate, type Page, type PageRequest } from '../http/pagination.js';
 import { workspaceStore } from '../workspaces/workspace-store.js';
 import { apiKeyStore, type ApiKeyRow } from './api-key-store.js';
 import type { ApiKeyJson } from './api-key-schemas.js';
-import { generateToken } from './api-key-token.js';
+import { generateToken, keyModeOf } from './api-key-token.js';
 import { expandScopes, type Scope } from './scopes.js';
 
 export function keyStatus(k: ApiKeyRow, now: Date): 'active' | 'expired' | 'revoked' {
@@ -92,7 +92,7 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
         details: [{ field: 'expires_at', error: 'must be in the future', received: input.expiresAt.toISOString() }],
       });
     }
-    const mode = workspace.mode === 'sandbox' ? 'test' : 'live';
+    const mode = keyModeOf(workspace.mode);
     const { token, prefix, hash } = generateToken(mode);
     const key = await apiKeyStore.insert(db, {
       id: newId('key'),

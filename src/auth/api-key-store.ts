@@ -135,7 +135,7 @@ export const apiKeyStore = {
          SELECT 'key:' || k.id, date_trunc('minute', now()), 1 FROM k
          ON CONFLICT (bucket, window_start) DO UPDATE SET count = c.count + 1
          RETURNING count, window_start
-       ), touched AS (
+       ), touched AS (  -- runs although nothing reads it: data-modifying CTEs always do
          UPDATE api_keys SET last_used_at = now()
          FROM k
          WHERE api_keys.id = k.id
@@ -143,8 +143,7 @@ export const apiKeyStore = {
          RETURNING api_keys.id
        )
        SELECT k.*, hit.count AS window_count,
-              ceil(extract(epoch FROM hit.window_start + interval '1 minute' - now()))::int AS window_reset_seconds,
-              (SELECT count(*) FROM touched) AS touched
+              ceil(extract(epoch FROM hit.window_start + interval '1 minute' - now()))::int AS window_reset_seconds
        FROM k, hit`,
       [keyHash, lastUsedIntervalSeconds],
     );

@@ -13,6 +13,11 @@ const TOKEN_PATTERN = /^td_(live|test)_([0-9A-Za-z]{40})([0-9A-Za-z]{6})$/;
 
 export type KeyMode = 'live' | 'test';
 
+/** Keys of sandbox workspaces are `td_test_…`, of live ones `td_live_…`. */
+export function keyModeOf(workspaceMode: 'live' | 'sandbox'): KeyMode {
+  return workspaceMode === 'sandbox' ? 'test' : 'live';
+}
+
 function base62Random(length: number): string {
   let out = '';
   while (out.length < length) {

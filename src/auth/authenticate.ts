@@ -5,7 +5,7 @@ import { AppError } from '../http/errors.js';
 import { enforceRateLimit } from '../http/rate-limit.js';
 import type { AppState } from '../http/route.js';
 import { apiKeyStore } from './api-key-store.js';
-import { hashToken, parseToken } from './api-key-token.js';
+import { hashToken, keyModeOf, parseToken } from './api-key-token.js';
 import type { Scope } from './scopes.js';
 
 export interface AuthenticateOptions {
@@ -39,7 +39,7 @@ export function authenticate(opts: AuthenticateOptions): Middleware<AppState> {
       keyId: key.id,
       keyName: key.name,
       scopes: key.scopes,
-      mode: workspace.mode === 'sandbox' ? 'test' : 'live',
+      mode: keyModeOf(workspace.mode),
       expiresAt: key.expiresAt,
       rateLimitPerMinute: limit,
       workspace,

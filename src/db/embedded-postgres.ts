@@ -179,12 +179,15 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
   const database = opts.database ?? 'topicdesk';
   const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
   try {
+    await admin.connect();
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (!rowCount) await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  } catch (err) {
+    await stopChild(child); // a server we started must not outlive a failed start
+    throw err;
   } finally {
-    await admin.end();
+    await admin.end().catch(() => undefined);
   }
 
   let stopped: Promise<void> | null = null;

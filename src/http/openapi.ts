@@ -30,15 +30,25 @@ export function buildOpenApi(defs: RouteDef[], version: string) {
       };
     }
     const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+    const mutating = def.auth === 'key' && def.method !== 'get';
     if (def.auth === 'key') {
       responses['401'] = problem('Missing, invalid, expired or revoked API key');
       if (def.scope) responses['403'] = problem(`The key lacks the scope ${def.scope}`);
       responses['429'] = problem('Rate limit exceeded (see Retry-After)');
+      responses['503'] = problem('The database is unreachable (see Retry-After)');
+    }
+    if (mutating) {
+      responses['400'] = problem('Malformed Idempotency-Key, invalid JSON or unreadable body');
+      responses['409'] ??= problem('idempotency_key_reused or idempotency_key_in_progress (see Retry-After)');
+    }
+    if (def.body) {
+      responses['413'] = problem('Body over 1 MB');
+      responses['415'] = problem('Body that is not application/json');
     }
     if (def.params) responses['404'] = problem('Not found (also for ids of other workspaces)');
     if (def.body || def.query) responses['422'] = problem('Validation error');
-    const idempotencyHeader = def.auth === 'key' && def.method !== 'get'
-      ? [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 255 }, description: 'Replays the first response for 24 h' }]
+    const idempotencyHeader = mutating
+      ? [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', pattern: '^[\\x20-\\x7E]{1,255}$' }, description: 'Replays the first response for 24 h' }]
       : [];
     paths[toOpenApiPath(def.path)] ??= {};
     paths[toOpenApiPath(def.path)][def.method] = {
@@ -48,7 +58,8 @@ export function buildOpenApi(defs: RouteDef[], version: string) {
       ...(def.auth === 'key' ? { security: [{ apiKey: [] }] } : { security: [] }),
       ...(def.scope ? { 'x-required-scope': def.scope } : {}),
       parameters: [...parameters(def), ...idempotencyHeader],
-      ...(def.body ? { requestBody: { required: true, content: { 'application/json': { schema: def.body } } } } : {}),
+      // A body whose fields are all optional may be left out altogether.
+      ...(def.body ? { requestBody: { required: Array.isArray(def.body.required) && def.body.required.length > 0, content: { 'application/json': { schema: def.body } } } } : {}),
       responses,
     };
   }
@@ -62,7 +73,7 @@ export function buildOpenApi(defs: RouteDef[], version: string) {
     servers: [{ url: '/' }],
     components: {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'td_live_… or td_test_…' } },
-      schemas: { Problem: problemSchema },
+      schemas: { Problem: { ...problemSchema, properties: { ...problemSchema.properties, code: { type: 'string', enum: Object.keys(ERROR_CODES) } } } },
     },
     paths,
   };

@@ -18,7 +18,12 @@ export function systemRoutes(deps: { db: Knex; registry: Registry; openApi: () =
       responses: { 200: { description: 'Ready', schema: okSchema }, 503: { description: 'Database unreachable' } },
       async handler(ctx) {
         try {
-          await deps.db.raw('SELECT 1').timeout(2000, { cancel: true });
+          // Bound the whole probe, waiting for a pooled connection included.
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            deps.db.raw('SELECT 1'),
+            new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('readyz timeout')), 2000); }),
+          ]).finally(() => clearTimeout(timer));
         } catch {
           throw new AppError('service_unavailable', 'The database is not reachable');
         }

@@ -35,7 +35,7 @@ export function createWorkspaceService(deps: { clock: Clock }) {
   return {
     create(db: Db, input: { name: string; sandbox: boolean }): Promise<Workspace> {
       const name = input.name.trim();
-      if (!name || name.length > 200) throw new Error('workspace name must be 1-200 characters');
+      if (!name || name.length > 200) throw new AppError('validation_error', 'workspace name must be 1-200 characters', { details: [{ field: 'name', error: 'must be 1-200 characters' }] });
       return workspaceStore.insert(db, { id: newId('ws'), name, mode: input.sandbox ? 'sandbox' : 'live', createdAt: deps.clock.now() });
     },
 
