@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config.js';
 import { createServices, type Services } from './container.js';
 import { openDatabase } from './db/database.js';
-import type { Knex } from './db/knex.js';
+import { postgresReason, type Knex } from './db/knex.js';
 import { migrateLatest } from './db/migrate.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
@@ -152,13 +152,8 @@ function describeError(err: unknown): string {
   const e = err as { message?: unknown; code?: unknown; name?: unknown; severity?: unknown } | null | undefined;
   // Node reports a refused connection to a host with several addresses as an AggregateError with no message.
   if (err instanceof AggregateError && err.errors.length && !err.message) return describeError(err.errors[0]);
-  let msg = typeof e?.message === 'string' ? e.message : String(err);
-  if (typeof e?.severity === 'string' && typeof e?.code === 'string') {
-    // A PostgreSQL error (it has a severity and a SQLSTATE): knex puts the SQL text in front of the server's message.
-    const i = msg.lastIndexOf(' - ');
-    if (i >= 0) msg = msg.slice(i + 3);
-    msg = `database error ${e.code}: ${msg}`;
-  }
+  const reason = postgresReason(err);
+  const msg = reason !== null ? `database error ${e?.code}: ${reason}` : typeof e?.message === 'string' ? e.message : String(err);
   const line = msg.split('\n').map((l) => l.trim()).find(Boolean);
   return line || (typeof e?.code === 'string' ? e.code : '') || (typeof e?.name === 'string' ? e.name : '') || 'unexpected error';
 }

@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   const app = createApp(deps, { services, processMetrics: true });
   scheduler = createScheduler({
     db, logger,
-    jobs: [cleanupJob({ schedule: config.jobs.idempotencyCleanup, idempotencyRetentionHours: config.idempotency.retentionHours })],
+    jobs: [cleanupJob({ schedule: config.jobs.cleanup, idempotencyRetentionHours: config.idempotency.retentionHours })],
   });
 
   server = await new Promise<Server>((resolve, reject) => {

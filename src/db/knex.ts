@@ -22,3 +22,14 @@ export function createKnex(connectionString: string, poolMax = 10, log?: KnexLog
     log: { warn: log?.warn ?? quiet, error: log?.error ?? quiet, deprecate: quiet, debug: quiet },
   });
 }
+
+/**
+ * PostgreSQL's own message for a server error (it has a SQLSTATE `code` and a `severity`),
+ * without the SQL text knex puts in front of it; null for anything else.
+ */
+export function postgresReason(err: unknown): string | null {
+  const e = err as { message?: unknown; code?: unknown; severity?: unknown } | null | undefined;
+  if (typeof e?.severity !== 'string' || typeof e.code !== 'string' || typeof e.message !== 'string') return null;
+  const i = e.message.lastIndexOf(' - ');
+  return i >= 0 ? e.message.slice(i + 3) : e.message;
+}

@@ -2,6 +2,8 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
+import { withSessionAdvisoryLock } from './advisory-lock.js';
+import { postgresReason } from './knex.js';
 
 const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
 
@@ -32,11 +34,7 @@ class DirectoryMigrationSource implements Knex.MigrationSource<string> {
 /** A failed migration, named, with PostgreSQL's message (knex would prefix it with the whole SQL text). */
 export class MigrationError extends Error {
   constructor(readonly migration: string, cause: unknown) {
-    let reason = (cause as Error)?.message ?? String(cause);
-    const sqlState = (cause as { code?: unknown })?.code;
-    if (typeof sqlState === 'string' && /^[0-9A-Z]{5}$/.test(sqlState) && reason.includes(' - ')) {
-      reason = reason.slice(reason.lastIndexOf(' - ') + 3);
-    }
+    const reason = postgresReason(cause) ?? (cause as Error)?.message ?? String(cause);
     super(`migration ${migration} failed: ${reason.replace(/\s+/g, ' ').trim()}`, { cause });
     this.name = 'MigrationError';
   }
@@ -49,23 +47,13 @@ export class MigrationError extends Error {
  * Needs two pool connections: the pinned one holding the lock and one for knex.
  */
 export async function migrateLatest(db: Knex): Promise<string[]> {
-  const conn = await db.client.acquireConnection();
-  try {
-    await conn.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
-    try {
-      const migrationSource = new DirectoryMigrationSource();
-      // We hold the advisory lock, so no other replica is migrating: a set knex lock row can
-      // only be left by a migrator that died mid-run, and would fail every start from now on.
-      await db.migrate.forceFreeMigrationsLock({ migrationSource });
-      const [, applied] = await db.migrate.latest({ migrationSource });
-      return applied as string[];
-    } finally {
-      await conn.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch((err: unknown) => {
-        // Never pool a session that may still hold the lock: every replica would wait on it.
-        (conn as { __knex__disposed?: unknown }).__knex__disposed = err;
-      });
-    }
-  } finally {
-    await db.client.releaseConnection(conn);
-  }
+  const applied = await withSessionAdvisoryLock(db, MIGRATION_LOCK_ID, { wait: true }, async () => {
+    const migrationSource = new DirectoryMigrationSource();
+    // We hold the advisory lock, so no other replica is migrating: a set knex lock row can
+    // only be left by a migrator that died mid-run, and would fail every start from now on.
+    await db.migrate.forceFreeMigrationsLock({ migrationSource });
+    const [, names] = await db.migrate.latest({ migrationSource });
+    return names as string[];
+  });
+  return applied as string[]; // waiting for the lock always acquires it
 }

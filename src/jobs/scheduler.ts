@@ -12,6 +12,7 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import { hostname } from 'node:os';
+import { NOT_ACQUIRED, lockKey, withSessionAdvisoryLock } from '../db/advisory-lock.js';
 import type { Knex } from '../db/knex.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -32,7 +33,7 @@ export interface Job {
 
 export type TickOutcome = 'ran' | 'failed' | 'already-ran' | 'locked-elsewhere' | 'running-here';
 
-const LOCK_NAMESPACE = 424_242; // first key of pg_try_advisory_lock(int, int); the second is the job's hash
+const LOCK_NAMESPACE = 424_242; // with the job's name, makes the job's advisory lock key (lockKey)
 
 export interface Scheduler {
   /** Schedules every job with node-cron; a no-op when already started or stopped. */
@@ -77,12 +78,10 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
   }
 
   async function execute(job: Job, tick: Date): Promise<TickOutcome> {
-    const conn = await db.client.acquireConnection();
-    let locked = false;
-    try {
-      const lock = await conn.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_NAMESPACE, job.name]);
-      locked = lock.rows[0].ok;
-      if (!locked) return 'locked-elsewhere';
+    const outcome = await withSessionAdvisoryLock(db, lockKey(LOCK_NAMESPACE, job.name), {
+      wait: false,
+      onUnlockError: (err) => logger.error({ err, job: job.name }, 'could not release the job lock; discarding the connection'),
+    }, async (conn): Promise<TickOutcome> => {
       const claim = await conn.query(
         'INSERT INTO job_runs (job, tick, runner) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1',
         [job.name, tick, runner],
@@ -98,17 +97,8 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
           [job.name, tick, String((err as Error)?.message ?? err).slice(0, 2000)]);
         return 'failed';
       }
-    } finally {
-      if (locked) {
-        await conn.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, job.name]).catch((err: unknown) => {
-          // A pooled session still holding the lock would lock every other replica out of
-          // this job (and let this process re-enter it): have the pool discard it instead.
-          logger.error({ err, job: job.name }, 'could not release the job lock; discarding the connection');
-          (conn as { __knex__disposed?: unknown }).__knex__disposed = err;
-        });
-      }
-      await db.client.releaseConnection(conn);
-    }
+    });
+    return outcome === NOT_ACQUIRED ? 'locked-elsewhere' : outcome;
   }
 
   function runTick(jobName: string, tick: Date): Promise<TickOutcome> {

@@ -115,7 +115,7 @@ describe('cleanup job', function () {
 
   it('runs under the scheduler with the configured schedule and records its run', async () => {
     const config = loadConfig({});
-    const scheduled = cleanupJob({ schedule: config.jobs.idempotencyCleanup, idempotencyRetentionHours: config.idempotency.retentionHours });
+    const scheduled = cleanupJob({ schedule: config.jobs.cleanup, idempotencyRetentionHours: config.idempotency.retentionHours });
     assert.equal(scheduled.name, 'cleanup');
     await idempotencyKeys('old', 2, '3 days');
     await jobRuns('old', 2, '9 days');

@@ -34,7 +34,7 @@ describe('configuration', () => {
       });
       assert.equal(c.webhooks.allowPrivateTargets, false);
       assert.equal(c.idempotency.retentionHours, 24);
-      assert.equal(c.jobs.idempotencyCleanup, '0 */5 * * * *');
+      assert.equal(c.jobs.cleanup, '0 */5 * * * *');
     });
 
     it('layers config/test.json over the defaults when NODE_ENV=test', () => {

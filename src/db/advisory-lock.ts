@@ -1,0 +1,50 @@
+import { crc32 } from 'node:zlib';
+import type { QueryResult } from 'pg';
+import type { Knex } from 'knex';
+
+/** A pooled connection pinned for the lock's whole life. */
+export interface PinnedConnection {
+  query(sql: string, params?: unknown[]): Promise<QueryResult>;
+}
+
+export const NOT_ACQUIRED = Symbol('advisory lock not acquired');
+
+/** A 64-bit lock key (kept a safe JS integer) for a name within a namespace of our own. */
+export function lockKey(namespace: number, name: string): number {
+  return namespace * 2 ** 32 + crc32(name);
+}
+
+/**
+ * Runs `fn` while this process holds the session-level advisory lock `key`, on one pinned
+ * connection (a session lock belongs to the connection that took it, so a pool must not hand
+ * it to anyone else meanwhile). `wait: false` answers NOT_ACQUIRED instead of queueing.
+ * If the unlock fails the connection is discarded, never pooled: a session still holding
+ * the lock would shut every replica out.
+ */
+export async function withSessionAdvisoryLock<T>(
+  db: Knex,
+  key: number,
+  opts: { wait: boolean; onUnlockError?: (err: unknown) => void },
+  fn: (conn: PinnedConnection) => Promise<T>,
+): Promise<T | typeof NOT_ACQUIRED> {
+  const conn = (await db.client.acquireConnection()) as PinnedConnection & { __knex__disposed?: unknown };
+  let locked = false;
+  try {
+    if (opts.wait) {
+      await conn.query('SELECT pg_advisory_lock($1)', [key]);
+      locked = true;
+    } else {
+      locked = (await conn.query('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok;
+      if (!locked) return NOT_ACQUIRED;
+    }
+    return await fn(conn);
+  } finally {
+    if (locked) {
+      await conn.query('SELECT pg_advisory_unlock($1)', [key]).catch((err: unknown) => {
+        opts.onUnlockError?.(err);
+        conn.__knex__disposed = err; // knex's pool then destroys rather than reuses it
+      });
+    }
+    await db.client.releaseConnection(conn);
+  }
+}
