@@ -32,6 +32,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  // pino writes stdout asynchronously: flush first, or the last lines (say "stopped") are lost.
+  const exit = (code: number): Promise<never> => new Promise(() => logger.flush(() => process.exit(code)));
 
   // What has started so far; a signal stops exactly that, in reverse order.
   let database: Database | undefined;
@@ -57,10 +59,10 @@ async function main(): Promise<void> {
       await database?.close();
     } catch (err) {
       logger.error({ err }, 'shutdown failed');
-      process.exit(1);
+      return exit(1);
     }
     logger.info('stopped');
-    process.exit(0);
+    return exit(0);
   };
   // Installed before anything starts: a SIGTERM during start-up (say while the embedded
   // PostgreSQL initialises) must not kill us and orphan the database. Start-up finishes its
@@ -68,7 +70,8 @@ async function main(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      void exit(1);
+      return;
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
