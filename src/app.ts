@@ -14,6 +14,9 @@ import { requestId } from './http/request-id.js';
 import { mountRoutes, type AppState, type RouteDef } from './http/route.js';
 import { systemRoutes } from './http/system-routes.js';
 import { workspaceRoutes } from './workspaces/workspace-routes.js';
+import { contactRoutes } from './contacts/contact-routes.js';
+import { messageRoutes } from './messages/message-routes.js';
+import { ticketRoutes } from './tickets/ticket-routes.js';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -39,6 +42,9 @@ export function createApp(deps: Deps, opts: AppOptions) {
   const apiRoutes: RouteDef[] = [
     ...apiKeyRoutes(services.apiKeys, deps.clock),
     ...workspaceRoutes(services.workspaces),
+    ...ticketRoutes(services.tickets, services.messages),
+    ...contactRoutes(services.contacts),
+    ...messageRoutes(services.messages),
     ...(opts.extraRoutes ?? []),
   ];
   let openApiDoc: object | undefined;

@@ -5,6 +5,9 @@ import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
 import { createApiKeyService } from './auth/api-key-service.js';
 import { createWorkspaceService } from './workspaces/workspace-service.js';
+import { createContactService } from './contacts/contact-service.js';
+import { createMessageService } from './messages/message-service.js';
+import { createTicketService } from './tickets/ticket-service.js';
 
 export interface Deps {
   config: Config;
@@ -14,9 +17,15 @@ export interface Deps {
 }
 
 export function createServices(deps: Deps) {
+  const { clock } = deps;
+  const contacts = createContactService({ clock });
+  const tickets = createTicketService({ clock, contacts });
   return {
-    workspaces: createWorkspaceService({ clock: deps.clock }),
-    apiKeys: createApiKeyService({ clock: deps.clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours }),
+    workspaces: createWorkspaceService({ clock }),
+    apiKeys: createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours }),
+    contacts,
+    tickets,
+    messages: createMessageService({ clock, contacts, tickets }),
   };
 }
 

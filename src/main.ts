@@ -10,6 +10,7 @@ import { createServices } from './container.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateLatest } from './db/migrate.js';
 import { cleanupJob } from './jobs/cleanup-job.js';
+import { autoCloseJob } from './tickets/auto-close-job.js';
 import { createScheduler, type Scheduler } from './jobs/scheduler.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
@@ -98,7 +99,10 @@ async function main(): Promise<void> {
   const app = createApp(deps, { services, processMetrics: true });
   scheduler = createScheduler({
     db, logger,
-    jobs: [cleanupJob({ schedule: config.jobs.cleanup, idempotencyRetentionHours: config.idempotency.retentionHours })],
+    jobs: [
+      cleanupJob({ schedule: config.jobs.cleanup, idempotencyRetentionHours: config.idempotency.retentionHours }),
+      autoCloseJob({ schedule: config.jobs.autoClose, tickets: services.tickets }),
+    ],
   });
 
   server = await new Promise<Server>((resolve, reject) => {

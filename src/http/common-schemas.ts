@@ -31,3 +31,22 @@ export const problemSchema = {
     },
   },
 } as const;
+
+/** A body field holding the id of another resource of the workspace (an unknown id is a 404). */
+export const idRef = (prefix: IdPrefix) => ({ type: 'string', pattern: `^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$` }) as const;
+
+/** Tags are compared case-insensitively: stored trimmed and lower-cased, no spaces or commas. */
+export const tagSchema = { type: 'string', minLength: 1, maxLength: 64, pattern: '^\\s*[^\\s,]+\\s*$' } as const;
+export const tagsSchema = { type: 'array', maxItems: 50, items: tagSchema } as const;
+
+/**
+ * Free-form fields an integrator attaches: flat, scalar values. In a PATCH a null value
+ * removes the field.
+ */
+export const customFieldsSchema = {
+  type: 'object',
+  maxProperties: 50,
+  propertyNames: { pattern: '^[a-z][a-z0-9_]{0,63}$' },
+  additionalProperties: { type: ['string', 'number', 'boolean', 'null'], maxLength: 2000 },
+} as const;
+export const customFieldsOutSchema = { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } } as const;

@@ -52,7 +52,10 @@ function sortKey(order: readonly SortColumn[]): string {
 function encodeCursor(order: readonly SortColumn[], row: Record<string, unknown>): string {
   const v = order.map(([c]) => {
     const value = row[c.includes('.') ? c.split('.').pop()! : c];
-    return value instanceof Date ? value.toISOString() : value;
+    if (value instanceof Date) return value.toISOString();
+    // A timestamptz 'infinity' sentinel reads as Infinity; PostgreSQL takes the word back.
+    if (value === Infinity) return 'infinity';
+    return value;
   });
   return Buffer.from(JSON.stringify({ s: sortKey(order), v } satisfies CursorPayload)).toString('base64url');
 }

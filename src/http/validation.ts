@@ -18,6 +18,8 @@ function makeAjv(coerce: boolean): Ajv2020 {
   const ajv = new Ajv2020({
     allErrors: true,
     strict: true,
+    // Nullable fields and custom-field values ("string, number, boolean or null") are unions.
+    allowUnionTypes: true,
     // Query strings and path parameters arrive as text: coerce "20" to 20, and fill defaults.
     coerceTypes: coerce,
     useDefaults: coerce,
@@ -122,4 +124,17 @@ export function check(validate: ValidateFunction, data: unknown, where: Location
     : all;
   const summary = details.slice(0, 3).map((d) => `${d.field} ${d.error}`).join('; ');
   throw new AppError('validation_error', `The ${where === 'path' ? 'path' : where} is invalid: ${summary}`, { details });
+}
+
+/**
+ * Cross-field rules JSON Schema can state only awkwardly under ajv's strict mode: exactly
+ * one (or, with atLeastOne, one or more) of `fields` must be present in the body.
+ */
+export function requireOneOf(body: Record<string, unknown>, fields: readonly string[], opts: { atLeastOne?: boolean } = {}): void {
+  const given = fields.filter((f) => body[f] !== undefined);
+  if (given.length === 1 || (opts.atLeastOne && given.length > 1)) return;
+  const list = fields.join(' or ');
+  throw new AppError('validation_error', given.length === 0 ? `The body needs ${list}` : `Give ${list}, not both`, {
+    details: (given.length === 0 ? fields : given).map((field) => ({ field, error: given.length === 0 ? `is required (or ${fields.filter((f) => f !== field).join(', ')})` : 'cannot be combined with the others' })),
+  });
 }

@@ -1,0 +1,55 @@
+/**
+ * Agents and teams as far as tickets reference them. Creating and managing them through
+ * the API (and the Telegram side registering group members) build on these.
+ */
+import type { Db } from '../db/knex.js';
+import { newId } from '../lib/ids.js';
+
+export interface Agent {
+  id: string;
+  workspaceId: string;
+  telegramUserId: number | null;
+  name: string;
+  username: string | null;
+  role: 'agent' | 'lead' | 'admin';
+  active: boolean;
+}
+
+export interface Team {
+  id: string;
+  workspaceId: string;
+  name: string;
+}
+
+const toAgent = (r: any): Agent => ({
+  id: r.id, workspaceId: r.workspace_id, telegramUserId: r.telegram_user_id, name: r.name,
+  username: r.username, role: r.role, active: r.active,
+});
+const toTeam = (r: any): Team => ({ id: r.id, workspaceId: r.workspace_id, name: r.name });
+
+export const agentStore = {
+  async findById(db: Db, workspaceId: string, id: string): Promise<Agent | null> {
+    const row = await db('agents').where({ workspace_id: workspaceId, id }).first();
+    return row ? toAgent(row) : null;
+  },
+
+  async insert(db: Db, a: { workspaceId: string; name: string; telegramUserId?: number | null; username?: string | null; role?: Agent['role']; active?: boolean; at: Date }): Promise<Agent> {
+    const [row] = await db('agents').insert({
+      id: newId('ag'), workspace_id: a.workspaceId, name: a.name, telegram_user_id: a.telegramUserId ?? null,
+      username: a.username ?? null, role: a.role ?? 'agent', active: a.active ?? true, created_at: a.at, updated_at: a.at,
+    }).returning('*');
+    return toAgent(row);
+  },
+};
+
+export const teamStore = {
+  async findById(db: Db, workspaceId: string, id: string): Promise<Team | null> {
+    const row = await db('teams').where({ workspace_id: workspaceId, id }).first();
+    return row ? toTeam(row) : null;
+  },
+
+  async insert(db: Db, t: { workspaceId: string; name: string; at: Date }): Promise<Team> {
+    const [row] = await db('teams').insert({ id: newId('team'), workspace_id: t.workspaceId, name: t.name, created_at: t.at, updated_at: t.at }).returning('*');
+    return toTeam(row);
+  },
+};

@@ -1,0 +1,239 @@
+/**
+ * Contacts (customers). Invariants: a Telegram user id, username or email belongs to at
+ * most one contact of a workspace (unique indexes, matched case-insensitively); every
+ * change writes its event (contact.created / contact.updated / contact.tagged) in the
+ * caller's transaction.
+ */
+import type { Db } from '../db/knex.js';
+import { eventStore, type NewEvent } from '../events/event-store.js';
+import type { Actor } from '../events/event-types.js';
+import { AppError, notFound } from '../http/errors.js';
+import type { PageRequest } from '../http/pagination.js';
+import { paginate } from '../http/pagination.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import { mergeCustomFields, normalizeTags } from '../lib/tags.js';
+import type { ContactFilters, ContactJson, PatchContactBody } from './contact-schemas.js';
+import { contactStore, toContact, type Contact, type ContactFields } from './contact-store.js';
+
+export const MAX_TAGS = 50;
+export const MAX_CUSTOM_FIELDS = 50;
+
+export function presentContact(c: Contact): ContactJson {
+  return {
+    id: c.id,
+    telegram_user_id: c.telegramUserId,
+    username: c.username,
+    name: c.name,
+    first_name: c.firstName,
+    last_name: c.lastName,
+    email: c.email,
+    phone: c.phone,
+    tags: c.tags,
+    custom_fields: c.customFields as ContactJson['custom_fields'],
+    blocked: c.blocked,
+    created_at: c.createdAt.toISOString(),
+    updated_at: c.updatedAt.toISOString(),
+  };
+}
+
+/** What a contact is created or matched with (POST /v1/contacts, inline in POST /v1/tickets, Telegram). */
+export interface ContactInput {
+  telegram_user_id?: number;
+  username?: string;
+  email?: string;
+  name?: string;
+  first_name?: string;
+  last_name?: string;
+  phone?: string;
+  tags?: readonly string[];
+  custom_fields?: Record<string, unknown>;
+}
+
+const stripAt = (u: string) => u.replace(/^@/, '');
+const joinName = (first?: string | null, last?: string | null) => [first, last].filter(Boolean).join(' ') || null;
+
+const UNIQUE_FIELD: Record<string, string> = {
+  contacts_telegram_user: 'telegram_user_id',
+  contacts_username: 'username',
+  contacts_email: 'email',
+};
+
+function tooMany(field: string, max: number, count: number): AppError {
+  return new AppError('validation_error', `A contact holds at most ${max} ${field}`, { details: [{ field, error: `would hold ${count}; at most ${max}` }] });
+}
+
+/** A unique identity taken by another contact → 409 naming the field. */
+function rethrowTaken(err: unknown): never {
+  const e = err as { code?: string; constraint?: string };
+  const field = e.code === '23505' && e.constraint ? UNIQUE_FIELD[e.constraint] : undefined;
+  if (field) throw new AppError('conflict', `Another contact of this workspace already has this ${field}`, { details: [{ field, error: 'belongs to another contact' }] });
+  throw err;
+}
+
+/** Field-by-field difference, for contact.updated's timeline detail. */
+function diff(before: Contact, after: Contact, keys: (keyof ContactFields)[]): Record<string, { from: unknown; to: unknown }> {
+  const out: Record<string, { from: unknown; to: unknown }> = {};
+  const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  for (const k of keys) {
+    if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out[snake(k)] = { from: before[k], to: after[k] };
+  }
+  return out;
+}
+
+export function createContactService(deps: { clock: Clock }) {
+  const { clock } = deps;
+
+  /** Writes `changes` to `before` and the events they call for; no write when nothing changed. */
+  async function applyChanges(db: Db, before: Contact, changes: Partial<ContactFields>, actor: Actor): Promise<Contact> {
+    const touched = (Object.keys(changes) as (keyof ContactFields)[]).filter((k) => JSON.stringify(changes[k]) !== JSON.stringify(before[k]));
+    if (touched.length === 0) return before;
+    const at = clock.now();
+    const after = await contactStore.update(db, before.workspaceId, before.id, Object.fromEntries(touched.map((k) => [k, changes[k]])), at).catch(rethrowTaken);
+    const events: NewEvent[] = [];
+    const fieldChanges = diff(before, after, touched.filter((k) => k !== 'tags'));
+    if (Object.keys(fieldChanges).length) {
+      events.push({ type: 'contact.updated', actor, contactId: after.id, payload: presentContact(after), detail: { changes: fieldChanges } });
+    }
+    if (touched.includes('tags')) {
+      const added = after.tags.filter((t) => !before.tags.includes(t));
+      const removed = before.tags.filter((t) => !after.tags.includes(t));
+      events.push({ type: 'contact.tagged', actor, contactId: after.id, payload: presentContact(after), detail: { added, removed } });
+    }
+    await eventStore.record(db, after.workspaceId, at, events);
+    return after;
+  }
+
+  function mergedFields(current: Contact, input: ContactInput): Partial<ContactFields> {
+    const changes: Partial<ContactFields> = {};
+    if (input.telegram_user_id !== undefined) changes.telegramUserId = input.telegram_user_id;
+    if (input.username !== undefined) changes.username = stripAt(input.username);
+    if (input.email !== undefined) changes.email = input.email;
+    if (input.phone !== undefined) changes.phone = input.phone;
+    if (input.first_name !== undefined) changes.firstName = input.first_name;
+    if (input.last_name !== undefined) changes.lastName = input.last_name;
+    if (input.name !== undefined) changes.name = input.name;
+    else if (!current.name && (input.first_name || input.last_name)) changes.name = joinName(input.first_name ?? current.firstName, input.last_name ?? current.lastName);
+    if (input.tags) {
+      const tags = normalizeTags([...current.tags, ...input.tags]);
+      if (tags.length > MAX_TAGS) throw tooMany('tags', MAX_TAGS, tags.length);
+      changes.tags = tags;
+    }
+    if (input.custom_fields) {
+      const { value } = mergeCustomFields(current.customFields, input.custom_fields);
+      if (Object.keys(value).length > MAX_CUSTOM_FIELDS) throw tooMany('custom_fields', MAX_CUSTOM_FIELDS, Object.keys(value).length);
+      changes.customFields = value;
+    }
+    return changes;
+  }
+
+  const service = {
+    /**
+     * Finds the contact holding any of the given identities and updates it, or creates one.
+     * Identities of two different contacts → 409. Safe under concurrency: the matches are
+     * locked, and an insert that loses a race on a unique identity matches again.
+     */
+    async upsert(db: Db, workspaceId: string, input: ContactInput, actor: Actor): Promise<{ contact: Contact; created: boolean }> {
+      const ids = { telegramUserId: input.telegram_user_id, username: input.username && stripAt(input.username), email: input.email };
+      const hasIdentity = ids.telegramUserId !== undefined || ids.username !== undefined || ids.email !== undefined;
+      for (let attempt = 0; attempt < 3; attempt++) {
+        if (hasIdentity) {
+          const matches = await contactStore.lockMatching(db, workspaceId, ids);
+          if (matches.length > 1) {
+            throw new AppError('conflict', `These identities belong to different contacts: ${matches.map((m) => m.id).join(', ')}`, {
+              fields: { contact_ids: matches.map((m) => m.id) },
+            });
+          }
+          if (matches.length === 1) return { contact: await applyChanges(db, matches[0], mergedFields(matches[0], input), actor), created: false };
+        }
+        const tags = normalizeTags(input.tags ?? []);
+        const { value: customFields } = mergeCustomFields({}, input.custom_fields ?? {});
+        const at = clock.now();
+        const contact = await contactStore.insertIfAbsent(db, {
+          id: newId('ct'), workspaceId, at,
+          telegramUserId: ids.telegramUserId ?? null,
+          username: ids.username ?? null,
+          email: input.email ?? null,
+          phone: input.phone ?? null,
+          firstName: input.first_name ?? null,
+          lastName: input.last_name ?? null,
+          name: input.name ?? joinName(input.first_name, input.last_name),
+          tags,
+          customFields,
+          blocked: false,
+        });
+        if (contact) {
+          await eventStore.record(db, workspaceId, at, [{ type: 'contact.created', actor, contactId: contact.id, payload: presentContact(contact) }]);
+          return { contact, created: true };
+        }
+        // Another transaction took one of the identities between our match and our insert.
+      }
+      throw new AppError('conflict', 'The contact is being changed by another request; retry');
+    },
+
+    async get(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<Contact> {
+      const c = await contactStore.findById(db, workspaceId, id, opts);
+      if (!c) throw notFound('Contact');
+      return c;
+    },
+
+    list(db: Db, workspaceId: string, query: PageRequest & ContactFilters) {
+      return paginate(contactStore.filtered(db, workspaceId, query), [['created_at', 'desc'], ['id', 'desc']], query, (r) => presentContact(toContact(r)));
+    },
+
+    async update(db: Db, workspaceId: string, id: string, body: PatchContactBody, actor: Actor): Promise<Contact> {
+      const current = await service.get(db, workspaceId, id, { forUpdate: true });
+      const changes: Partial<ContactFields> = {};
+      if (body.telegram_user_id !== undefined) changes.telegramUserId = body.telegram_user_id;
+      if (body.username !== undefined) changes.username = body.username === null ? null : stripAt(body.username);
+      if (body.email !== undefined) changes.email = body.email;
+      if (body.phone !== undefined) changes.phone = body.phone;
+      if (body.name !== undefined) changes.name = body.name;
+      if (body.first_name !== undefined) changes.firstName = body.first_name;
+      if (body.last_name !== undefined) changes.lastName = body.last_name;
+      if (body.blocked !== undefined) changes.blocked = body.blocked;
+      if (body.tags !== undefined) changes.tags = normalizeTags(body.tags);
+      if (body.custom_fields !== undefined) {
+        const { value } = mergeCustomFields(current.customFields, body.custom_fields);
+        if (Object.keys(value).length > MAX_CUSTOM_FIELDS) throw tooMany('custom_fields', MAX_CUSTOM_FIELDS, Object.keys(value).length);
+        changes.customFields = value;
+      }
+      return applyChanges(db, current, changes, actor);
+    },
+
+    /** Adds tags; ones the contact already has are not an error. */
+    async addTags(db: Db, workspaceId: string, id: string, tags: readonly string[], actor: Actor): Promise<Contact> {
+      const current = await service.get(db, workspaceId, id, { forUpdate: true });
+      const next = normalizeTags([...current.tags, ...tags]);
+      if (next.length > MAX_TAGS) throw tooMany('tags', MAX_TAGS, next.length);
+      return applyChanges(db, current, { tags: next }, actor);
+    },
+
+    /** Removes a tag; removing one the contact does not have is not an error either. */
+    async removeTag(db: Db, workspaceId: string, id: string, tag: string, actor: Actor): Promise<Contact> {
+      const current = await service.get(db, workspaceId, id, { forUpdate: true });
+      const drop = tag.trim().toLowerCase();
+      return applyChanges(db, current, { tags: current.tags.filter((t) => t !== drop) }, actor);
+    },
+
+    /** The filtered contacts in id order, a batch at a time (the CSV export streams these). */
+    async *exportBatches(db: Db, workspaceId: string, filters: ContactFilters, batchSize = 500): AsyncGenerator<Contact[]> {
+      let after: string | null = null;
+      for (;;) {
+        const q = contactStore.filtered(db, workspaceId, filters).orderBy('id').limit(batchSize);
+        if (after) q.where('id', '>', after);
+        const rows = (await q).map(toContact);
+        if (rows.length) yield rows;
+        if (rows.length < batchSize) return;
+        after = rows[rows.length - 1].id;
+      }
+    },
+
+    /** The Telegram side records every private chat a contact writes from. */
+    recordChat: contactStore.recordChat,
+    chatFor: contactStore.chatFor,
+  };
+  return service;
+}
+
+export type ContactService = ReturnType<typeof createContactService>;

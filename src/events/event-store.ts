@@ -1,0 +1,67 @@
+/**
+ * The events outbox. `record` must be called with the transaction of the change the
+ * event describes: the event exists exactly when the change committed.
+ */
+import type { Db } from '../db/knex.js';
+import { paginate, type PageRequest } from '../http/pagination.js';
+import { newId } from '../lib/ids.js';
+import type { Actor, EventType } from './event-types.js';
+
+export interface NewEvent {
+  type: EventType;
+  actor: Actor;
+  /** The resource as the API shows it. */
+  payload: unknown;
+  /** What changed, for the timeline. */
+  detail?: Record<string, unknown>;
+  ticketId?: string | null;
+  contactId?: string | null;
+  messageId?: string | null;
+}
+
+export interface TimelineEventJson {
+  id: string;
+  type: string;
+  ticket_id: string | null;
+  actor: { type: string; id: string | null };
+  data: Record<string, unknown>;
+  created_at: string;
+}
+
+function presentEvent(r: any): TimelineEventJson {
+  return {
+    id: r.id,
+    type: r.type,
+    ticket_id: r.ticket_id,
+    actor: { type: r.actor_type, id: r.actor_id },
+    data: r.detail,
+    created_at: r.created_at.toISOString(),
+  };
+}
+
+export const eventStore = {
+  /** Writes the events in one statement, in order (ids are monotonic within a process). */
+  async record(db: Db, workspaceId: string, at: Date, events: NewEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await db('events').insert(events.map((e) => ({
+      id: newId('evt'),
+      workspace_id: workspaceId,
+      type: e.type,
+      ticket_id: e.ticketId ?? null,
+      contact_id: e.contactId ?? null,
+      message_id: e.messageId ?? null,
+      actor_type: e.actor.type,
+      actor_id: e.actor.id,
+      payload: JSON.stringify(e.payload),
+      detail: JSON.stringify(e.detail ?? {}),
+      created_at: at,
+    })));
+  },
+
+  /** A ticket's timeline, oldest first. */
+  timeline(db: Db, workspaceId: string, ticketId: string, page: PageRequest) {
+    const q = db('events').select('id', 'type', 'ticket_id', 'actor_type', 'actor_id', 'detail', 'created_at')
+      .where({ workspace_id: workspaceId, ticket_id: ticketId });
+    return paginate(q, [['created_at', 'asc'], ['id', 'asc']], page, presentEvent);
+  },
+};

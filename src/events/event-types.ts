@@ -1,0 +1,21 @@
+/** Domain event names (SPEC §7): the webhook `event` and the timeline `type`. */
+export const EVENT_TYPES = [
+  'ticket.created', 'ticket.updated', 'ticket.status_changed', 'ticket.assigned',
+  'ticket.resolved', 'ticket.closed', 'ticket.reopened', 'ticket.escalated',
+  'sla.warning', 'sla.breached',
+  'message.received', 'message.sent', 'message.failed',
+  'contact.created', 'contact.updated', 'contact.tagged',
+  'csat.received',
+] as const;
+
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export type ActorType = 'contact' | 'agent' | 'api' | 'system';
+
+/** Who made a change: a customer, an agent, an API key (id = key id) or the system (jobs). */
+export interface Actor {
+  type: ActorType;
+  id: string | null;
+}
+
+export const SYSTEM: Actor = { type: 'system', id: null };

@@ -1,0 +1,5 @@
+import type { Actor } from '../events/event-types.js';
+import type { AppContext } from './route.js';
+
+/** Changes made through the API are attributed to the calling key. */
+export const apiActor = (ctx: AppContext): Actor => ({ type: 'api', id: ctx.state.auth.keyId });

@@ -1,0 +1,32 @@
+import { apiActor } from '../http/actor.js';
+import { idParams } from '../http/common-schemas.js';
+import type { AppContext, RouteDef } from '../http/route.js';
+import { messageSchema, sendMessageBody, sentMessageSchema, type SendMessageBody } from './message-schemas.js';
+import type { MessageService } from './message-service.js';
+import { presentMessage } from './message-store.js';
+
+export function messageRoutes(messages: MessageService): RouteDef[] {
+  const ws = (ctx: AppContext) => ctx.state.auth.workspace.id;
+  return [
+    {
+      method: 'post', path: '/v1/messages/send', tag: 'messages', auth: 'key', scope: 'write:messages',
+      summary: 'Send a message to a customer who has written to the bot (at most daily_send_limit per bot per UTC day)',
+      body: sendMessageBody,
+      responses: { 200: { description: 'The queued message (sent and simulated in a sandbox) and when it should go out', schema: sentMessageSchema } },
+      async handler(ctx) {
+        const { message, eta } = await messages.send(ctx.state.db, ctx.state.auth.workspace, ctx.state.input.body as SendMessageBody, apiActor(ctx));
+        ctx.set('Location', `/v1/messages/${message.id}`);
+        ctx.body = { ...presentMessage(message), eta: eta.toISOString() };
+      },
+    },
+    {
+      method: 'get', path: '/v1/messages/:id', tag: 'messages', auth: 'key', scope: 'read:messages',
+      summary: 'One message, with its delivery status and failure reason',
+      params: idParams('msg'), notFoundLabel: 'Message',
+      responses: { 200: { description: 'The message', schema: messageSchema } },
+      async handler(ctx) {
+        ctx.body = presentMessage(await messages.get(ctx.state.db, ws(ctx), ctx.state.input.params.id));
+      },
+    },
+  ];
+}

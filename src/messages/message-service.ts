@@ -1,0 +1,193 @@
+/**
+ * Messages: replies and notes on a ticket, proactive messages (POST /v1/messages/send), and
+ * the hooks the Telegram side calls (a customer message arrived; a queued message was sent
+ * or failed). Invariants:
+ * - an outbound message to a customer is a row in the send queue, written in the same
+ *   transaction (live workspaces); a sandbox workspace never queues: the message is marked
+ *   sent with simulated: true;
+ * - first_response_at is set once, by the first public agent/API reply that reached the
+ *   customer (sent, not merely queued); notes, bot messages and failures never count;
+ * - the automatic status moves of SPEC §2.1 happen here, through the ticket service.
+ */
+import { accountStore } from '../accounts/account-store.js';
+import type { ContactService } from '../contacts/contact-service.js';
+import { contactStore, type Contact } from '../contacts/contact-store.js';
+import type { Db } from '../db/knex.js';
+import { eventStore } from '../events/event-store.js';
+import type { Actor } from '../events/event-types.js';
+import { AppError, notFound } from '../http/errors.js';
+import type { PageRequest } from '../http/pagination.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import { sendQueue } from '../telegram/send-queue.js';
+import type { TicketService, TicketView, Workspace } from '../tickets/ticket-service.js';
+import { statusAfterAgentReply, statusAfterCustomerMessage } from '../tickets/ticket-status.js';
+import { workspaceStore } from '../workspaces/workspace-store.js';
+import { MAX_TEXT, type SendMessageBody } from './message-schemas.js';
+import { messageStore, presentMessage, type Message } from './message-store.js';
+import { renderVariables } from './template.js';
+
+/** Where an outbound message goes: a private chat through a bot, or nowhere (sandbox). */
+interface Route {
+  accountId: string | null;
+  chatId: number | null;
+  simulated: boolean;
+}
+
+const unreachable = (detail: string) => new AppError('recipient_unreachable', detail);
+
+/** Seconds until the next UTC midnight, when the daily cap starts over. */
+function secondsToUtcMidnight(now: Date): number {
+  const next = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+  return Math.max(1, Math.ceil((next - now.getTime()) / 1000));
+}
+
+const countsAsResponse = (m: Message) => m.ticketId !== null && m.visibility === 'public' && m.direction === 'outbound' && (m.authorType === 'agent' || m.authorType === 'api');
+
+export function createMessageService(deps: { clock: Clock; contacts: ContactService; tickets: TicketService }) {
+  const { clock, contacts, tickets } = deps;
+
+  /**
+   * A bot may only write to someone who wrote to it first, and not to someone who blocked it.
+   * In a sandbox nothing is sent, so a contact with a Telegram identity is taken as reachable.
+   */
+  async function routeTo(db: Db, ws: Workspace, contact: Contact, accountId: string | null): Promise<Route> {
+    const who = contact.username ? `@${contact.username}` : contact.name ?? contact.id;
+    if (contact.blocked) throw unreachable(`${who} has blocked the bot`);
+    const chat = await contacts.chatFor(db, ws.id, contact.id, accountId);
+    if (ws.mode === 'sandbox') {
+      if (!chat && contact.telegramUserId === null) throw unreachable(`${who} has no Telegram account on record`);
+      return { accountId: chat?.accountId ?? accountId, chatId: chat?.chatId ?? contact.telegramUserId, simulated: true };
+    }
+    if (!chat) throw unreachable(`${who} has never started ${accountId ? 'this bot' : 'a bot of this workspace'}; a bot cannot write first`);
+    return { accountId: chat.accountId, chatId: chat.chatId, simulated: false };
+  }
+
+  /** Writes an outbound public message and queues (or, in a sandbox, simulates) its delivery. */
+  async function sendOut(db: Db, ws: Workspace, m: Omit<Message, 'status' | 'failureReason' | 'simulated' | 'sentAt' | 'accountId' | 'direction' | 'visibility' | 'attachments'>, route: Route): Promise<Message> {
+    const message = await messageStore.insert(db, {
+      ...m, accountId: route.accountId, direction: 'outbound', visibility: 'public', attachments: [],
+      status: route.simulated ? 'sent' : 'queued', failureReason: null, simulated: route.simulated,
+      sentAt: route.simulated ? m.createdAt : null,
+    });
+    if (route.simulated) await afterSent(db, message, { type: m.authorType, id: m.authorId });
+    else await sendQueue.enqueue(db, { workspaceId: ws.id, accountId: route.accountId!, chatId: route.chatId, op: 'send_message', ticketId: m.ticketId, messageId: message.id, payload: { text: message.text }, at: m.createdAt });
+    return message;
+  }
+
+  /** message.sent, and the ticket's first response when this is it. */
+  async function afterSent(db: Db, m: Message, actor: Actor): Promise<void> {
+    await eventStore.record(db, m.workspaceId, m.sentAt!, [{ type: 'message.sent', actor, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m) }]);
+    if (countsAsResponse(m)) {
+      await db('tickets').where({ id: m.ticketId!, workspace_id: m.workspaceId }).whereNull('first_response_at').update({ first_response_at: m.sentAt });
+    }
+  }
+
+  async function resolveRecipient(db: Db, workspaceId: string, to: string | number): Promise<Contact> {
+    if (typeof to === 'string' && to.startsWith('ct_')) return contacts.get(db, workspaceId, to);
+    const byUsername = typeof to === 'string' && to.startsWith('@');
+    const match = byUsername ? { username: to.slice(1) } : { telegramUserId: Number(to) };
+    const [contact] = await contactStore.lockMatching(db, workspaceId, match);
+    if (!contact) throw unreachable(`${byUsername ? to : `Telegram user ${to}`} has never written to a bot of this workspace`);
+    return contact;
+  }
+
+  const service = {
+    async get(db: Db, workspaceId: string, id: string): Promise<Message> {
+      const m = await messageStore.findById(db, workspaceId, id);
+      if (!m) throw notFound('Message');
+      return m;
+    },
+
+    async listForTicket(db: Db, workspaceId: string, ticketId: string, q: PageRequest & { visibility?: 'public' | 'internal' }) {
+      await tickets.get(db, workspaceId, ticketId);
+      return messageStore.listForTicket(db, workspaceId, ticketId, q);
+    },
+
+    /**
+     * A reply (public) or note (internal) on a ticket. A public reply goes to the customer
+     * and puts a ticket in work on waiting_on_customer.
+     */
+    async postToTicket(db: Db, ws: Workspace, ticketId: string, body: { text: string; internal?: boolean }, actor: Actor): Promise<Message> {
+      const view = await tickets.get(db, ws.id, ticketId, { forUpdate: true });
+      const { ticket, contact } = view;
+      const at = clock.now();
+      const base = { id: newId('msg'), workspaceId: ws.id, ticketId, contactId: contact.id, authorType: actor.type, authorId: actor.id, text: body.text, createdAt: at };
+      if (body.internal) {
+        return messageStore.insert(db, {
+          ...base, accountId: ticket.accountId, direction: 'outbound', visibility: 'internal', attachments: [],
+          status: 'sent', failureReason: null, simulated: false, sentAt: at,
+        });
+      }
+      if (ticket.status === 'closed') throw new AppError('conflict', 'The ticket is closed; the customer\'s next message starts a new ticket');
+      const message = await sendOut(db, ws, base, await routeTo(db, ws, contact, ticket.accountId));
+      const next = statusAfterAgentReply(ticket.status);
+      if (next) await tickets.move(db, view, next, actor, 'agent_reply');
+      return message;
+    },
+
+    /** POST /v1/messages/send: a proactive message, counted against the bot's daily cap. */
+    async send(db: Db, ws: Workspace, body: SendMessageBody, actor: Actor): Promise<{ message: Message; eta: Date }> {
+      if (body.account_id && !(await accountStore.findById(db, ws.id, body.account_id))) throw notFound('Account');
+      const contact = await resolveRecipient(db, ws.id, body.to);
+      const route = await routeTo(db, ws, contact, body.account_id ?? null);
+      const text = renderVariables(body.text, { firstName: contact.firstName, lastName: contact.lastName, name: contact.name, username: contact.username });
+      if (!text.trim() || text.length > MAX_TEXT) {
+        throw new AppError('validation_error', `The text with its variables filled in must be 1-${MAX_TEXT} characters`, {
+          details: [{ field: 'text', error: `is ${text.trim() ? text.length : 0} characters once variables are filled in` }],
+        });
+      }
+      const at = clock.now();
+      const settings = await workspaceStore.findById(db, ws.id);
+      const day = at.toISOString().slice(0, 10);
+      if (!(await messageStore.takeDailySend(db, ws.id, route.accountId ?? '-', day, settings!.dailySendLimit))) {
+        throw new AppError('daily_send_limit_exceeded', `This bot has sent its ${settings!.dailySendLimit} proactive messages for today (UTC); the count resets at midnight UTC`, {
+          headers: { 'Retry-After': String(secondsToUtcMidnight(at)) },
+        });
+      }
+      const eta = route.simulated ? at : await sendQueue.eta(db, route.accountId!, at);
+      const message = await sendOut(db, ws, { id: newId('msg'), workspaceId: ws.id, ticketId: null, contactId: contact.id, authorType: actor.type, authorId: actor.id, text, createdAt: at }, route);
+      return { message, eta };
+    },
+
+    /**
+     * The Telegram side: a customer message for an open ticket. Records the private chat
+     * (the contact is reachable from now on), writes message.received and makes the
+     * automatic moves (waiting → in work; resolved → reopened when the workspace says so).
+     */
+    async recordInbound(db: Db, ws: Workspace, ticketId: string, m: { text: string; attachments?: Record<string, unknown>[]; accountId: string | null; chatId: number | null }): Promise<{ message: Message; ticket: TicketView }> {
+      let view = await tickets.get(db, ws.id, ticketId, { forUpdate: true });
+      if (view.ticket.status === 'closed') throw new AppError('conflict', 'The ticket is closed; start a new one');
+      const at = clock.now();
+      const actor: Actor = { type: 'contact', id: view.contact.id };
+      if (m.accountId && m.chatId !== null) await contacts.recordChat(db, { workspaceId: ws.id, contactId: view.contact.id, accountId: m.accountId, chatId: m.chatId, at });
+      const message = await messageStore.insert(db, {
+        id: newId('msg'), workspaceId: ws.id, ticketId, contactId: view.contact.id, accountId: m.accountId, direction: 'inbound',
+        visibility: 'public', authorType: 'contact', authorId: view.contact.id, text: m.text, attachments: m.attachments ?? [],
+        status: 'received', failureReason: null, simulated: false, createdAt: at, sentAt: null,
+      });
+      await eventStore.record(db, ws.id, at, [{ type: 'message.received', actor, ticketId, contactId: view.contact.id, messageId: message.id, payload: presentMessage(message) }]);
+      const settings = await workspaceStore.findById(db, ws.id);
+      const next = statusAfterCustomerMessage(view.ticket.status, { assigned: view.ticket.assigneeId !== null, reopenResolved: settings!.reopenResolvedOnReply });
+      if (next) view = await tickets.move(db, view, next, actor, 'customer_message');
+      return { message, ticket: view };
+    },
+
+    /** The Telegram side: a queued message reached the customer. Settling twice is a no-op. */
+    async markSent(db: Db, messageId: string, at: Date): Promise<Message | null> {
+      const m = await messageStore.settle(db, messageId, { status: 'sent', at });
+      if (m) await afterSent(db, m, { type: 'system', id: null });
+      return m;
+    },
+
+    /** The Telegram side: a queued message cannot be delivered (blocked, chat gone…). */
+    async markFailed(db: Db, messageId: string, reason: string, at: Date): Promise<Message | null> {
+      const m = await messageStore.settle(db, messageId, { status: 'failed', at, reason });
+      if (m) await eventStore.record(db, m.workspaceId, at, [{ type: 'message.failed', actor: { type: 'system', id: null }, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m), detail: { reason } }]);
+      return m;
+    },
+  };
+  return service;
+}
+
+export type MessageService = ReturnType<typeof createMessageService>;

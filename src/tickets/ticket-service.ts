@@ -1,0 +1,266 @@
+/**
+ * Tickets: creation (number, contact, references), changes, the status workflow and
+ * assignment. Invariants:
+ * - every change runs in the caller's transaction with the ticket row locked, and writes
+ *   its events (the outbox) in that transaction;
+ * - ids in bodies (contact, team, agent, bot) are looked up in the caller's workspace only:
+ *   another workspace's id is "not found" (and composite foreign keys make it impossible anyway);
+ * - status moves follow ticket-status.ts; refused moves are 409 invalid_transition.
+ */
+import { accountStore, type Account } from '../accounts/account-store.js';
+import { agentStore, teamStore } from '../agents/agent-store.js';
+import { presentContact, type ContactService } from '../contacts/contact-service.js';
+import { toContact, type Contact } from '../contacts/contact-store.js';
+import type { Db } from '../db/knex.js';
+import { eventStore, type NewEvent } from '../events/event-store.js';
+import type { Actor } from '../events/event-types.js';
+import { AppError, notFound } from '../http/errors.js';
+import { paginate, type PageRequest } from '../http/pagination.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import { mergeCustomFields, normalizeTags } from '../lib/tags.js';
+import { messageStore } from '../messages/message-store.js';
+import { sendQueue } from '../telegram/send-queue.js';
+import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
+import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
+import { contactPart, ticketStore, toTicket, type Ticket, type TicketChanges } from './ticket-store.js';
+
+export const MAX_CUSTOM_FIELDS = 50;
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+export function presentTicket(t: Ticket, contact: Contact): TicketJson {
+  return {
+    id: t.id,
+    number: t.number,
+    subject: t.subject,
+    description: t.description,
+    status: t.status,
+    priority: t.priority,
+    category: t.category,
+    tags: t.tags,
+    custom_fields: t.customFields as TicketJson['custom_fields'],
+    contact: presentContact(contact),
+    assignee_id: t.assigneeId,
+    team_id: t.teamId,
+    account_id: t.accountId,
+    topic: t.topicThreadId !== null && t.topicChatId !== null ? { chat_id: t.topicChatId, message_thread_id: t.topicThreadId } : null,
+    created_at: t.createdAt.toISOString(),
+    updated_at: t.updatedAt.toISOString(),
+    first_response_at: iso(t.firstResponseAt),
+    resolved_at: iso(t.resolvedAt),
+    closed_at: iso(t.closedAt),
+    reopened_count: t.reopenedCount,
+    archived: t.archivedAt !== null,
+    sla: { policy_id: t.slaPolicyId, first_response_due_at: iso(t.firstResponseDueAt), resolution_due_at: iso(t.resolutionDueAt), breaches: [] },
+  };
+}
+
+/** A ticket with the contact it is presented with. */
+export interface TicketView {
+  ticket: Ticket;
+  contact: Contact;
+}
+
+export interface Workspace {
+  id: string;
+  mode: 'live' | 'sandbox';
+}
+
+/** Why a status moved, kept in the timeline. */
+export type MoveReason = 'api' | 'agent_reply' | 'customer_message' | 'auto_close';
+
+const STATUS_EVENT: Partial<Record<TicketStatus, 'ticket.resolved' | 'ticket.closed'>> = { resolved: 'ticket.resolved', closed: 'ticket.closed' };
+
+function fieldChanges(before: Ticket, after: Ticket, keys: (keyof Ticket)[]): Record<string, { from: unknown; to: unknown }> {
+  const out: Record<string, { from: unknown; to: unknown }> = {};
+  const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  for (const k of keys) {
+    if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out[snake(k)] = { from: before[k], to: after[k] };
+  }
+  return out;
+}
+
+export function createTicketService(deps: { clock: Clock; contacts: ContactService }) {
+  const { clock, contacts } = deps;
+
+  async function teamInWorkspace(db: Db, workspaceId: string, id: string): Promise<void> {
+    if (!(await teamStore.findById(db, workspaceId, id))) throw notFound('Team');
+  }
+
+  async function activeAgent(db: Db, workspaceId: string, id: string): Promise<void> {
+    const agent = await agentStore.findById(db, workspaceId, id);
+    if (!agent) throw notFound('Agent');
+    if (!agent.active) throw new AppError('conflict', `Agent ${id} is inactive and cannot take tickets`);
+  }
+
+  /** The bot a new ticket belongs to: the one asked for, the contact's last, else the default. */
+  async function accountFor(db: Db, workspaceId: string, contact: Contact, accountId?: string): Promise<Account | null> {
+    if (accountId) {
+      const a = await accountStore.findById(db, workspaceId, accountId);
+      if (!a) throw notFound('Account');
+      return a;
+    }
+    const chat = await contacts.chatFor(db, workspaceId, contact.id);
+    if (chat) return accountStore.findById(db, workspaceId, chat.accountId);
+    return accountStore.findDefault(db, workspaceId);
+  }
+
+  async function addNote(db: Db, t: Ticket, text: string, actor: Actor, at: Date): Promise<void> {
+    await messageStore.insert(db, {
+      id: newId('msg'), workspaceId: t.workspaceId, ticketId: t.id, contactId: t.contactId, accountId: t.accountId,
+      direction: 'outbound', visibility: 'internal', authorType: actor.type, authorId: actor.id, text, attachments: [],
+      status: 'sent', failureReason: null, simulated: false, createdAt: at, sentAt: at,
+    });
+  }
+
+  const service = {
+    async create(db: Db, ws: Workspace, body: CreateTicketBody, actor: Actor): Promise<TicketView> {
+      const contact = body.contact_id
+        ? await contacts.get(db, ws.id, body.contact_id)
+        : (await contacts.upsert(db, ws.id, body.contact!, actor)).contact;
+      if (body.team_id) await teamInWorkspace(db, ws.id, body.team_id);
+      if (body.assignee_id) await activeAgent(db, ws.id, body.assignee_id);
+      const account = await accountFor(db, ws.id, contact, body.account_id);
+      const { value: customFields } = mergeCustomFields({}, body.custom_fields ?? {});
+      const at = clock.now();
+      // Last before the insert: the workspace row stays locked until commit.
+      const number = await ticketStore.nextNumber(db, ws.id);
+      const ticket = await ticketStore.insert(db, {
+        id: newId('tkt'), workspaceId: ws.id, number, subject: body.subject.trim(), description: body.description ?? '',
+        status: 'open', priority: body.priority ?? 'normal', category: body.category ?? null,
+        tags: normalizeTags(body.tags ?? []), customFields, contactId: contact.id, teamId: body.team_id ?? null,
+        assigneeId: body.assignee_id ?? null, accountId: account?.id ?? null, createdAt: at, updatedAt: at,
+      });
+      const payload = presentTicket(ticket, contact);
+      await eventStore.record(db, ws.id, at, [{ type: 'ticket.created', actor, ticketId: ticket.id, contactId: contact.id, payload }]);
+      // The forum topic is created by the Telegram workers (never inside this transaction).
+      if (ws.mode === 'live' && account?.supportChatId) {
+        await sendQueue.enqueue(db, { workspaceId: ws.id, accountId: account.id, chatId: account.supportChatId, op: 'create_topic', ticketId: ticket.id, at });
+      }
+      return { ticket, contact };
+    },
+
+    async get(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<TicketView> {
+      const found = await ticketStore.findWithContact(db, workspaceId, id, opts);
+      if (!found) throw notFound('Ticket');
+      return { ticket: found.ticket, contact: toContact(found.contactRow) };
+    },
+
+    list(db: Db, workspaceId: string, query: ListTicketsQuery & PageRequest) {
+      const { query: q, order } = ticketStore.listQuery(db, workspaceId, query);
+      return paginate(q, order, query, (r) => presentTicket(toTicket(r), toContact(contactPart(r))));
+    },
+
+    async update(db: Db, workspaceId: string, id: string, body: PatchTicketBody, actor: Actor): Promise<TicketView> {
+      const { ticket, contact } = await service.get(db, workspaceId, id, { forUpdate: true });
+      const changes: TicketChanges = {};
+      if (body.subject !== undefined) changes.subject = body.subject.trim();
+      if (body.description !== undefined) changes.description = body.description;
+      if (body.priority !== undefined) changes.priority = body.priority;
+      if (body.category !== undefined) changes.category = body.category;
+      if (body.tags !== undefined) changes.tags = normalizeTags(body.tags);
+      if (body.custom_fields !== undefined) {
+        const { value } = mergeCustomFields(ticket.customFields, body.custom_fields);
+        if (Object.keys(value).length > MAX_CUSTOM_FIELDS) {
+          throw new AppError('validation_error', `A ticket holds at most ${MAX_CUSTOM_FIELDS} custom fields`, { details: [{ field: 'custom_fields', error: `would hold ${Object.keys(value).length}` }] });
+        }
+        changes.customFields = value;
+      }
+      if (body.team_id !== undefined) {
+        if (body.team_id !== null) await teamInWorkspace(db, workspaceId, body.team_id);
+        changes.teamId = body.team_id;
+      }
+      if (body.archived !== undefined && body.archived !== (ticket.archivedAt !== null)) changes.archivedAt = body.archived ? clock.now() : null;
+      return service.applyChanges(db, { ticket, contact }, changes, actor);
+    },
+
+    /** DELETE: hides the ticket from lists; archiving an archived ticket changes nothing. */
+    async archive(db: Db, workspaceId: string, id: string, actor: Actor): Promise<TicketView> {
+      const view = await service.get(db, workspaceId, id, { forUpdate: true });
+      if (view.ticket.archivedAt) return view;
+      return service.applyChanges(db, view, { archivedAt: clock.now() }, actor);
+    },
+
+    /** Writes plain field changes and one ticket.updated event; nothing when nothing differs. */
+    async applyChanges(db: Db, view: TicketView, changes: TicketChanges, actor: Actor): Promise<TicketView> {
+      const before = view.ticket;
+      const keys = (Object.keys(changes) as (keyof TicketChanges)[]).filter((k) => JSON.stringify(changes[k]) !== JSON.stringify(before[k]));
+      if (keys.length === 0) return view;
+      const at = clock.now();
+      const after = await ticketStore.update(db, before.workspaceId, before.id, Object.fromEntries(keys.map((k) => [k, changes[k]])), at);
+      const detail = fieldChanges(before, after, keys.filter((k) => k !== 'archivedAt'));
+      if (keys.includes('archivedAt')) detail.archived = { from: before.archivedAt !== null, to: after.archivedAt !== null };
+      await eventStore.record(db, before.workspaceId, at, [{ type: 'ticket.updated', actor, ticketId: after.id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail: { changes: detail } }]);
+      return { ticket: after, contact: view.contact };
+    },
+
+    /** POST /status: an explicit move, with an optional internal note. */
+    async changeStatus(db: Db, workspaceId: string, id: string, to: TicketStatus, note: string | undefined, actor: Actor): Promise<TicketView> {
+      const view = await service.get(db, workspaceId, id, { forUpdate: true });
+      const why = refusal(view.ticket.status, to);
+      if (why) throw new AppError('invalid_transition', why, { fields: { from: view.ticket.status, to } });
+      const moved = await service.move(db, view, to, actor, 'api', note);
+      if (note) await addNote(db, moved.ticket, note, actor, clock.now());
+      return moved;
+    },
+
+    /**
+     * Moves a locked ticket to `to` (which must be allowed) and writes ticket.status_changed
+     * plus ticket.resolved / ticket.closed / ticket.reopened where they apply.
+     */
+    async move(db: Db, view: TicketView, to: TicketStatus, actor: Actor, reason: MoveReason, note?: string): Promise<TicketView> {
+      const before = view.ticket;
+      const at = clock.now();
+      const fields = applyTransition(before, to, at);
+      const after = await ticketStore.update(db, before.workspaceId, before.id, fields, at);
+      const payload = presentTicket(after, view.contact);
+      const detail = { from: before.status, to, reason, ...(note ? { note } : {}) };
+      const base = { actor, ticketId: after.id, contactId: after.contactId, payload, detail };
+      const events: NewEvent[] = [{ type: 'ticket.status_changed', ...base }];
+      const specific = isReopen(before.status, to) ? 'ticket.reopened' : STATUS_EVENT[to];
+      if (specific) events.push({ type: specific, ...base });
+      await eventStore.record(db, after.workspaceId, at, events);
+      return { ticket: after, contact: view.contact };
+    },
+
+    async assign(db: Db, workspaceId: string, id: string, body: { agent_id?: string | null; team_id?: string | null; note?: string }, actor: Actor): Promise<TicketView> {
+      const view = await service.get(db, workspaceId, id, { forUpdate: true });
+      if (body.agent_id) await activeAgent(db, workspaceId, body.agent_id);
+      if (body.team_id) await teamInWorkspace(db, workspaceId, body.team_id);
+      if (view.ticket.status === 'closed') throw new AppError('conflict', 'A closed ticket cannot be reassigned');
+      const before = view.ticket;
+      const changes: TicketChanges = {};
+      if (body.agent_id !== undefined && body.agent_id !== before.assigneeId) changes.assigneeId = body.agent_id;
+      if (body.team_id !== undefined && body.team_id !== before.teamId) changes.teamId = body.team_id;
+      const at = clock.now();
+      let after = before;
+      if (Object.keys(changes).length) {
+        after = await ticketStore.update(db, workspaceId, id, changes, at);
+        const detail = fieldChanges(before, after, ['assigneeId', 'teamId']);
+        if (body.note) detail.note = body.note as any;
+        await eventStore.record(db, workspaceId, at, [{ type: 'ticket.assigned', actor, ticketId: id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail }]);
+      }
+      if (body.note) await addNote(db, after, body.note, actor, at);
+      return { ticket: after, contact: view.contact };
+    },
+
+    async timeline(db: Db, workspaceId: string, id: string, page: PageRequest) {
+      await service.get(db, workspaceId, id);
+      return eventStore.timeline(db, workspaceId, id, page);
+    },
+
+    /** Closes resolved tickets older than their workspace's auto_close_after_hours; returns how many. */
+    async autoClose(db: Db, now: Date, batchSize: number): Promise<number> {
+      const due = await ticketStore.lockDueForAutoClose(db, now, batchSize);
+      for (const ticket of due) {
+        const contact = await contacts.get(db, ticket.workspaceId, ticket.contactId);
+        await service.move(db, { ticket, contact }, 'closed', { type: 'system', id: null }, 'auto_close');
+      }
+      return due.length;
+    },
+  };
+  return service;
+}
+
+export type TicketService = ReturnType<typeof createTicketService>;

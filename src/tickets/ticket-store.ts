@@ -1,0 +1,197 @@
+import type { Db, Knex } from '../db/knex.js';
+import type { ListTicketsQuery } from './ticket-schemas.js';
+import type { Priority, TicketStatus } from './ticket-status.js';
+
+export interface Ticket {
+  id: string;
+  workspaceId: string;
+  number: number;
+  subject: string;
+  description: string;
+  status: TicketStatus;
+  priority: Priority;
+  category: string | null;
+  tags: string[];
+  customFields: Record<string, unknown>;
+  contactId: string;
+  teamId: string | null;
+  assigneeId: string | null;
+  accountId: string | null;
+  topicChatId: number | null;
+  topicThreadId: number | null;
+  slaPolicyId: string | null;
+  firstResponseDueAt: Date | null;
+  resolutionDueAt: Date | null;
+  firstResponseAt: Date | null;
+  resolvedAt: Date | null;
+  closedAt: Date | null;
+  reopenedCount: number;
+  archivedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Fields a service may change (the store maps them to columns). */
+export type TicketChanges = Partial<Pick<Ticket,
+  'subject' | 'description' | 'status' | 'priority' | 'category' | 'tags' | 'customFields' | 'teamId' | 'assigneeId' |
+  'accountId' | 'topicChatId' | 'topicThreadId' | 'firstResponseAt' | 'resolvedAt' | 'closedAt' | 'reopenedCount' | 'archivedAt'>>;
+
+const COLUMN_OF: Record<keyof TicketChanges, string> = {
+  subject: 'subject', description: 'description', status: 'status', priority: 'priority', category: 'category',
+  tags: 'tags', customFields: 'custom_fields', teamId: 'team_id', assigneeId: 'assignee_id', accountId: 'account_id',
+  topicChatId: 'topic_chat_id', topicThreadId: 'topic_thread_id', firstResponseAt: 'first_response_at',
+  resolvedAt: 'resolved_at', closedAt: 'closed_at', reopenedCount: 'reopened_count', archivedAt: 'archived_at',
+};
+
+/** Every column but the search vector, qualified so list queries can join. */
+export const TICKET_COLUMNS = [
+  'id', 'workspace_id', 'number', 'subject', 'description', 'status', 'priority', 'category', 'tags', 'custom_fields',
+  'contact_id', 'team_id', 'assignee_id', 'account_id', 'topic_chat_id', 'topic_thread_id', 'sla_policy_id',
+  'first_response_due_at', 'resolution_due_at', 'sla_due_at', 'priority_rank', 'first_response_at', 'resolved_at', 'closed_at',
+  'reopened_count', 'archived_at', 'created_at', 'updated_at',
+] as const;
+const SELECT_TICKET = TICKET_COLUMNS.map((c) => `tickets.${c}`);
+
+export function toTicket(r: any): Ticket {
+  return {
+    id: r.id,
+    workspaceId: r.workspace_id,
+    number: r.number,
+    subject: r.subject,
+    description: r.description,
+    status: r.status,
+    priority: r.priority,
+    category: r.category,
+    tags: r.tags,
+    customFields: r.custom_fields,
+    contactId: r.contact_id,
+    teamId: r.team_id,
+    assigneeId: r.assignee_id,
+    accountId: r.account_id,
+    topicChatId: r.topic_chat_id,
+    topicThreadId: r.topic_thread_id,
+    slaPolicyId: r.sla_policy_id,
+    firstResponseDueAt: r.first_response_due_at,
+    resolutionDueAt: r.resolution_due_at,
+    firstResponseAt: r.first_response_at,
+    resolvedAt: r.resolved_at,
+    closedAt: r.closed_at,
+    reopenedCount: r.reopened_count,
+    archivedAt: r.archived_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** Contact columns selected next to a ticket's, prefixed `contact__`. */
+const CONTACT_SELECT = [
+  'id', 'workspace_id', 'telegram_user_id', 'username', 'name', 'first_name', 'last_name', 'email', 'phone',
+  'tags', 'custom_fields', 'blocked', 'created_at', 'updated_at',
+].map((c) => `contacts.${c} as contact__${c}`);
+
+/** The contact half of a joined row, with its own column names. */
+export function contactPart(r: any): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) if (k.startsWith('contact__')) out[k.slice(9)] = v;
+  return out;
+}
+
+const SORTS: Record<string, readonly (readonly [string, 'asc' | 'desc'])[]> = {
+  '-created_at': [['tickets.created_at', 'desc'], ['tickets.id', 'desc']],
+  created_at: [['tickets.created_at', 'asc'], ['tickets.id', 'asc']],
+  priority: [['tickets.priority_rank', 'desc'], ['tickets.created_at', 'asc'], ['tickets.id', 'asc']],
+  sla_due: [['tickets.sla_due_at', 'asc'], ['tickets.created_at', 'asc'], ['tickets.id', 'asc']],
+};
+
+const splitList = (v: string) => [...new Set(v.split(','))];
+
+export const ticketStore = {
+  /**
+   * Takes the next ticket number of the workspace. The row lock it takes is held to the end
+   * of the transaction: numbers are handed out in commit order, and a rollback gives the
+   * number back, so there are no gaps. Call it as late as possible in the transaction.
+   */
+  async nextNumber(db: Db, workspaceId: string): Promise<number> {
+    const r = await db.raw('UPDATE workspaces SET last_ticket_number = last_ticket_number + 1 WHERE id = ? RETURNING last_ticket_number', [workspaceId]);
+    return r.rows[0].last_ticket_number;
+  },
+
+  async insert(db: Db, t: Omit<Ticket, 'firstResponseAt' | 'resolvedAt' | 'closedAt' | 'reopenedCount' | 'archivedAt' | 'slaPolicyId' | 'firstResponseDueAt' | 'resolutionDueAt' | 'topicChatId' | 'topicThreadId'>): Promise<Ticket> {
+    const [row] = await db('tickets').insert({
+      id: t.id, workspace_id: t.workspaceId, number: t.number, subject: t.subject, description: t.description,
+      status: t.status, priority: t.priority, category: t.category, tags: t.tags, custom_fields: JSON.stringify(t.customFields),
+      contact_id: t.contactId, team_id: t.teamId, assignee_id: t.assigneeId, account_id: t.accountId,
+      created_at: t.createdAt, updated_at: t.updatedAt,
+    }).returning(TICKET_COLUMNS as unknown as string[]);
+    return toTicket(row);
+  },
+
+  /** The ticket and its contact's row; with forUpdate the ticket row is locked. */
+  async findWithContact(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<{ ticket: Ticket; contactRow: Record<string, unknown> } | null> {
+    const q = db('tickets').select([...SELECT_TICKET, ...CONTACT_SELECT])
+      .join('contacts', 'contacts.id', 'tickets.contact_id')
+      .where({ 'tickets.workspace_id': workspaceId, 'tickets.id': id }).first();
+    if (opts.forUpdate) q.forUpdate('tickets');
+    const row = await q;
+    return row ? { ticket: toTicket(row), contactRow: contactPart(row) } : null;
+  },
+
+  async update(db: Db, workspaceId: string, id: string, changes: TicketChanges, at: Date): Promise<Ticket> {
+    const set: Record<string, unknown> = { updated_at: at };
+    for (const [k, v] of Object.entries(changes)) {
+      if (v !== undefined) set[COLUMN_OF[k as keyof TicketChanges]] = k === 'customFields' ? JSON.stringify(v) : v;
+    }
+    const [row] = await db('tickets').where({ workspace_id: workspaceId, id }).update(set).returning(TICKET_COLUMNS as unknown as string[]);
+    return toTicket(row);
+  },
+
+  /**
+   * The filtered list query (contacts left-joined for presenting; the count query drops the
+   * join because no contact column is filtered on) and its sort.
+   */
+  listQuery(db: Db, workspaceId: string, f: ListTicketsQuery): { query: Knex.QueryBuilder; order: readonly (readonly [string, 'asc' | 'desc'])[] } {
+    const q = db('tickets').select([...SELECT_TICKET, ...CONTACT_SELECT])
+      .leftJoin('contacts', 'contacts.id', 'tickets.contact_id')
+      .where('tickets.workspace_id', workspaceId);
+    if (f.archived) q.whereNotNull('tickets.archived_at');
+    else q.whereNull('tickets.archived_at');
+    if (f.status) q.whereIn('tickets.status', splitList(f.status));
+    if (f.priority) q.whereIn('tickets.priority', splitList(f.priority));
+    if (f.assignee_id === 'none') q.whereNull('tickets.assignee_id');
+    else if (f.assignee_id) q.where('tickets.assignee_id', f.assignee_id);
+    if (f.team_id === 'none') q.whereNull('tickets.team_id');
+    else if (f.team_id) q.where('tickets.team_id', f.team_id);
+    if (f.contact_id) q.where('tickets.contact_id', f.contact_id);
+    if (f.tag) q.whereRaw('tickets.tags @> ARRAY[?]::text[]', [f.tag.trim().toLowerCase()]);
+    if (f.created_after) q.where('tickets.created_at', '>=', f.created_after);
+    if (f.created_before) q.where('tickets.created_at', '<', f.created_before);
+    if (f.updated_after) q.where('tickets.updated_at', '>=', f.updated_after);
+    if (f.q) {
+      const text = f.q;
+      const number = /^#?(\d{1,9})$/.exec(text.trim());
+      q.where((w) => {
+        w.whereRaw(`tickets.search @@ websearch_to_tsquery('simple', ?)`, [text])
+          .orWhereIn('tickets.id', (sub) => sub.select('ticket_id').from('messages')
+            .where('messages.workspace_id', workspaceId)
+            .whereRaw(`messages.search @@ websearch_to_tsquery('simple', ?)`, [text]));
+        if (number) w.orWhere('tickets.number', Number(number[1]));
+      });
+    }
+    return { query: q, order: SORTS[f.sort ?? '-created_at'] };
+  },
+
+  /** Resolved tickets past their workspace's auto-close age, locked (skipping ones in use). */
+  async lockDueForAutoClose(db: Db, now: Date, limit: number): Promise<Ticket[]> {
+    const rows = await db.raw(
+      `SELECT ${SELECT_TICKET.join(', ')} FROM tickets
+         JOIN workspaces w ON w.id = tickets.workspace_id
+        WHERE tickets.status = 'resolved'
+          AND tickets.resolved_at <= ?::timestamptz - make_interval(hours => w.auto_close_after_hours)
+        ORDER BY tickets.resolved_at
+        LIMIT ?
+        FOR UPDATE OF tickets SKIP LOCKED`,
+      [now, limit],
+    );
+    return rows.rows.map(toTicket);
+  },
+};
