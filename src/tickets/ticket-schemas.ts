@@ -151,6 +151,6 @@ export const listTicketsQuery = {
 } as const;
 
 export type TicketJson = FromSchema<typeof ticketSchema>;
-export type CreateTicketBody = FromSchema<typeof createTicketBody>;
+export type CreateTicketBody = FromSchema<typeof createTicketBody, { keepDefaultedPropertiesOptional: true }>;
 export type PatchTicketBody = FromSchema<typeof patchTicketBody>;
 export type ListTicketsQuery = FromSchema<typeof listTicketsQuery>;

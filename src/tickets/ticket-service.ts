@@ -101,9 +101,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       if (!a) throw notFound('Account');
       return a;
     }
-    const chat = await contacts.chatFor(db, workspaceId, contact.id);
-    if (chat) return accountStore.findById(db, workspaceId, chat.accountId);
-    return accountStore.findDefault(db, workspaceId);
+    return accountStore.preferredFor(db, workspaceId, contact.id);
   }
 
   async function addNote(db: Db, t: Ticket, text: string, actor: Actor, at: Date): Promise<void> {
@@ -124,10 +122,9 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const account = await accountFor(db, ws.id, contact, body.account_id);
       const { value: customFields } = mergeCustomFields({}, body.custom_fields ?? {});
       const at = clock.now();
-      // Last before the insert: the workspace row stays locked until commit.
-      const number = await ticketStore.nextNumber(db, ws.id);
-      const ticket = await ticketStore.insert(db, {
-        id: newId('tkt'), workspaceId: ws.id, number, subject: body.subject.trim(), description: body.description ?? '',
+      // Numbering locks the workspace row until commit: do it last, in the insert itself.
+      const ticket = await ticketStore.insertNumbered(db, {
+        id: newId('tkt'), workspaceId: ws.id, subject: body.subject.trim(), description: body.description ?? '',
         status: 'open', priority: body.priority ?? 'normal', category: body.category ?? null,
         tags: normalizeTags(body.tags ?? []), customFields, contactId: contact.id, teamId: body.team_id ?? null,
         assigneeId: body.assignee_id ?? null, accountId: account?.id ?? null, createdAt: at, updatedAt: at,
@@ -148,8 +145,8 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
     },
 
     list(db: Db, workspaceId: string, query: ListTicketsQuery & PageRequest) {
-      const { query: q, order } = ticketStore.listQuery(db, workspaceId, query);
-      return paginate(q, order, query, (r) => presentTicket(toTicket(r), toContact(contactPart(r))));
+      const { query: q, order, count } = ticketStore.listQuery(db, workspaceId, query);
+      return paginate(q, order, query, (r) => presentTicket(toTicket(r), toContact(contactPart(r))), count);
     },
 
     async update(db: Db, workspaceId: string, id: string, body: PatchTicketBody, actor: Actor): Promise<TicketView> {

@@ -105,25 +105,42 @@ const SORTS: Record<string, readonly (readonly [string, 'asc' | 'desc'])[]> = {
 
 const splitList = (v: string) => [...new Set(v.split(','))];
 
+/** Filters that narrow a list beyond "these statuses, not archived". */
+const NARROWING: (keyof ListTicketsQuery)[] = ['priority', 'assignee_id', 'team_id', 'contact_id', 'tag', 'created_after', 'created_before', 'updated_after', 'q'];
+
+/**
+ * The total of the commonest views (all tickets, or some statuses, not archived) from the
+ * trigger-kept ticket_counts (migration 1300), which is exact: it changes in the same
+ * transactions as the tickets. Other views are counted.
+ */
+function countFromCounters(db: Db, workspaceId: string, f: ListTicketsQuery): (() => Promise<number>) | undefined {
+  if (f.archived || NARROWING.some((k) => f[k] !== undefined)) return undefined;
+  return async () => {
+    const q = db('ticket_counts').where('workspace_id', workspaceId).sum({ n: 'n' });
+    if (f.status) q.whereIn('status', splitList(f.status));
+    const [{ n }] = await q;
+    return Number(n ?? 0);
+  };
+}
+
 export const ticketStore = {
   /**
-   * Takes the next ticket number of the workspace. The row lock it takes is held to the end
-   * of the transaction: numbers are handed out in commit order, and a rollback gives the
-   * number back, so there are no gaps. Call it as late as possible in the transaction.
+   * Inserts the ticket with the workspace's next number, in one statement. The workspace
+   * row it updates stays locked until the transaction ends: numbers are handed out in
+   * commit order and a rollback gives the number back, so there are no gaps and no
+   * duplicates. Callers do this as late in their transaction as they can.
    */
-  async nextNumber(db: Db, workspaceId: string): Promise<number> {
-    const r = await db.raw('UPDATE workspaces SET last_ticket_number = last_ticket_number + 1 WHERE id = ? RETURNING last_ticket_number', [workspaceId]);
-    return r.rows[0].last_ticket_number;
-  },
-
-  async insert(db: Db, t: Omit<Ticket, 'firstResponseAt' | 'resolvedAt' | 'closedAt' | 'reopenedCount' | 'archivedAt' | 'slaPolicyId' | 'firstResponseDueAt' | 'resolutionDueAt' | 'topicChatId' | 'topicThreadId'>): Promise<Ticket> {
-    const [row] = await db('tickets').insert({
-      id: t.id, workspace_id: t.workspaceId, number: t.number, subject: t.subject, description: t.description,
-      status: t.status, priority: t.priority, category: t.category, tags: t.tags, custom_fields: JSON.stringify(t.customFields),
-      contact_id: t.contactId, team_id: t.teamId, assignee_id: t.assigneeId, account_id: t.accountId,
-      created_at: t.createdAt, updated_at: t.updatedAt,
-    }).returning(TICKET_COLUMNS as unknown as string[]);
-    return toTicket(row);
+  async insertNumbered(db: Db, t: Omit<Ticket, 'number' | 'firstResponseAt' | 'resolvedAt' | 'closedAt' | 'reopenedCount' | 'archivedAt' | 'slaPolicyId' | 'firstResponseDueAt' | 'resolutionDueAt' | 'topicChatId' | 'topicThreadId'>): Promise<Ticket> {
+    const r = await db.raw(
+      `WITH n AS (UPDATE workspaces SET last_ticket_number = last_ticket_number + 1 WHERE id = ? RETURNING last_ticket_number)
+       INSERT INTO tickets (id, workspace_id, number, subject, description, status, priority, category, tags, custom_fields,
+                            contact_id, team_id, assignee_id, account_id, created_at, updated_at)
+       SELECT ?, ?, n.last_ticket_number, ?, ?, ?, ?, ?, ?::text[], ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz FROM n
+       RETURNING ${TICKET_COLUMNS.join(', ')}`,
+      [t.workspaceId, t.id, t.workspaceId, t.subject, t.description, t.status, t.priority, t.category, t.tags,
+        JSON.stringify(t.customFields), t.contactId, t.teamId, t.assigneeId, t.accountId, t.createdAt, t.updatedAt],
+    );
+    return toTicket(r.rows[0]);
   },
 
   /** The ticket and its contact's row; with forUpdate the ticket row is locked. */
@@ -149,7 +166,7 @@ export const ticketStore = {
    * The filtered list query (contacts left-joined for presenting; the count query drops the
    * join because no contact column is filtered on) and its sort.
    */
-  listQuery(db: Db, workspaceId: string, f: ListTicketsQuery): { query: Knex.QueryBuilder; order: readonly (readonly [string, 'asc' | 'desc'])[] } {
+  listQuery(db: Db, workspaceId: string, f: ListTicketsQuery): { query: Knex.QueryBuilder; order: readonly (readonly [string, 'asc' | 'desc'])[]; count?: () => Promise<number> } {
     const q = db('tickets').select([...SELECT_TICKET, ...CONTACT_SELECT])
       .leftJoin('contacts', 'contacts.id', 'tickets.contact_id')
       .where('tickets.workspace_id', workspaceId);
@@ -177,7 +194,7 @@ export const ticketStore = {
         if (number) w.orWhere('tickets.number', Number(number[1]));
       });
     }
-    return { query: q, order: SORTS[f.sort ?? '-created_at'] };
+    return { query: q, order: SORTS[f.sort ?? '-created_at'], count: countFromCounters(db, workspaceId, f) };
   },
 
   /** Resolved tickets past their workspace's auto-close age, locked (skipping ones in use). */

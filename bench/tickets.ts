@@ -1,0 +1,106 @@
+/**
+ * Ticket hot paths at scale: `npm run bench:tickets`.
+ * Seeds 1,000,000 tickets (and 100,000 contacts) across 10 workspaces with SQL, then drives
+ * the service (its own process) with autocannon at 10 connections:
+ *  - POST /v1/tickets with an Idempotency-Key (a fresh key per request: full claim + create + store),
+ *  - GET /v1/tickets?status=open&limit=50: the first page, a deep page by cursor, and by offset.
+ * BENCH_TICKETS, BENCH_SECONDS, BENCH_CONNECTIONS and BENCH_DATABASE_URL adjust it.
+ */
+import { createServices } from '../src/container.js';
+import { loadConfig } from '../src/config.js';
+import { systemClock } from '../src/lib/clock.js';
+import { createLogger } from '../src/lib/logger.js';
+import { run, startBenchEnv, table, type BenchResult } from './harness.js';
+
+const TICKETS = Number(process.env.BENCH_TICKETS ?? 1_000_000);
+const WORKSPACES = 10;
+const CONTACTS_PER_WORKSPACE = Math.max(10, Math.round(TICKETS / WORKSPACES / 10));
+const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+
+const env = await startBenchEnv();
+try {
+  const { knex } = env;
+  const services = createServices({ config: loadConfig({ NODE_ENV: 'production' }), db: knex, logger: createLogger('silent'), clock: systemClock });
+  const started = Date.now();
+  const perWorkspace = Math.floor(TICKETS / WORKSPACES);
+  const workspaces: string[] = [];
+  for (let w = 0; w < WORKSPACES; w++) {
+    workspaces.push((await services.workspaces.create(knex, { name: `Bench ${w}`, sandbox: false })).id);
+  }
+  process.stderr.write(`seeding ${perWorkspace * WORKSPACES} tickets and ${CONTACTS_PER_WORKSPACE * WORKSPACES} contacts…\n`);
+  for (const [w, ws] of workspaces.entries()) {
+    // Ids in the public format (prefix + 26 Crockford characters; hex digits are a subset).
+    await knex.raw(
+      `INSERT INTO contacts (id, workspace_id, telegram_user_id, username, name, tags, created_at, updated_at)
+       SELECT 'ct_' || lpad(upper(to_hex(:w::bigint * 100000000 + g)), 26, '0'), :ws, :w::bigint * 100000000 + g,
+              'user_' || :w || '_' || g, 'Customer ' || g, CASE WHEN g % 10 = 0 THEN ARRAY['vip'] ELSE '{}' END,
+              now() - make_interval(days => 400), now() - make_interval(days => 400)
+         FROM generate_series(1, :n::int) g`,
+      { w, ws, n: CONTACTS_PER_WORKSPACE },
+    );
+    // A realistic mix: most tickets are long closed; 10 % open, 5 % each other status.
+    await knex.raw(
+      `INSERT INTO tickets (id, workspace_id, number, subject, description, status, priority, tags, contact_id,
+                            created_at, updated_at, resolved_at, closed_at)
+       SELECT 'tkt_' || lpad(upper(to_hex(:w::bigint * 100000000 + g)), 26, '0'), :ws, g,
+              (ARRAY['Cannot log in', 'Refund for order', 'App crashes on start', 'Change my email', 'Invoice question'])[1 + g % 5] || ' ' || g,
+              'Customer wrote about problem number ' || g,
+              s.status,
+              (ARRAY['low', 'normal', 'normal', 'high', 'urgent'])[1 + g % 5],
+              CASE WHEN g % 7 = 0 THEN ARRAY['billing'] ELSE '{}' END,
+              'ct_' || lpad(upper(to_hex(:w::bigint * 100000000 + 1 + g % :contacts)), 26, '0'),
+              c.created_at, c.created_at,
+              CASE WHEN s.status IN ('resolved', 'closed') THEN c.created_at + interval '1 day' END,
+              CASE WHEN s.status = 'closed' THEN c.created_at + interval '4 days' END
+         FROM generate_series(1, :n::int) g
+         CROSS JOIN LATERAL (SELECT now() - make_interval(secs => (:n::int - g) * 30) AS created_at) c
+         CROSS JOIN LATERAL (SELECT CASE WHEN g % 20 < 15 THEN 'closed' WHEN g % 20 = 15 THEN 'resolved'
+                                         WHEN g % 20 = 16 THEN 'in_progress' WHEN g % 20 = 17 THEN 'waiting_on_customer'
+                                         ELSE 'open' END AS status) s`,
+      { w, ws, n: perWorkspace, contacts: CONTACTS_PER_WORKSPACE },
+    );
+    await knex('workspaces').where({ id: ws }).update({ last_ticket_number: perWorkspace });
+    process.stderr.write(`  workspace ${w + 1}/${WORKSPACES} seeded\n`);
+  }
+  // What autovacuum would do soon after a bulk load: statistics and the visibility map
+  // (index-only counts need it).
+  await knex.raw('VACUUM ANALYZE tickets');
+  await knex.raw('VACUUM ANALYZE contacts');
+  process.stderr.write(`seeded in ${Math.round((Date.now() - started) / 1000)} s\n`);
+
+  const ws = workspaces[0];
+  const { token } = await services.apiKeys.create(knex, { workspaceId: ws, name: 'bench', scopes: ['all'], rateLimitPerMinute: 10_000_000 });
+  const headers = { authorization: `Bearer ${token}` };
+  const common = { connections: CONNECTIONS, duration: DURATION };
+  const url = (p: string) => env.baseUrl + p;
+  const results: BenchResult[] = [];
+
+  let n = 0;
+  results.push(await run('POST /v1/tickets + Idempotency-Key', {
+    ...common,
+    url: url('/v1/tickets'),
+    requests: [{
+      method: 'POST',
+      setupRequest: (req: any) => {
+        n++;
+        const contactId = `ct_${(100000000 * 0 + 1 + (n % CONTACTS_PER_WORKSPACE)).toString(16).toUpperCase().padStart(26, '0')}`;
+        return {
+          ...req,
+          headers: { ...headers, 'content-type': 'application/json', 'idempotency-key': `bench-${process.pid}-${n}` },
+          body: JSON.stringify({ contact_id: contactId, subject: `Bench ticket ${n}`, description: 'Created by the benchmark', priority: 'high', tags: ['bench'] }),
+        };
+      },
+    }],
+  }));
+
+  const firstPage = '/v1/tickets?status=open&limit=50';
+  results.push(await run('GET /v1/tickets?status=open&limit=50 (first page)', { ...common, url: url(firstPage), headers }));
+  const deep = await (await fetch(url('/v1/tickets?status=open&limit=50&offset=5000'), { headers })).json() as { next_cursor: string; total: number };
+  results.push(await run(`GET … status=open deep page by cursor (row 5,050 of ${deep.total})`, { ...common, url: url(`${firstPage}&cursor=${deep.next_cursor}`), headers }));
+  results.push(await run('GET … status=open deep page by offset=5000', { ...common, url: url(`${firstPage}&offset=5000`), headers }));
+
+  process.stdout.write(`\n${TICKETS.toLocaleString('en')} tickets in ${WORKSPACES} workspaces; requests go to one workspace (${perWorkspace.toLocaleString('en')} tickets, ${deep.total.toLocaleString('en')} open).\n\n${table(results)}\n`);
+} finally {
+  await env.close();
+}
