@@ -27,17 +27,34 @@ export const accountStore = {
     return row ? toAccount(row) : null;
   },
 
-  /** The bot the contact last wrote to, else the workspace's default bot; one round trip. */
-  async preferredFor(db: Db, workspaceId: string, contactId: string): Promise<Account | null> {
+  /**
+   * A contact (by id) and the bot a new ticket of theirs belongs to — the one they last wrote
+   * to, else the workspace's default — in one round trip (ticket creation is a hot path).
+   * Null when the contact does not exist in the workspace.
+   */
+  async contactWithPreferred(db: Db, workspaceId: string, contactId: string): Promise<{ contactRow: any; account: Account | null } | null> {
     const r = await db.raw(
-      `WITH chat AS (SELECT account_id FROM contact_chats WHERE workspace_id = ? AND contact_id = ? ORDER BY last_inbound_at DESC LIMIT 1)
-       SELECT a.* FROM accounts a
-        WHERE a.workspace_id = ? AND (a.id IN (SELECT account_id FROM chat) OR a.is_default)
-        ORDER BY a.id IN (SELECT account_id FROM chat) DESC
-        LIMIT 1`,
-      [workspaceId, contactId, workspaceId],
+      `SELECT c.*, to_jsonb(a) AS preferred_account
+         FROM contacts c
+         LEFT JOIN LATERAL (
+           SELECT a.* FROM accounts a
+            WHERE a.workspace_id = c.workspace_id
+              AND (a.is_default OR a.id = (SELECT cc.account_id FROM contact_chats cc WHERE cc.contact_id = c.id ORDER BY cc.last_inbound_at DESC LIMIT 1))
+            ORDER BY a.is_default
+            LIMIT 1
+         ) a ON true
+        WHERE c.workspace_id = ? AND c.id = ?`,
+      [workspaceId, contactId],
     );
-    return r.rows[0] ? toAccount(r.rows[0]) : null;
+    const row = r.rows[0];
+    if (!row) return null;
+    return { contactRow: row, account: row.preferred_account ? toAccount(row.preferred_account) : null };
+  },
+
+  /** The bot the contact last wrote to, else the workspace's default bot. */
+  async preferredFor(db: Db, workspaceId: string, contactId: string): Promise<Account | null> {
+    const found = await accountStore.contactWithPreferred(db, workspaceId, contactId);
+    return found?.account ?? null;
   },
 
   async insert(db: Db, a: { workspaceId: string; name: string; botUsername?: string | null; supportChatId?: number | null; isDefault?: boolean; at: Date }): Promise<Account> {

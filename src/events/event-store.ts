@@ -39,23 +39,28 @@ function presentEvent(r: any): TimelineEventJson {
   };
 }
 
+/** The events row for an event (its id is taken here, so ids follow call order). */
+export function eventRow(workspaceId: string, at: Date, e: NewEvent) {
+  return {
+    id: newId('evt'),
+    workspace_id: workspaceId,
+    type: e.type,
+    ticket_id: e.ticketId ?? null,
+    contact_id: e.contactId ?? null,
+    message_id: e.messageId ?? null,
+    actor_type: e.actor.type,
+    actor_id: e.actor.id,
+    payload: JSON.stringify(e.payload),
+    detail: JSON.stringify(e.detail ?? {}),
+    created_at: at,
+  };
+}
+
 export const eventStore = {
   /** Writes the events in one statement, in order (ids are monotonic within a process). */
   async record(db: Db, workspaceId: string, at: Date, events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await db('events').insert(events.map((e) => ({
-      id: newId('evt'),
-      workspace_id: workspaceId,
-      type: e.type,
-      ticket_id: e.ticketId ?? null,
-      contact_id: e.contactId ?? null,
-      message_id: e.messageId ?? null,
-      actor_type: e.actor.type,
-      actor_id: e.actor.id,
-      payload: JSON.stringify(e.payload),
-      detail: JSON.stringify(e.detail ?? {}),
-      created_at: at,
-    })));
+    await db('events').insert(events.map((e) => eventRow(workspaceId, at, e)));
   },
 
   /** A ticket's timeline, oldest first. */

@@ -118,21 +118,30 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
 
     try {
       await opts.db.transaction(async (trx) => {
-        await trx.raw(`SET LOCAL lock_timeout = ${lockTimeoutMs}`);
         // Claim the key; an expired row that the cleanup job has not removed yet is taken over.
-        // A row another transaction has inserted but not committed makes this wait (bounded by
-        // lock_timeout): when that one commits we replay its response, when it rolls back we run.
+        // A row another transaction has inserted but not committed makes this wait, for at most
+        // lockTimeoutMs: when that one commits we replay its response, when it rolls back we run.
+        // One round trip: `cfg` sets the bound before the insert can wait (the insert reads its
+        // rows from cfg), and the final set_config restores it once the insert is done (its
+        // argument depends on `ins`), so the handler's own statements wait as long as they need.
         let claimed;
         try {
           claimed = await trx.raw(
-            `INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status)
-             VALUES (?, ?, ?, ?, ?, 0)
-             ON CONFLICT (workspace_id, key) DO UPDATE
-               SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
-                   response_status = 0, response_type = NULL, response_headers = '{}', response_body = NULL, created_at = now()
-               WHERE i.created_at < now() - make_interval(hours => ?)
-             RETURNING 1`,
-            [workspaceId, key, print, ctx.method, ctx.path, opts.retentionHours],
+            `WITH cfg AS MATERIALIZED (
+               SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', ?, true) AS bounded
+             ),
+             ins AS (
+               INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status)
+               SELECT ?, ?, ?, ?, ?, 0 FROM cfg
+               ON CONFLICT (workspace_id, key) DO UPDATE
+                 SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
+                     response_status = 0, response_type = NULL, response_headers = '{}', response_body = NULL, created_at = now()
+                 WHERE i.created_at < now() - make_interval(hours => ?)
+               RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM ins) AS claimed,
+                    set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM ins) >= 0 THEN '' END, true) AS restored`,
+            [`${lockTimeoutMs}ms`, workspaceId, key, print, ctx.method, ctx.path, opts.retentionHours],
           );
         } catch (err) {
           // Only a lock timeout on the claim means "the same key is in flight"; one inside the
@@ -144,9 +153,8 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
           }
           throw err;
         }
-        await trx.raw('SET LOCAL lock_timeout TO DEFAULT');
 
-        if (claimed.rows.length === 0) {
+        if (Number(claimed.rows[0].claimed) === 0) {
           // The row is committed and (by ON CONFLICT DO UPDATE) locked by us: it cannot vanish here.
           const stored = await trx('idempotency_keys').where({ workspace_id: workspaceId, key }).first();
           if (stored.fingerprint !== print) {
@@ -164,14 +172,17 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
           return;
         }
 
+        // A savepoint so a business error can undo the handler's writes but keep the key. It is
+        // never released: COMMIT ends it anyway, and a RELEASE would be one more round trip
+        // inside the window where the handler may hold hot row locks (a workspace's ticket numbering).
+        await trx.raw('SAVEPOINT idempotent_handler');
         try {
-          await trx.transaction(async (savepoint) => {
-            ctx.state.db = savepoint;
-            await next();
-          });
+          ctx.state.db = trx;
+          await next();
         } catch (err) {
           // Only business outcomes are remembered; everything else rolls the key back too.
           if (!(err instanceof AppError) || NOT_STORED.has(err.code)) throw err;
+          await trx.raw('ROLLBACK TO SAVEPOINT idempotent_handler');
           renderProblem(ctx, err);
         } finally {
           ctx.state.db = opts.db;

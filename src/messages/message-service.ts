@@ -79,13 +79,19 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
   async function afterSent(db: Db, m: Message, actor: Actor): Promise<void> {
     await eventStore.record(db, m.workspaceId, m.sentAt!, [{ type: 'message.sent', actor, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m) }]);
     if (countsAsResponse(m)) {
-      await db('tickets').where({ id: m.ticketId!, workspace_id: m.workspaceId }).whereNull('first_response_at').update({ first_response_at: m.sentAt });
+      // The earliest delivery wins, whatever order the delivery reports arrive in.
+      await db('tickets').where({ id: m.ticketId!, workspace_id: m.workspaceId })
+        .where((w) => w.whereNull('first_response_at').orWhere('first_response_at', '>', m.sentAt!))
+        .update({ first_response_at: m.sentAt });
     }
   }
 
   async function resolveRecipient(db: Db, workspaceId: string, to: string | number): Promise<Contact> {
     if (typeof to === 'string' && to.startsWith('ct_')) return contacts.get(db, workspaceId, to);
     const byUsername = typeof to === 'string' && to.startsWith('@');
+    if (!byUsername && !Number.isSafeInteger(Number(to))) {
+      throw new AppError('validation_error', 'to is not a Telegram user id', { details: [{ field: 'to', error: 'is larger than any Telegram user id', received: to }] });
+    }
     const match = byUsername ? { username: to.slice(1) } : { telegramUserId: Number(to) };
     const [contact] = await contactStore.lockMatching(db, workspaceId, match);
     if (!contact) throw unreachable(`${byUsername ? to : `Telegram user ${to}`} has never written to a bot of this workspace`);
@@ -161,6 +167,8 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
       const at = clock.now();
       const actor: Actor = { type: 'contact', id: view.contact.id };
       if (m.accountId && m.chatId !== null) await contacts.recordChat(db, { workspaceId: ws.id, contactId: view.contact.id, accountId: m.accountId, chatId: m.chatId, at });
+      // Writing to the bot means they unblocked it.
+      if (view.contact.blocked) view = { ...view, contact: await contacts.update(db, ws.id, view.contact.id, { blocked: false }, actor) };
       const message = await messageStore.insert(db, {
         id: newId('msg'), workspaceId: ws.id, ticketId, contactId: view.contact.id, accountId: m.accountId, direction: 'inbound',
         visibility: 'public', authorType: 'contact', authorId: view.contact.id, text: m.text, attachments: m.attachments ?? [],

@@ -12,7 +12,7 @@ import { agentStore, teamStore } from '../agents/agent-store.js';
 import { presentContact, type ContactService } from '../contacts/contact-service.js';
 import { toContact, type Contact } from '../contacts/contact-store.js';
 import type { Db } from '../db/knex.js';
-import { eventStore, type NewEvent } from '../events/event-store.js';
+import { eventRow, eventStore, type NewEvent } from '../events/event-store.js';
 import type { Actor } from '../events/event-types.js';
 import { AppError, notFound } from '../http/errors.js';
 import { paginate, type PageRequest } from '../http/pagination.js';
@@ -23,7 +23,7 @@ import { messageStore } from '../messages/message-store.js';
 import { sendQueue } from '../telegram/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
-import { contactPart, ticketStore, toTicket, type Ticket, type TicketChanges } from './ticket-store.js';
+import { contactOf, ticketStore, toTicket, type NewTicket, type Ticket, type TicketChanges } from './ticket-store.js';
 
 export const MAX_CUSTOM_FIELDS = 50;
 
@@ -94,14 +94,27 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
     if (!agent.active) throw new AppError('conflict', `Agent ${id} is inactive and cannot take tickets`);
   }
 
-  /** The bot a new ticket belongs to: the one asked for, the contact's last, else the default. */
-  async function accountFor(db: Db, workspaceId: string, contact: Contact, accountId?: string): Promise<Account | null> {
-    if (accountId) {
-      const a = await accountStore.findById(db, workspaceId, accountId);
-      if (!a) throw notFound('Account');
-      return a;
+  /**
+   * The ticket's contact (by id, or matched/created from inline fields) and its bot: the one
+   * asked for, else the one the contact last wrote to, else the workspace's default.
+   */
+  async function contactAndAccount(db: Db, workspaceId: string, body: CreateTicketBody, actor: Actor): Promise<{ contact: Contact; account: Account | null }> {
+    let contact: Contact;
+    let account: Account | null;
+    if (body.contact_id) {
+      const found = await accountStore.contactWithPreferred(db, workspaceId, body.contact_id);
+      if (!found) throw notFound('Contact');
+      contact = toContact(found.contactRow);
+      account = found.account;
+    } else {
+      contact = (await contacts.upsert(db, workspaceId, body.contact!, actor)).contact;
+      account = body.account_id ? null : await accountStore.preferredFor(db, workspaceId, contact.id);
     }
-    return accountStore.preferredFor(db, workspaceId, contact.id);
+    if (body.account_id) {
+      account = await accountStore.findById(db, workspaceId, body.account_id);
+      if (!account) throw notFound('Account');
+    }
+    return { contact, account };
   }
 
   async function addNote(db: Db, t: Ticket, text: string, actor: Actor, at: Date): Promise<void> {
@@ -114,39 +127,37 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
 
   const service = {
     async create(db: Db, ws: Workspace, body: CreateTicketBody, actor: Actor): Promise<TicketView> {
-      const contact = body.contact_id
-        ? await contacts.get(db, ws.id, body.contact_id)
-        : (await contacts.upsert(db, ws.id, body.contact!, actor)).contact;
+      const { contact, account } = await contactAndAccount(db, ws.id, body, actor);
       if (body.team_id) await teamInWorkspace(db, ws.id, body.team_id);
       if (body.assignee_id) await activeAgent(db, ws.id, body.assignee_id);
-      const account = await accountFor(db, ws.id, contact, body.account_id);
       const { value: customFields } = mergeCustomFields({}, body.custom_fields ?? {});
       const at = clock.now();
-      // Numbering locks the workspace row until commit: do it last, in the insert itself.
-      const ticket = await ticketStore.insertNumbered(db, {
+      const fields: NewTicket = {
         id: newId('tkt'), workspaceId: ws.id, subject: body.subject.trim(), description: body.description ?? '',
         status: 'open', priority: body.priority ?? 'normal', category: body.category ?? null,
         tags: normalizeTags(body.tags ?? []), customFields, contactId: contact.id, teamId: body.team_id ?? null,
         assigneeId: body.assignee_id ?? null, accountId: account?.id ?? null, createdAt: at, updatedAt: at,
-      });
-      const payload = presentTicket(ticket, contact);
-      await eventStore.record(db, ws.id, at, [{ type: 'ticket.created', actor, ticketId: ticket.id, contactId: contact.id, payload }]);
+      };
       // The forum topic is created by the Telegram workers (never inside this transaction).
       if (ws.mode === 'live' && account?.supportChatId) {
-        await sendQueue.enqueue(db, { workspaceId: ws.id, accountId: account.id, chatId: account.supportChatId, op: 'create_topic', ticketId: ticket.id, at });
+        await sendQueue.enqueue(db, { workspaceId: ws.id, accountId: account.id, chatId: account.supportChatId, op: 'create_topic', ticketId: fields.id, at });
       }
+      // Last: numbering serialises the workspace's ticket creations until this transaction ends.
+      const unnumbered = { ...fields, number: 0, firstResponseAt: null, resolvedAt: null, closedAt: null, reopenedCount: 0, archivedAt: null, slaPolicyId: null, firstResponseDueAt: null, resolutionDueAt: null, topicChatId: null, topicThreadId: null };
+      const created = eventRow(ws.id, at, { type: 'ticket.created', actor, ticketId: fields.id, contactId: contact.id, payload: presentTicket(unnumbered, contact) });
+      const ticket = await ticketStore.insertNumbered(db, fields, created);
       return { ticket, contact };
     },
 
     async get(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<TicketView> {
       const found = await ticketStore.findWithContact(db, workspaceId, id, opts);
       if (!found) throw notFound('Ticket');
-      return { ticket: found.ticket, contact: toContact(found.contactRow) };
+      return found;
     },
 
     list(db: Db, workspaceId: string, query: ListTicketsQuery & PageRequest) {
       const { query: q, order, count } = ticketStore.listQuery(db, workspaceId, query);
-      return paginate(q, order, query, (r) => presentTicket(toTicket(r), toContact(contactPart(r))), count);
+      return paginate(q, order, query, (r) => presentTicket(toTicket(r), contactOf(r)), count);
     },
 
     async update(db: Db, workspaceId: string, id: string, body: PatchTicketBody, actor: Actor): Promise<TicketView> {
@@ -206,9 +217,8 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
      * Moves a locked ticket to `to` (which must be allowed) and writes ticket.status_changed
      * plus ticket.resolved / ticket.closed / ticket.reopened where they apply.
      */
-    async move(db: Db, view: TicketView, to: TicketStatus, actor: Actor, reason: MoveReason, note?: string): Promise<TicketView> {
+    async move(db: Db, view: TicketView, to: TicketStatus, actor: Actor, reason: MoveReason, note?: string, at: Date = clock.now()): Promise<TicketView> {
       const before = view.ticket;
-      const at = clock.now();
       const fields = applyTransition(before, to, at);
       const after = await ticketStore.update(db, before.workspaceId, before.id, fields, at);
       const payload = presentTicket(after, view.contact);
@@ -252,7 +262,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const due = await ticketStore.lockDueForAutoClose(db, now, batchSize);
       for (const ticket of due) {
         const contact = await contacts.get(db, ticket.workspaceId, ticket.contactId);
-        await service.move(db, { ticket, contact }, 'closed', { type: 'system', id: null }, 'auto_close');
+        await service.move(db, { ticket, contact }, 'closed', { type: 'system', id: null }, 'auto_close', undefined, now);
       }
       return due.length;
     },

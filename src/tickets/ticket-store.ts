@@ -1,4 +1,6 @@
 import type { Db, Knex } from '../db/knex.js';
+import type { Contact } from '../contacts/contact-store.js';
+import type { eventRow } from '../events/event-store.js';
 import type { ListTicketsQuery } from './ticket-schemas.js';
 import type { Priority, TicketStatus } from './ticket-status.js';
 
@@ -30,6 +32,10 @@ export interface Ticket {
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** What a new ticket is inserted with (the rest has defaults; the number is allocated). */
+export type NewTicket = Pick<Ticket, 'id' | 'workspaceId' | 'subject' | 'description' | 'status' | 'priority' | 'category' | 'tags' |
+  'customFields' | 'contactId' | 'teamId' | 'assigneeId' | 'accountId' | 'createdAt' | 'updatedAt'>;
 
 /** Fields a service may change (the store maps them to columns). */
 export type TicketChanges = Partial<Pick<Ticket,
@@ -89,11 +95,24 @@ const CONTACT_SELECT = [
   'tags', 'custom_fields', 'blocked', 'created_at', 'updated_at',
 ].map((c) => `contacts.${c} as contact__${c}`);
 
-/** The contact half of a joined row, with its own column names. */
-export function contactPart(r: any): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(r)) if (k.startsWith('contact__')) out[k.slice(9)] = v;
-  return out;
+/** The contact half of a joined row (explicit: this runs for every row of every list). */
+export function contactOf(r: any): Contact {
+  return {
+    id: r.contact__id,
+    workspaceId: r.contact__workspace_id,
+    telegramUserId: r.contact__telegram_user_id,
+    username: r.contact__username,
+    name: r.contact__name,
+    firstName: r.contact__first_name,
+    lastName: r.contact__last_name,
+    email: r.contact__email,
+    phone: r.contact__phone,
+    tags: r.contact__tags,
+    customFields: r.contact__custom_fields,
+    blocked: r.contact__blocked,
+    createdAt: r.contact__created_at,
+    updatedAt: r.contact__updated_at,
+  };
 }
 
 const SORTS: Record<string, readonly (readonly [string, 'asc' | 'desc'])[]> = {
@@ -125,32 +144,43 @@ function countFromCounters(db: Db, workspaceId: string, f: ListTicketsQuery): ((
 
 export const ticketStore = {
   /**
-   * Inserts the ticket with the workspace's next number, in one statement. The workspace
-   * row it updates stays locked until the transaction ends: numbers are handed out in
-   * commit order and a rollback gives the number back, so there are no gaps and no
-   * duplicates. Callers do this as late in their transaction as they can.
+   * Inserts the ticket with the workspace's next number, and its ticket.created event, in
+   * one statement. The workspace row it updates stays locked until the transaction ends:
+   * numbers are handed out in commit order and a rollback gives the number back, so there
+   * are no gaps and no duplicates. Every ticket creation of a workspace queues on that lock,
+   * so callers do this last: between it and COMMIT as little as possible should happen.
+   * `event.payload` is the presented ticket; its `number` is filled in here.
    */
-  async insertNumbered(db: Db, t: Omit<Ticket, 'number' | 'firstResponseAt' | 'resolvedAt' | 'closedAt' | 'reopenedCount' | 'archivedAt' | 'slaPolicyId' | 'firstResponseDueAt' | 'resolutionDueAt' | 'topicChatId' | 'topicThreadId'>): Promise<Ticket> {
+  async insertNumbered(db: Db, t: NewTicket, event: ReturnType<typeof eventRow>): Promise<Ticket> {
     const r = await db.raw(
-      `WITH n AS (UPDATE workspaces SET last_ticket_number = last_ticket_number + 1 WHERE id = ? RETURNING last_ticket_number)
-       INSERT INTO tickets (id, workspace_id, number, subject, description, status, priority, category, tags, custom_fields,
-                            contact_id, team_id, assignee_id, account_id, created_at, updated_at)
-       SELECT ?, ?, n.last_ticket_number, ?, ?, ?, ?, ?, ?::text[], ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz FROM n
-       RETURNING ${TICKET_COLUMNS.join(', ')}`,
+      `WITH n AS (UPDATE workspaces SET last_ticket_number = last_ticket_number + 1 WHERE id = ? RETURNING last_ticket_number),
+       t AS (
+         INSERT INTO tickets (id, workspace_id, number, subject, description, status, priority, category, tags, custom_fields,
+                              contact_id, team_id, assignee_id, account_id, created_at, updated_at)
+         SELECT ?, ?, n.last_ticket_number, ?, ?, ?, ?, ?, ?::text[], ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz FROM n
+         RETURNING ${TICKET_COLUMNS.join(', ')}
+       ),
+       e AS (
+         INSERT INTO events (id, workspace_id, type, ticket_id, contact_id, message_id, actor_type, actor_id, payload, detail, created_at)
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, jsonb_set(?::jsonb, '{number}', to_jsonb(t.number)), ?::jsonb, ?::timestamptz FROM t
+       )
+       SELECT * FROM t`,
       [t.workspaceId, t.id, t.workspaceId, t.subject, t.description, t.status, t.priority, t.category, t.tags,
-        JSON.stringify(t.customFields), t.contactId, t.teamId, t.assigneeId, t.accountId, t.createdAt, t.updatedAt],
+        JSON.stringify(t.customFields), t.contactId, t.teamId, t.assigneeId, t.accountId, t.createdAt, t.updatedAt,
+        event.id, event.workspace_id, event.type, event.ticket_id, event.contact_id, event.message_id, event.actor_type,
+        event.actor_id, event.payload, event.detail, event.created_at],
     );
     return toTicket(r.rows[0]);
   },
 
   /** The ticket and its contact's row; with forUpdate the ticket row is locked. */
-  async findWithContact(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<{ ticket: Ticket; contactRow: Record<string, unknown> } | null> {
+  async findWithContact(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<{ ticket: Ticket; contact: Contact } | null> {
     const q = db('tickets').select([...SELECT_TICKET, ...CONTACT_SELECT])
       .join('contacts', 'contacts.id', 'tickets.contact_id')
       .where({ 'tickets.workspace_id': workspaceId, 'tickets.id': id }).first();
     if (opts.forUpdate) q.forUpdate('tickets');
     const row = await q;
-    return row ? { ticket: toTicket(row), contactRow: contactPart(row) } : null;
+    return row ? { ticket: toTicket(row), contact: contactOf(row) } : null;
   },
 
   async update(db: Db, workspaceId: string, id: string, changes: TicketChanges, at: Date): Promise<Ticket> {
