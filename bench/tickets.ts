@@ -64,7 +64,7 @@ try {
       { w, ws, n: perWorkspace, contacts: CONTACTS_PER_WORKSPACE },
     );
     });
-    await knex('workspaces').where({ id: ws }).update({ last_ticket_number: perWorkspace });
+    await knex('ticket_numbers').insert({ workspace_id: ws, last_number: perWorkspace });
     await knex.raw('SELECT ticket_counts_rebuild(?)', [ws]);
     process.stderr.write(`  workspace ${w + 1}/${WORKSPACES} seeded\n`);
   }

@@ -145,7 +145,7 @@ function countFromCounters(db: Db, workspaceId: string, f: ListTicketsQuery): ((
 export const ticketStore = {
   /**
    * Inserts the ticket with the workspace's next number, and its ticket.created event, in
-   * one statement. The workspace row it updates stays locked until the transaction ends:
+   * one statement. The ticket_numbers row it updates stays locked until the transaction ends:
    * numbers are handed out in commit order and a rollback gives the number back, so there
    * are no gaps and no duplicates. Every ticket creation of a workspace queues on that lock,
    * so callers do this last: between it and COMMIT as little as possible should happen.
@@ -153,11 +153,15 @@ export const ticketStore = {
    */
   async insertNumbered(db: Db, t: NewTicket, event: ReturnType<typeof eventRow>): Promise<Ticket> {
     const r = await db.raw(
-      `WITH n AS (UPDATE workspaces SET last_ticket_number = last_ticket_number + 1 WHERE id = ? RETURNING last_ticket_number),
+      `WITH n AS (
+         INSERT INTO ticket_numbers AS c (workspace_id, last_number) VALUES (?, 1)
+         ON CONFLICT (workspace_id) DO UPDATE SET last_number = c.last_number + 1
+         RETURNING last_number
+       ),
        t AS (
          INSERT INTO tickets (id, workspace_id, number, subject, description, status, priority, category, tags, custom_fields,
                               contact_id, team_id, assignee_id, account_id, created_at, updated_at)
-         SELECT ?, ?, n.last_ticket_number, ?, ?, ?, ?, ?, ?::text[], ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz FROM n
+         SELECT ?, ?, n.last_number, ?, ?, ?, ?, ?, ?::text[], ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz FROM n
          RETURNING ${TICKET_COLUMNS.join(', ')}
        ),
        e AS (

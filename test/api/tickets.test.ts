@@ -428,7 +428,7 @@ describe('tickets API', () => {
         const res = await post(k, '/v1/tickets', { contact_id: k.contactId, subject: 'refused by the database' });
         expectProblem(res, 500, 'internal_error');
         assert.equal((await create(k)).number, 2);
-        assert.equal((await db.knex('workspaces').where({ id: k.wsId }).first()).last_ticket_number, 2);
+        assert.equal((await db.knex('ticket_numbers').where({ workspace_id: k.wsId }).first()).last_number, 2);
       } finally {
         await db.knex.raw('DROP TRIGGER IF EXISTS test_refuse_ticket ON tickets; DROP FUNCTION IF EXISTS test_refuse_ticket()');
       }
