@@ -793,4 +793,25 @@ describe('Idempotency-Key', () => {
       assert.equal((await keyRow(idem)).path, '/v1/api-keys');
     });
   });
+
+  describe('the claim\'s lock timeout', () => {
+    it('bounds only the claim: the handler runs with the session\'s own lock_timeout', async () => {
+      const probe = createTestApp(db.knex, {
+        extraRoutes: [{
+          method: 'post', path: '/v1/test/lock-timeout', tag: 'test', auth: 'key', summary: 'Report lock_timeout inside the request',
+          body: { type: 'object' },
+          responses: { 200: { description: 'The setting', schema: { type: 'object' } } },
+          async handler(ctx) {
+            const r = await ctx.state.db.raw('SHOW lock_timeout');
+            ctx.body = { lock_timeout: r.rows[0].lock_timeout };
+          },
+        }],
+      });
+      const session = (await db.knex.raw('SHOW lock_timeout')).rows[0].lock_timeout;
+      const withKey = await probe.request.post('/v1/test/lock-timeout').set('Authorization', key.auth).set('Idempotency-Key', fresh('lt')).send({}).expect(200);
+      assert.equal(withKey.body.lock_timeout, session, 'restored after the claim');
+      const without = await probe.request.post('/v1/test/lock-timeout').set('Authorization', key.auth).send({}).expect(200);
+      assert.equal(without.body.lock_timeout, session);
+    });
+  });
 });
