@@ -8,7 +8,11 @@ import type { Knex } from 'knex';
 // fillfactor and eager autovacuum keep their old versions from piling up.
 //
 // Deadlocks: a move changes two rows (old status -1, new status +1). The trigger always
-// touches them in status-name order, so two moves can never wait on each other in a cycle.
+// touches them in status-name order, so two single-move transactions can never wait on each
+// other in a cycle. Transactions that move several tickets (the auto-close job) move them all
+// the same way (resolved → closed) and lock their tickets up front with SKIP LOCKED.
+// Contention: a move holds its two counter rows until commit, so ticket creations (the 'open'
+// row) wait for moves into or out of open in the same workspace: keep those transactions short.
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     CREATE TABLE ticket_counts (
@@ -18,10 +22,17 @@ export async function up(knex: Knex): Promise<void> {
       PRIMARY KEY (workspace_id, status)
     ) WITH (fillfactor = 10, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500);
 
-    CREATE FUNCTION ticket_counts_add(ws text, st text, delta integer) RETURNS void LANGUAGE sql AS $$
-      INSERT INTO ticket_counts AS c (workspace_id, status, n) VALUES (ws, st, delta)
-      ON CONFLICT (workspace_id, status) DO UPDATE SET n = c.n + EXCLUDED.n;
-    $$;
+    -- An increment may create the row; a decrement only updates one (the row exists, or the
+    -- workspace is being deleted and its counts already are).
+    CREATE FUNCTION ticket_counts_add(ws text, st text, delta integer) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+      IF delta > 0 THEN
+        INSERT INTO ticket_counts AS c (workspace_id, status, n) VALUES (ws, st, delta)
+        ON CONFLICT (workspace_id, status) DO UPDATE SET n = c.n + EXCLUDED.n;
+      ELSE
+        UPDATE ticket_counts SET n = n + delta WHERE workspace_id = ws AND status = st;
+      END IF;
+    END $$;
 
     CREATE FUNCTION ticket_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE

@@ -43,7 +43,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...apiKeyRoutes(services.apiKeys, deps.clock),
     ...workspaceRoutes(services.workspaces),
     ...ticketRoutes(services.tickets, services.messages),
-    ...contactRoutes(services.contacts),
+    ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
     ...(opts.extraRoutes ?? []),
   ];

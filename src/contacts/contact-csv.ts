@@ -4,7 +4,7 @@
  * client reads slowly.
  */
 import { stringify } from 'csv-stringify';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import type { Contact } from './contact-store.js';
 
 export const CSV_COLUMNS = [
@@ -20,6 +20,10 @@ export function neutralizeFormula(cell: string): string {
   return /^[=+\-@\t\r]/.test(cell) ? `'${cell}` : cell;
 }
 
+const CLIENT_LEFT = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR']);
+
+const PHONE = /^\+?[0-9][0-9 ().-]{2,30}$/;
+
 function toRecord(c: Contact): string[] {
   const text = (v: string | null) => neutralizeFormula(v ?? '');
   return [
@@ -30,8 +34,9 @@ function toRecord(c: Contact): string[] {
     text(c.firstName),
     text(c.lastName),
     text(c.email),
-    // Validated to digits, spaces and ( ) . - with an optional leading +: never a formula, so kept as typed.
-    c.phone ?? '',
+    // A phone number as the API accepts it (digits, spaces, ( ) . - and a leading +) is kept as
+    // typed; anything else (written by another path) gets the guard like every other cell.
+    PHONE.test(c.phone ?? '') ? c.phone! : text(c.phone),
     text(c.tags.join(';')),
     Object.keys(c.customFields).length ? text(JSON.stringify(c.customFields)) : '',
     String(c.blocked),
@@ -40,13 +45,17 @@ function toRecord(c: Contact): string[] {
   ];
 }
 
-/** A readable CSV stream (header first) over the batches; a failed read destroys the stream. */
-export function contactsCsv(batches: AsyncIterable<Contact[]>): Readable {
-  const csv = stringify({ header: true, columns: [...CSV_COLUMNS] });
+/**
+ * A readable CSV stream (header first) over the batches. A failure while streaming (the
+ * status line is long gone) ends the response early and is reported to `onError`; a client
+ * that leaves stops the reads.
+ */
+export function contactsCsv(batches: AsyncIterable<Contact[]>, onError: (err: Error) => void): Readable {
   async function* records() {
     for await (const batch of batches) for (const c of batch) yield toRecord(c);
   }
-  const source = Readable.from(records());
-  source.on('error', (err) => csv.destroy(err));
-  return source.pipe(csv);
+  return pipeline(Readable.from(records()), stringify({ header: true, columns: [...CSV_COLUMNS] }), (err) => {
+    // A reader that went away (client disconnect) is not a failure worth reporting.
+    if (err && !CLIENT_LEFT.has((err as NodeJS.ErrnoException).code ?? '')) onError(err);
+  });
 }

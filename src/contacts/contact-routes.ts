@@ -2,11 +2,12 @@ import { apiActor } from '../http/actor.js';
 import { idParams } from '../http/common-schemas.js';
 import { pageSchema } from '../http/pagination.js';
 import type { AppContext, RouteDef } from '../http/route.js';
+import type { Logger } from '../lib/logger.js';
 import { contactsCsv } from './contact-csv.js';
 import { contactSchema, contactTagParams, contactTagsBody, exportContactsQuery, listContactsQuery, patchContactBody, upsertContactBody, type PatchContactBody, type UpsertContactBody } from './contact-schemas.js';
 import { presentContact, type ContactService } from './contact-service.js';
 
-export function contactRoutes(contacts: ContactService): RouteDef[] {
+export function contactRoutes(contacts: ContactService, logger: Logger): RouteDef[] {
   const ws = (ctx: AppContext) => ctx.state.auth.workspace.id;
   const tag = 'contacts';
   return [
@@ -40,11 +41,21 @@ export function contactRoutes(contacts: ContactService): RouteDef[] {
       summary: 'Every contact matching the filters as CSV, streamed',
       query: exportContactsQuery,
       responses: { 200: { description: 'CSV with a header row', contentType: 'text/csv' } },
-      handler(ctx) {
+      async handler(ctx) {
+        // The pool, not a transaction: batches are separate reads, no connection held between them.
+        const batches = contacts.exportBatches(ctx.state.db, ws(ctx), ctx.state.input.query);
+        // Read the first batch before answering 200, so an unreachable database is a 503 like anywhere else.
+        const first = await batches.next();
+        async function* all() {
+          if (!first.done) {
+            yield first.value;
+            yield* batches;
+          }
+        }
+        const requestId = ctx.state.requestId;
         ctx.type = 'text/csv; charset=utf-8';
         ctx.set('Content-Disposition', 'attachment; filename="contacts.csv"');
-        // The pool, not a transaction: batches are separate reads, no connection held between them.
-        ctx.body = contactsCsv(contacts.exportBatches(ctx.state.db, ws(ctx), ctx.state.input.query));
+        ctx.body = contactsCsv(all(), (err) => logger.error({ err, request_id: requestId }, 'contacts export failed while streaming'));
       },
     },
     {

@@ -12,12 +12,11 @@ import type { PageRequest } from '../http/pagination.js';
 import { paginate } from '../http/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import { mergeCustomFields, normalizeTags } from '../lib/tags.js';
+import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags } from '../lib/tags.js';
 import type { ContactFilters, ContactJson, PatchContactBody } from './contact-schemas.js';
 import { contactStore, toContact, type Contact, type ContactFields } from './contact-store.js';
 
 export const MAX_TAGS = 50;
-export const MAX_CUSTOM_FIELDS = 50;
 
 export function presentContact(c: Contact): ContactJson {
   return {
@@ -71,15 +70,6 @@ function rethrowTaken(err: unknown): never {
   throw err;
 }
 
-/** Field-by-field difference, for contact.updated's timeline detail. */
-function diff(before: Contact, after: Contact, keys: (keyof ContactFields)[]): Record<string, { from: unknown; to: unknown }> {
-  const out: Record<string, { from: unknown; to: unknown }> = {};
-  const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-  for (const k of keys) {
-    if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out[snake(k)] = { from: before[k], to: after[k] };
-  }
-  return out;
-}
 
 export function createContactService(deps: { clock: Clock }) {
   const { clock } = deps;
@@ -91,7 +81,7 @@ export function createContactService(deps: { clock: Clock }) {
     const at = clock.now();
     const after = await contactStore.update(db, before.workspaceId, before.id, Object.fromEntries(touched.map((k) => [k, changes[k]])), at).catch(rethrowTaken);
     const events: NewEvent[] = [];
-    const fieldChanges = diff(before, after, touched.filter((k) => k !== 'tags'));
+    const fieldChanges = changedFields(before, after, touched.filter((k) => k !== 'tags'));
     if (Object.keys(fieldChanges).length) {
       events.push({ type: 'contact.updated', actor, contactId: after.id, payload: presentContact(after), detail: { changes: fieldChanges } });
     }

@@ -82,18 +82,21 @@ export interface Identities {
 export const contactStore = {
   async findById(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<Contact | null> {
     const q = db('contacts').select(CONTACT_COLUMNS).where({ workspace_id: workspaceId, id }).first();
-    if (opts.forUpdate) q.forUpdate();
+    // NO KEY UPDATE: we never change the id, so inserts referencing the contact (a ticket, a
+    // message) are not blocked by our lock — FOR UPDATE would block their key-share checks
+    // and deadlock ticket creation against upserts of the same contact.
+    if (opts.forUpdate) q.forNoKeyUpdate();
     const row = await q;
     return row ? toContact(row) : null;
   },
 
-  /** Every contact holding one of the identities, locked for the caller's transaction. */
+  /** Every contact holding one of the identities, locked (in id order) for the caller's transaction. */
   async lockMatching(db: Db, workspaceId: string, ids: Identities): Promise<Contact[]> {
     const rows = await db('contacts').select(CONTACT_COLUMNS).where('workspace_id', workspaceId).andWhere((w) => {
       if (ids.telegramUserId != null) w.orWhere('telegram_user_id', ids.telegramUserId);
       if (ids.username != null) w.orWhereRaw('lower(username) = lower(?)', [ids.username]);
       if (ids.email != null) w.orWhereRaw('lower(email) = lower(?)', [ids.email]);
-    }).orderBy('created_at').forUpdate();
+    }).orderBy('id').forNoKeyUpdate();
     return rows.map(toContact);
   },
 

@@ -121,9 +121,11 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
         // Claim the key; an expired row that the cleanup job has not removed yet is taken over.
         // A row another transaction has inserted but not committed makes this wait, for at most
         // lockTimeoutMs: when that one commits we replay its response, when it rolls back we run.
-        // One round trip: `cfg` sets the bound before the insert can wait (the insert reads its
-        // rows from cfg), and the final set_config restores it once the insert is done (its
-        // argument depends on `ins`), so the handler's own statements wait as long as they need.
+        // One round trip. PostgreSQL runs the parts of a WITH in no promised order; data
+        // dependencies fix it here: the INSERT takes its row from `cfg`, so the bound is set
+        // before it can wait, and the final set_config takes an argument computed from `ins`,
+        // so the setting is restored only after the insert (the handler's own statements may
+        // wait as long as they need). `bounded` is selected only so set_config runs.
         let claimed;
         try {
           claimed = await trx.raw(

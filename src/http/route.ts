@@ -47,6 +47,8 @@ export interface RouteDef {
   notFoundLabel?: string;
   query?: Schema;
   body?: Schema;
+  /** Cross-field rules the schemas cannot state; throws a validation_error. Runs with validation. */
+  validate?: (input: { params: any; query: any; body: any }) => void;
   responses: Record<number, ResponseDef>;
   /**
    * What an Idempotency-Key replay answers instead of the stored original body: used to
@@ -80,6 +82,7 @@ function validateInput(def: RouteDef): Middleware<AppState> {
       if (input.body === undefined) input.body = {};
       check(body, input.body, 'body');
     }
+    def.validate?.(input);
     ctx.state.input = input;
     await next();
   };

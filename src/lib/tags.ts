@@ -20,3 +20,18 @@ export function mergeCustomFields(current: Record<string, unknown>, patch: Recor
   }
   return { value, changed };
 }
+
+/** How many custom fields a contact or ticket may hold (after a merge). */
+export const MAX_CUSTOM_FIELDS = 50;
+
+/**
+ * `{field: {from, to}}` for the keys whose values differ, named in snake_case as on the
+ * wire: the `changes` of an *.updated event.
+ */
+export function changedFields<T extends object>(before: T, after: T, keys: readonly (keyof T & string)[]): Record<string, { from: unknown; to: unknown }> {
+  const out: Record<string, { from: unknown; to: unknown }> = {};
+  for (const k of keys) {
+    if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = { from: before[k], to: after[k] };
+  }
+  return out;
+}

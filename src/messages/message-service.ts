@@ -14,7 +14,7 @@ import type { ContactService } from '../contacts/contact-service.js';
 import { contactStore, type Contact } from '../contacts/contact-store.js';
 import type { Db } from '../db/knex.js';
 import { eventStore } from '../events/event-store.js';
-import type { Actor } from '../events/event-types.js';
+import { SYSTEM, type Actor } from '../events/event-types.js';
 import { AppError, notFound } from '../http/errors.js';
 import type { PageRequest } from '../http/pagination.js';
 import type { Clock } from '../lib/clock.js';
@@ -184,14 +184,14 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
     /** The Telegram side: a queued message reached the customer. Settling twice is a no-op. */
     async markSent(db: Db, messageId: string, at: Date): Promise<Message | null> {
       const m = await messageStore.settle(db, messageId, { status: 'sent', at });
-      if (m) await afterSent(db, m, { type: 'system', id: null });
+      if (m) await afterSent(db, m, SYSTEM);
       return m;
     },
 
     /** The Telegram side: a queued message cannot be delivered (blocked, chat gone…). */
     async markFailed(db: Db, messageId: string, reason: string, at: Date): Promise<Message | null> {
       const m = await messageStore.settle(db, messageId, { status: 'failed', at, reason });
-      if (m) await eventStore.record(db, m.workspaceId, at, [{ type: 'message.failed', actor: { type: 'system', id: null }, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m), detail: { reason } }]);
+      if (m) await eventStore.record(db, m.workspaceId, at, [{ type: 'message.failed', actor: SYSTEM, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m), detail: { reason } }]);
       return m;
     },
   };

@@ -24,9 +24,9 @@ export function ticketRoutes(tickets: TicketService, messages: MessageService): 
       method: 'post', path: '/v1/tickets', tag, auth: 'key', scope: 'write:tickets',
       summary: 'Open a ticket for a contact (contact_id, or contact fields: matched or created); its forum topic is created by the bot',
       body: createTicketBody,
+      validate: ({ body }) => requireOneOf(body, ['contact_id', 'contact']),
       responses: { 201: { description: 'The new ticket', schema: ticketSchema } },
       async handler(ctx) {
-        requireOneOf(ctx.state.input.body, ['contact_id', 'contact']);
         const view = await tickets.create(ctx.state.db, workspace(ctx), ctx.state.input.body as CreateTicketBody, apiActor(ctx));
         ctx.status = 201;
         ctx.set('Location', `/v1/tickets/${view.ticket.id}`);
@@ -81,9 +81,9 @@ export function ticketRoutes(tickets: TicketService, messages: MessageService): 
       method: 'post', path: '/v1/tickets/:id/assign', tag, auth: 'key', scope: 'write:tickets', ...one,
       summary: 'Assign to an agent and/or a team (null unassigns); a transfer note is posted internally',
       body: assignBody,
+      validate: ({ body }) => requireOneOf(body, ['agent_id', 'team_id'], { atLeastOne: true }),
       responses: ticketResponse,
       async handler(ctx) {
-        requireOneOf(ctx.state.input.body, ['agent_id', 'team_id'], { atLeastOne: true });
         ctx.body = present(await tickets.assign(ctx.state.db, ws(ctx), id(ctx), ctx.state.input.body, apiActor(ctx)));
       },
     },

@@ -13,19 +13,17 @@ import { presentContact, type ContactService } from '../contacts/contact-service
 import { toContact, type Contact } from '../contacts/contact-store.js';
 import type { Db } from '../db/knex.js';
 import { eventRow, eventStore, type NewEvent } from '../events/event-store.js';
-import type { Actor } from '../events/event-types.js';
+import { SYSTEM, type Actor } from '../events/event-types.js';
 import { AppError, notFound } from '../http/errors.js';
 import { paginate, type PageRequest } from '../http/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import { mergeCustomFields, normalizeTags } from '../lib/tags.js';
+import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags } from '../lib/tags.js';
 import { messageStore } from '../messages/message-store.js';
 import { sendQueue } from '../telegram/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
 import { contactOf, ticketStore, toTicket, type NewTicket, type Ticket, type TicketChanges } from './ticket-store.js';
-
-export const MAX_CUSTOM_FIELDS = 50;
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -72,14 +70,6 @@ export type MoveReason = 'api' | 'agent_reply' | 'customer_message' | 'auto_clos
 
 const STATUS_EVENT: Partial<Record<TicketStatus, 'ticket.resolved' | 'ticket.closed'>> = { resolved: 'ticket.resolved', closed: 'ticket.closed' };
 
-function fieldChanges(before: Ticket, after: Ticket, keys: (keyof Ticket)[]): Record<string, { from: unknown; to: unknown }> {
-  const out: Record<string, { from: unknown; to: unknown }> = {};
-  const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-  for (const k of keys) {
-    if (JSON.stringify(before[k]) !== JSON.stringify(after[k])) out[snake(k)] = { from: before[k], to: after[k] };
-  }
-  return out;
-}
 
 export function createTicketService(deps: { clock: Clock; contacts: ContactService }) {
   const { clock, contacts } = deps;
@@ -197,7 +187,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       if (keys.length === 0) return view;
       const at = clock.now();
       const after = await ticketStore.update(db, before.workspaceId, before.id, Object.fromEntries(keys.map((k) => [k, changes[k]])), at);
-      const detail = fieldChanges(before, after, keys.filter((k) => k !== 'archivedAt'));
+      const detail = changedFields(before, after, keys.filter((k) => k !== 'archivedAt'));
       if (keys.includes('archivedAt')) detail.archived = { from: before.archivedAt !== null, to: after.archivedAt !== null };
       await eventStore.record(db, before.workspaceId, at, [{ type: 'ticket.updated', actor, ticketId: after.id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail: { changes: detail } }]);
       return { ticket: after, contact: view.contact };
@@ -244,8 +234,12 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       let after = before;
       if (Object.keys(changes).length) {
         after = await ticketStore.update(db, workspaceId, id, changes, at);
-        const detail = fieldChanges(before, after, ['assigneeId', 'teamId']);
-        if (body.note) detail.note = body.note as any;
+        // Both, changed or not, so a consumer never has to guess the other half.
+        const detail: Record<string, unknown> = {
+          assignee_id: { from: before.assigneeId, to: after.assigneeId },
+          team_id: { from: before.teamId, to: after.teamId },
+        };
+        if (body.note) detail.note = body.note;
         await eventStore.record(db, workspaceId, at, [{ type: 'ticket.assigned', actor, ticketId: id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail }]);
       }
       if (body.note) await addNote(db, after, body.note, actor, at);
@@ -262,7 +256,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const due = await ticketStore.lockDueForAutoClose(db, now, batchSize);
       for (const ticket of due) {
         const contact = await contacts.get(db, ticket.workspaceId, ticket.contactId);
-        await service.move(db, { ticket, contact }, 'closed', { type: 'system', id: null }, 'auto_close', undefined, now);
+        await service.move(db, { ticket, contact }, 'closed', SYSTEM, 'auto_close', undefined, now);
       }
       return due.length;
     },

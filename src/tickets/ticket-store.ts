@@ -124,8 +124,8 @@ const SORTS: Record<string, readonly (readonly [string, 'asc' | 'desc'])[]> = {
 
 const splitList = (v: string) => [...new Set(v.split(','))];
 
-/** Filters that narrow a list beyond "these statuses, not archived". */
-const NARROWING: (keyof ListTicketsQuery)[] = ['priority', 'assignee_id', 'team_id', 'contact_id', 'tag', 'created_after', 'created_before', 'updated_after', 'q'];
+/** Query keys that leave the set of tickets at "these statuses, not archived". */
+const COUNTABLE = new Set(['status', 'sort', 'limit', 'offset', 'cursor', 'archived']);
 
 /**
  * The total of the commonest views (all tickets, or some statuses, not archived) from the
@@ -133,7 +133,8 @@ const NARROWING: (keyof ListTicketsQuery)[] = ['priority', 'assignee_id', 'team_
  * transactions as the tickets. Other views are counted.
  */
 function countFromCounters(db: Db, workspaceId: string, f: ListTicketsQuery): (() => Promise<number>) | undefined {
-  if (f.archived || NARROWING.some((k) => f[k] !== undefined)) return undefined;
+  // An allowlist: a filter added later is counted for real until someone decides otherwise.
+  if (f.archived || Object.entries(f).some(([k, v]) => v !== undefined && !COUNTABLE.has(k))) return undefined;
   return async () => {
     const q = db('ticket_counts').where('workspace_id', workspaceId).sum({ n: 'n' });
     if (f.status) q.whereIn('status', splitList(f.status));
@@ -177,12 +178,13 @@ export const ticketStore = {
     return toTicket(r.rows[0]);
   },
 
-  /** The ticket and its contact's row; with forUpdate the ticket row is locked. */
+  /** The ticket and its contact; with forUpdate the ticket row is locked until the transaction ends. */
   async findWithContact(db: Db, workspaceId: string, id: string, opts: { forUpdate?: boolean } = {}): Promise<{ ticket: Ticket; contact: Contact } | null> {
     const q = db('tickets').select([...SELECT_TICKET, ...CONTACT_SELECT])
       .join('contacts', 'contacts.id', 'tickets.contact_id')
       .where({ 'tickets.workspace_id': workspaceId, 'tickets.id': id }).first();
-    if (opts.forUpdate) q.forUpdate('tickets');
+    // NO KEY UPDATE: messages referencing the ticket may still be inserted meanwhile.
+    if (opts.forUpdate) q.forNoKeyUpdate('tickets');
     const row = await q;
     return row ? { ticket: toTicket(row), contact: contactOf(row) } : null;
   },
@@ -197,8 +199,8 @@ export const ticketStore = {
   },
 
   /**
-   * The filtered list query (contacts left-joined for presenting; the count query drops the
-   * join because no contact column is filtered on) and its sort.
+   * The filtered list query (contacts left-joined for presenting; PostgreSQL removes the join
+   * from the count query, which uses no contact column) and its sort.
    */
   listQuery(db: Db, workspaceId: string, f: ListTicketsQuery): { query: Knex.QueryBuilder; order: readonly (readonly [string, 'asc' | 'desc'])[]; count?: () => Promise<number> } {
     const q = db('tickets').select([...SELECT_TICKET, ...CONTACT_SELECT])
@@ -240,7 +242,7 @@ export const ticketStore = {
           AND tickets.resolved_at <= ?::timestamptz - make_interval(hours => w.auto_close_after_hours)
         ORDER BY tickets.resolved_at
         LIMIT ?
-        FOR UPDATE OF tickets SKIP LOCKED`,
+        FOR NO KEY UPDATE OF tickets SKIP LOCKED`,
       [now, limit],
     );
     return rows.rows.map(toTicket);

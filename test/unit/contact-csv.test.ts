@@ -81,8 +81,11 @@ async function* batchesOf(...batches: Contact[][]): AsyncGenerator<Contact[]> {
 }
 
 /** Parsed rows as objects keyed by the header. */
+
+/** Streaming errors are not expected in these tests: surface any. */
+const fail = (err: Error) => { throw err; };
 async function exportRecords(batches: AsyncIterable<Contact[]>): Promise<{ header: string[]; records: Record<string, string>[] }> {
-  const rows = parseCsv(await readAll(contactsCsv(batches)));
+  const rows = parseCsv(await readAll(contactsCsv(batches, fail)));
   const [header, ...data] = rows;
   for (const r of data) assert.equal(r.length, header.length, `row ${JSON.stringify(r)} has ${r.length} cells`);
   return { header, records: data.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]]))) };
@@ -111,7 +114,7 @@ describe('contact CSV', () => {
 
   describe('contactsCsv', () => {
     it('writes only the header row when there are no batches', async () => {
-      const text = await readAll(contactsCsv(batchesOf()));
+      const text = await readAll(contactsCsv(batchesOf(), fail));
       assert.deepEqual(parseCsv(text), [[...CSV_COLUMNS]]);
     });
 
@@ -226,12 +229,28 @@ describe('contact CSV', () => {
       assert.deepEqual(records.map((r) => r.last_name), names);
     });
 
-    it('fails the stream when reading a batch fails', async () => {
+    it('fails the stream when reading a batch fails, and reports the error once', async () => {
       async function* failing(): AsyncGenerator<Contact[]> {
         yield [contact()];
         throw new Error('connection lost');
       }
-      await assert.rejects(readAll(contactsCsv(failing())), /connection lost/);
+      const reported: Error[] = [];
+      await assert.rejects(readAll(contactsCsv(failing(), (err) => reported.push(err))), /connection lost/);
+      assert.equal(reported.length, 1);
+      assert.match(reported[0].message, /connection lost/);
+    });
+
+    it('stops reading batches when the reader goes away', async () => {
+      let read = 0;
+      async function* endless(): AsyncGenerator<Contact[]> {
+        for (;;) { read++; yield Array.from({ length: 100 }, () => contact()); }
+      }
+      const stream = contactsCsv(endless(), fail);
+      for await (const _chunk of stream) break; // the client leaves after the first chunk
+      const after = read;
+      await new Promise((r) => setImmediate(r));
+      assert.ok(after < 50, `read ${after} batches`);
+      assert.equal(read, after, 'no reads after the reader left');
     });
   });
 });
