@@ -74,6 +74,14 @@ function decodeCursor(cursor: string, order: readonly SortColumn[]): unknown[] {
 
 /** `(a, b) after (x, y)` for any mix of directions, as OR-ed equality prefixes. */
 function whereAfter(q: Knex.QueryBuilder, order: readonly SortColumn[], values: unknown[]): void {
+  // One direction throughout: a row comparison, which PostgreSQL turns into an index range
+  // (the OR form below makes it walk the index from the start and filter).
+  if (order.every(([, dir]) => dir === order[0][1])) {
+    const columns = order.map(() => '??').join(', ');
+    const params = order.map(() => '?').join(', ');
+    q.whereRaw(`(${columns}) ${order[0][1] === 'asc' ? '>' : '<'} (${params})`, [...order.map(([c]) => c), ...values] as Knex.RawBinding[]);
+    return;
+  }
   q.where((outer) => {
     order.forEach(([column, dir], i) => {
       outer.orWhere((inner) => {
