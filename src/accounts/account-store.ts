@@ -22,11 +22,6 @@ export const accountStore = {
     return row ? toAccount(row) : null;
   },
 
-  async findDefault(db: Db, workspaceId: string): Promise<Account | null> {
-    const row = await db('accounts').where({ workspace_id: workspaceId, is_default: true }).first();
-    return row ? toAccount(row) : null;
-  },
-
   /**
    * A contact (by id) and the bot a new ticket of theirs belongs to — the one they last wrote
    * to, else the workspace's default — in one round trip (ticket creation is a hot path).

@@ -1,11 +1,14 @@
 import type { IdPrefix } from '../lib/ids.js';
 
+/** A body field holding the id of another resource of the workspace (an unknown id is a 404). */
+export const idRef = (prefix: IdPrefix) => ({ type: 'string', pattern: `^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$` }) as const;
+
 /** `{id}` path parameter of a given id type (ULID after the prefix). */
 export const idParams = (prefix: IdPrefix) => ({
   type: 'object',
   required: ['id'],
   additionalProperties: false,
-  properties: { id: { type: 'string', pattern: `^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$` } },
+  properties: { id: idRef(prefix) },
 }) as const;
 
 export const timestamp = { type: 'string', format: 'date-time' } as const;
@@ -31,9 +34,6 @@ export const problemSchema = {
     },
   },
 } as const;
-
-/** A body field holding the id of another resource of the workspace (an unknown id is a 404). */
-export const idRef = (prefix: IdPrefix) => ({ type: 'string', pattern: `^${prefix}_[0-9A-HJKMNP-TV-Z]{26}$` }) as const;
 
 /** Tags are compared case-insensitively: stored trimmed and lower-cased, no spaces or commas. */
 export const tagSchema = { type: 'string', minLength: 1, maxLength: 64, pattern: '^\\s*[^\\s,]+\\s*$' } as const;

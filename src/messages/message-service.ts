@@ -120,10 +120,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
       const at = clock.now();
       const base = { id: newId('msg'), workspaceId: ws.id, ticketId, contactId: contact.id, authorType: actor.type, authorId: actor.id, text: body.text, createdAt: at };
       if (body.internal) {
-        return messageStore.insert(db, {
-          ...base, accountId: ticket.accountId, direction: 'outbound', visibility: 'internal', attachments: [],
-          status: 'sent', failureReason: null, simulated: false, sentAt: at,
-        });
+        return messageStore.insertNote(db, { id: base.id, workspaceId: ws.id, ticketId, contactId: contact.id, accountId: ticket.accountId, author: actor, text: body.text, at });
       }
       if (ticket.status === 'closed') throw new AppError('conflict', 'The ticket is closed; the customer\'s next message starts a new ticket');
       const message = await sendOut(db, ws, base, await routeTo(db, ws, contact, ticket.accountId));

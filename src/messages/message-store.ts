@@ -1,5 +1,5 @@
 import type { Db } from '../db/knex.js';
-import type { ActorType } from '../events/event-types.js';
+import type { Actor, ActorType } from '../events/event-types.js';
 import { paginate, type PageRequest } from '../http/pagination.js';
 import type { MessageJson } from './message-schemas.js';
 
@@ -77,6 +77,15 @@ export const messageStore = {
       created_at: m.createdAt, sent_at: m.sentAt,
     }).returning(COLUMNS);
     return toMessage(row);
+  },
+
+  /** An internal note on a ticket: never sent anywhere, so it is settled (sent) at once. */
+  insertNote(db: Db, n: { id: string; workspaceId: string; ticketId: string; contactId: string; accountId: string | null; author: Actor; text: string; at: Date }): Promise<Message> {
+    return messageStore.insert(db, {
+      id: n.id, workspaceId: n.workspaceId, ticketId: n.ticketId, contactId: n.contactId, accountId: n.accountId,
+      direction: 'outbound', visibility: 'internal', authorType: n.author.type, authorId: n.author.id, text: n.text,
+      attachments: [], status: 'sent', failureReason: null, simulated: false, createdAt: n.at, sentAt: n.at,
+    });
   },
 
   async findById(db: Db, workspaceId: string, id: string): Promise<Message | null> {

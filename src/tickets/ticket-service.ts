@@ -108,11 +108,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
   }
 
   async function addNote(db: Db, t: Ticket, text: string, actor: Actor, at: Date): Promise<void> {
-    await messageStore.insert(db, {
-      id: newId('msg'), workspaceId: t.workspaceId, ticketId: t.id, contactId: t.contactId, accountId: t.accountId,
-      direction: 'outbound', visibility: 'internal', authorType: actor.type, authorId: actor.id, text, attachments: [],
-      status: 'sent', failureReason: null, simulated: false, createdAt: at, sentAt: at,
-    });
+    await messageStore.insertNote(db, { id: newId('msg'), workspaceId: t.workspaceId, ticketId: t.id, contactId: t.contactId, accountId: t.accountId, author: actor, text, at });
   }
 
   const service = {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { parse } from 'csv-parse/sync';
 import { CSV_COLUMNS } from '../../src/contacts/contact-csv.js';
 import { newId } from '../../src/lib/ids.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -9,50 +10,8 @@ import { useTestDatabase } from '../helpers/test-db.js';
 const MINUTE = 60_000;
 const UNKNOWN_ID = 'ct_01ARZ3NDEKTSV4RRFFQ69G5FAV';
 
-/**
- * RFC 4180 reader: quoted fields may hold the delimiter, doubled quotes and line breaks;
- * records end with LF or CRLF. Written here because csv-parse is not a dependency.
- */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let cell = '';
-  let i = 0;
-  let quoted = false;
-  let started = false;
-  while (i < text.length) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') { cell += '"'; i += 2; continue; }
-        quoted = false; i++;
-        if (i < text.length && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') throw new Error(`text after a closing quote at ${i}`);
-        continue;
-      }
-      cell += ch; i++;
-      continue;
-    }
-    if (ch === '"') {
-      if (cell !== '') throw new Error(`quote inside an unquoted cell at ${i}`);
-      quoted = true; started = true; i++;
-      continue;
-    }
-    if (ch === ',') { row.push(cell); cell = ''; started = true; i++; continue; }
-    if (ch === '\r' || ch === '\n') {
-      if (ch === '\r') {
-        if (text[i + 1] !== '\n') throw new Error(`bare CR outside quotes at ${i}`);
-        i++;
-      }
-      row.push(cell); rows.push(row);
-      row = []; cell = ''; started = false; i++;
-      continue;
-    }
-    cell += ch; started = true; i++;
-  }
-  if (quoted) throw new Error('unterminated quoted cell');
-  if (started || cell !== '') { row.push(cell); rows.push(row); }
-  return rows;
-}
+/** The whole CSV as rows of cells (csv-parse: strict RFC 4180; throws on malformed input). */
+const parseCsv = (text: string): string[][] => parse(text, { relax_column_count: true });
 
 /** The CSV as header + records keyed by the header; every row must have every column. */
 function csvRecords(text: string): { header: string[]; records: Record<string, string>[] } {
