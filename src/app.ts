@@ -17,6 +17,7 @@ import { workspaceRoutes } from './workspaces/workspace-routes.js';
 import { contactRoutes } from './contacts/contact-routes.js';
 import { messageRoutes } from './messages/message-routes.js';
 import { ticketRoutes } from './tickets/ticket-routes.js';
+import { webhookRoutes } from './webhooks/webhook-routes.js';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -45,6 +46,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...ticketRoutes(services.tickets, services.messages),
     ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
+    ...webhookRoutes(services.webhooks, deps.clock),
     ...(opts.extraRoutes ?? []),
   ];
   let openApiDoc: object | undefined;

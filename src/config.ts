@@ -21,7 +21,29 @@ export interface Config {
     readonly webhookUrl: string | null;
     readonly webhookSecret: string | null;
   };
-  readonly webhooks: { readonly allowPrivateTargets: boolean };
+  readonly webhooks: {
+    /** Loopback/private/link-local targets and plain http allowed (local development and tests only). */
+    readonly allowPrivateTargets: boolean;
+    /** A delivery attempt's whole budget: connect, send, answer. */
+    readonly timeoutMs: number;
+    /** Waits before each retry after a failed attempt; past the last one a delivery is dead. */
+    readonly retryScheduleSeconds: readonly number[];
+    /** Each wait is stretched or shrunk at random by up to this fraction (0.2 = ±20 %). */
+    readonly retryJitter: number;
+    /** An endpoint whose attempts have all failed for this long is disabled. */
+    readonly disableAfterFailingHours: number;
+    /** After a rotation the old secret signs alongside the new one for this long. */
+    readonly secretOverlapHours: number;
+    readonly maxEndpointsPerWorkspace: number;
+    /** Deliveries in flight per process, in all and towards one endpoint. */
+    readonly concurrency: number;
+    readonly concurrencyPerEndpoint: number;
+    /** How often an idle worker looks for new events and due deliveries. */
+    readonly pollIntervalMs: number;
+    readonly batchSize: number;
+    /** Succeeded and dead deliveries are removed by the cleanup job after this many days. */
+    readonly deliveryRetentionDays: number;
+  };
   readonly http: { readonly bodyLimitBytes: number };
   readonly rateLimit: { readonly defaultPerMinute: number };
   readonly apiKeys: { readonly rotationOverlapHours: number; readonly lastUsedWriteIntervalSeconds: number };

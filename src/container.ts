@@ -8,6 +8,7 @@ import { createWorkspaceService } from './workspaces/workspace-service.js';
 import { createContactService } from './contacts/contact-service.js';
 import { createMessageService } from './messages/message-service.js';
 import { createTicketService } from './tickets/ticket-service.js';
+import { createWebhookService } from './webhooks/webhook-service.js';
 
 export interface Deps {
   config: Config;
@@ -26,6 +27,7 @@ export function createServices(deps: Deps) {
     contacts,
     tickets,
     messages: createMessageService({ clock, contacts, tickets }),
+    webhooks: createWebhookService({ clock, config: deps.config.webhooks }),
   };
 }
 

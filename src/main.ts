@@ -14,6 +14,7 @@ import { autoCloseJob } from './tickets/auto-close-job.js';
 import { createScheduler, type Scheduler } from './jobs/scheduler.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
+import { createWebhookWorker, type WebhookWorker } from './webhooks/webhook-worker.js';
 
 /** How long shutdown waits for in-flight requests before closing their connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
   let database: Database | undefined;
   let server: Server | undefined;
   let scheduler: Scheduler | undefined;
+  let webhookWorker: WebhookWorker | undefined;
   let started = false;
   let stopping = false;
 
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
         clearTimeout(force);
       }
       await scheduler?.stop();
+      await webhookWorker?.stop();
       await database?.close();
     } catch (err) {
       logger.error({ err }, 'shutdown failed');
@@ -100,10 +103,15 @@ async function main(): Promise<void> {
   scheduler = createScheduler({
     db, logger,
     jobs: [
-      cleanupJob({ schedule: config.jobs.cleanup, idempotencyRetentionHours: config.idempotency.retentionHours }),
+      cleanupJob({
+        schedule: config.jobs.cleanup,
+        idempotencyRetentionHours: config.idempotency.retentionHours,
+        webhookDeliveryRetentionDays: config.webhooks.deliveryRetentionDays,
+      }),
       autoCloseJob({ schedule: config.jobs.autoClose, tickets: services.tickets }),
     ],
   });
+  webhookWorker = createWebhookWorker({ db, logger, clock: systemClock, config: config.webhooks, webhooks: services.webhooks });
 
   server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
@@ -116,7 +124,11 @@ async function main(): Promise<void> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ url: `http://${config.host}:${port}` }, `topicdesk listening on http://${config.host}:${port}`);
-  if (config.schedulerEnabled) scheduler.start();
+  // Background work (cron jobs and the webhook worker) can be left to other replicas.
+  if (config.schedulerEnabled) {
+    scheduler.start();
+    webhookWorker.start();
+  }
   started = true;
 }
 

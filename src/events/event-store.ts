@@ -5,10 +5,10 @@
 import type { Db } from '../db/knex.js';
 import { paginate, type PageRequest } from '../http/pagination.js';
 import { newId } from '../lib/ids.js';
-import type { Actor, EventType } from './event-types.js';
+import type { Actor, StoredEventType } from './event-types.js';
 
 export interface NewEvent {
-  type: EventType;
+  type: StoredEventType;
   actor: Actor;
   /** The resource as the API shows it. */
   payload: unknown;

@@ -6,9 +6,16 @@ export const EVENT_TYPES = [
   'message.received', 'message.sent', 'message.failed',
   'contact.created', 'contact.updated', 'contact.tagged',
   'csat.received',
+  'webhook.disabled',
 ] as const;
 
+/** A test delivery (POST /v1/webhooks/{id}/test): sent to one endpoint, never fanned out. */
+export const PING = 'ping';
+
 export type EventType = (typeof EVENT_TYPES)[number];
+
+/** What an events row may hold. */
+export type StoredEventType = EventType | typeof PING;
 
 export type ActorType = 'contact' | 'agent' | 'api' | 'system';
 

@@ -11,6 +11,13 @@ export const idParams = (prefix: IdPrefix) => ({
   properties: { id: idRef(prefix) },
 }) as const;
 
+/** A query value naming one or more of `values`, comma-separated (`status=open,resolved`). */
+export const commaList = (values: readonly string[]) => ({
+  type: 'string',
+  pattern: `^(${values.join('|')})(,(${values.join('|')}))*$`,
+  description: `One or more of ${values.join(', ')}, comma-separated`,
+}) as const;
+
 export const timestamp = { type: 'string', format: 'date-time' } as const;
 export const nullableTimestamp = { type: ['string', 'null'], format: 'date-time' } as const;
 

@@ -16,9 +16,10 @@ async function deleteInBatches(db: Knex, table: string, where: string, bindings:
 
 /**
  * Housekeeping: Idempotency-Keys past their retention, rate-limit windows that have
- * ended, and job-run records older than a week.
+ * ended, job-run records older than a week, and finished webhook deliveries (succeeded or
+ * dead) past their retention.
  */
-export function cleanupJob(opts: { schedule: string; idempotencyRetentionHours: number }): Job {
+export function cleanupJob(opts: { schedule: string; idempotencyRetentionHours: number; webhookDeliveryRetentionDays: number }): Job {
   return {
     name: 'cleanup',
     schedule: opts.schedule,
@@ -26,7 +27,9 @@ export function cleanupJob(opts: { schedule: string; idempotencyRetentionHours: 
       const idempotencyKeys = await deleteInBatches(db, 'idempotency_keys', 'created_at < now() - make_interval(hours => ?)', [opts.idempotencyRetentionHours], signal);
       const rateWindows = await deleteInBatches(db, 'rate_limit_counters', `window_start < now() - interval '2 minutes'`, [], signal);
       const jobRuns = await deleteInBatches(db, 'job_runs', `started_at < now() - interval '7 days'`, [], signal);
-      logger.info({ idempotencyKeys, rateWindows, jobRuns }, 'cleanup done');
+      const webhookDeliveries = await deleteInBatches(db, 'webhook_deliveries',
+        `status IN ('succeeded', 'dead') AND updated_at < now() - make_interval(days => ?)`, [opts.webhookDeliveryRetentionDays], signal);
+      logger.info({ idempotencyKeys, rateWindows, jobRuns, webhookDeliveries }, 'cleanup done');
     },
   };
 }

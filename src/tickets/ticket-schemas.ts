@@ -1,6 +1,6 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { contactFieldsProperties, contactSchema } from '../contacts/contact-schemas.js';
-import { customFieldsOutSchema, customFieldsSchema, idRef, nullableTimestamp, tagSchema, tagsSchema, timestamp } from '../http/common-schemas.js';
+import { commaList, customFieldsOutSchema, customFieldsSchema, idRef, nullableTimestamp, tagSchema, tagsSchema, timestamp } from '../http/common-schemas.js';
 import { paginationQueryProperties } from '../http/pagination.js';
 import { PRIORITIES, STATUSES } from './ticket-status.js';
 
@@ -121,12 +121,6 @@ export const assignBody = {
     note,
   },
 } as const;
-
-const commaList = (values: readonly string[]) => ({
-  type: 'string',
-  pattern: `^(${values.join('|')})(,(${values.join('|')}))*$`,
-  description: `One or more of ${values.join(', ')}, comma-separated`,
-}) as const;
 
 export const TICKET_SORTS = ['-created_at', 'created_at', 'priority', 'sla_due'] as const;
 

@@ -742,7 +742,7 @@ describe('Idempotency-Key', () => {
     const backdate = (idem: string, hours: number) =>
       db.knex('idempotency_keys').where({ key: idem }).update({ created_at: db.knex.raw(`now() - make_interval(hours => ?)`, [hours]) });
 
-    const runCleanup = () => cleanupJob({ schedule: '* * * * * *', idempotencyRetentionHours: 24 })
+    const runCleanup = () => cleanupJob({ schedule: '* * * * * *', idempotencyRetentionHours: 24, webhookDeliveryRetentionDays: 30 })
       .run({ db: db.knex, logger: t.deps.logger, tick: new Date(), signal: new AbortController().signal });
 
     it('has the cleanup job delete keys older than 24 h and keep younger ones; a reaped key then runs as a new request', async () => {

@@ -15,7 +15,7 @@ describe('cleanup job', function () {
 
   beforeEach(async () => {
     lines = [];
-    job = cleanupJob({ schedule: '0 */5 * * * *', idempotencyRetentionHours: 24 });
+    job = cleanupJob({ schedule: '0 */5 * * * *', idempotencyRetentionHours: 24, webhookDeliveryRetentionDays: 30 });
     await db.knex.raw('TRUNCATE idempotency_keys, rate_limit_counters, job_runs');
   });
 
@@ -60,7 +60,7 @@ describe('cleanup job', function () {
   });
 
   it('uses the configured retention', async () => {
-    job = cleanupJob({ schedule: '0 */5 * * * *', idempotencyRetentionHours: 1 });
+    job = cleanupJob({ schedule: '0 */5 * * * *', idempotencyRetentionHours: 1, webhookDeliveryRetentionDays: 30 });
     await idempotencyKeys('two-hours', 2, '2 hours');
     await idempotencyKeys('half-hour', 2, '30 minutes');
     await run();
@@ -115,7 +115,7 @@ describe('cleanup job', function () {
 
   it('runs under the scheduler with the configured schedule and records its run', async () => {
     const config = loadConfig({});
-    const scheduled = cleanupJob({ schedule: config.jobs.cleanup, idempotencyRetentionHours: config.idempotency.retentionHours });
+    const scheduled = cleanupJob({ schedule: config.jobs.cleanup, idempotencyRetentionHours: config.idempotency.retentionHours, webhookDeliveryRetentionDays: config.webhooks.deliveryRetentionDays });
     assert.equal(scheduled.name, 'cleanup');
     await idempotencyKeys('old', 2, '3 days');
     await jobRuns('old', 2, '9 days');

@@ -1,0 +1,232 @@
+/**
+ * Delivers webhooks: a fan-out loop (events outbox → deliveries) and a delivery loop
+ * (claim due deliveries → POST → record), in every replica at once. Nothing is held in
+ * memory that another replica would need: a delivery is claimed in the database with a
+ * lease, so a replica that dies mid-delivery only delays it (at-least-once; the receiver
+ * dedupes on webhook-id).
+ *
+ * Concurrency: at most `concurrency` deliveries in flight per process, and an endpoint that
+ * has `concurrencyPerEndpoint` in flight is skipped by the next claims, so one slow
+ * receiver cannot take every slot.
+ */
+import type { Config } from '../config.js';
+import type { Knex } from '../db/knex.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { deliveryQueue, type ClaimedDelivery } from './delivery-queue.js';
+import { judge, retryDelayMs, type AttemptResult } from './retry-policy.js';
+import { createWebhookSender, type WebhookSender } from './webhook-sender.js';
+import type { WebhookService } from './webhook-service.js';
+import { signatureHeaders } from './webhook-signing.js';
+import { signingSecrets, toEndpoint } from './webhook-store.js';
+
+/** A claim outlives the attempt's time budget by this much before another worker may take it. */
+const LEASE_MARGIN_MS = 20_000;
+/** After a database error, a loop waits this long before trying again. */
+const ERROR_BACKOFF_MS = 1_000;
+
+export interface WebhookWorker {
+  start(): void;
+  /** Stops claiming, and waits for the attempts in flight to be recorded. */
+  stop(): Promise<void>;
+  /**
+   * One whole pass, for tests and tools: fans out every queued event, then attempts every
+   * delivery due now and waits for the outcomes.
+   */
+  drain(): Promise<{ events: number; attempts: number }>;
+}
+
+export interface WorkerDeps {
+  db: Knex;
+  logger: Logger;
+  clock: Clock;
+  config: Config['webhooks'];
+  webhooks: WebhookService;
+  /** Defaults to a real sender built from config (tests inject DNS answers through their own). */
+  sender?: WebhookSender;
+  /** The jitter's randomness (tests pin it). */
+  random?: () => number;
+}
+
+/** The JSON body of a delivery (SPEC §7). */
+export function deliveryBody(d: Pick<ClaimedDelivery, 'eventId' | 'eventType' | 'eventCreatedAt' | 'workspaceId' | 'payload'>): string {
+  return JSON.stringify({ id: d.eventId, event: d.eventType, created_at: d.eventCreatedAt.toISOString(), workspace_id: d.workspaceId, data: d.payload });
+}
+
+export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
+  const { db, clock, config, webhooks } = deps;
+  const logger = deps.logger.child({ component: 'webhooks' });
+  const random = deps.random ?? Math.random;
+  const ownsSender = !deps.sender;
+  const sender = deps.sender ?? createWebhookSender({
+    allowPrivateTargets: config.allowPrivateTargets,
+    timeoutMs: config.timeoutMs,
+    maxSocketsPerOrigin: config.concurrencyPerEndpoint,
+  });
+
+  async function attempt(d: ClaimedDelivery): Promise<void> {
+    const started = clock.now();
+    const body = deliveryBody(d);
+    const headers = {
+      ...signatureHeaders(signingSecrets(d, started), { id: d.eventId, timestamp: Math.floor(started.getTime() / 1000), body }),
+      'x-topicdesk-event': d.eventType,
+      'x-topicdesk-delivery': d.id,
+    };
+    const result = await sender.post(d.url, headers, body);
+    await record(d, started, result);
+  }
+
+  async function record(d: ClaimedDelivery, started: Date, result: AttemptResult): Promise<void> {
+    const now = clock.now();
+    const verdict = judge(result);
+    const entry = {
+      at: started.toISOString(),
+      status_code: result.statusCode,
+      duration_ms: result.durationMs,
+      error: verdict.kind === 'failed' ? result.error ?? `the endpoint answered ${result.statusCode}` : null,
+      response_excerpt: result.excerpt,
+    };
+    if (verdict.kind === 'succeeded') {
+      const recorded = await deliveryQueue.recordAttempt(db, d, { status: 'succeeded', scheduleStep: d.scheduleStep, nextAttemptAt: null, attempt: entry, now });
+      if (recorded?.endpointFailing) await deliveryQueue.clearEndpointFailing(db, d.endpointId);
+      return;
+    }
+    const step = d.scheduleStep + 1;
+    const delay = retryDelayMs(step, config.retryScheduleSeconds, config.retryJitter, random);
+    const next = delay === null ? null : new Date(now.getTime() + Math.max(delay, (verdict.notBeforeSeconds ?? 0) * 1000));
+    const recorded = await deliveryQueue.recordAttempt(db, d, { status: next ? 'failed' : 'dead', scheduleStep: step, nextAttemptAt: next, attempt: entry, now });
+    if (!recorded) return;
+    if (!next) logger.warn({ delivery_id: d.id, endpoint_id: d.endpointId, event: d.eventType }, 'webhook delivery is dead: every scheduled attempt failed');
+    // Endpoint first, in its own statement: the order PATCH uses (endpoint, then deliveries).
+    const row = await deliveryQueue.markEndpointFailing(db, d.endpointId, now);
+    if (!row?.enabled) return;
+    const endpoint = toEndpoint(row);
+    const failingMs = now.getTime() - endpoint.failingSince!.getTime();
+    const reason = verdict.disablesEndpoint
+      ? 'the endpoint answered 410 Gone'
+      : failingMs >= config.disableAfterFailingHours * 3600_000
+        ? `every attempt has failed since ${endpoint.failingSince!.toISOString()} (${config.disableAfterFailingHours} h or more)`
+        : null;
+    if (!reason) return;
+    const disabled = await db.transaction((trx) => webhooks.disable(trx, endpoint, reason));
+    if (disabled) logger.warn({ endpoint_id: endpoint.id, workspace_id: endpoint.workspaceId, reason }, 'webhook endpoint disabled');
+  }
+
+  /** Attempts one claimed delivery; errors are logged (the lease brings it back). */
+  function attemptSafely(d: ClaimedDelivery): Promise<void> {
+    return attempt(d).catch((err) => logger.error({ err, delivery_id: d.id }, 'webhook attempt could not be recorded; it is retried when its lease ends'));
+  }
+
+  const leaseUntil = (now: Date) => new Date(now.getTime() + config.timeoutMs + LEASE_MARGIN_MS);
+
+  // ---- the loops (start/stop) -------------------------------------------------------
+
+  let running = false;
+  let loops: Promise<void>[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const perEndpoint = new Map<string, number>();
+  /** Wakes the delivery loop early: new deliveries were fanned out, or slots came free. */
+  let wakeDelivery: (() => void) | null = null;
+  let wakeFanOut: (() => void) | null = null;
+  let waitingForSlots = false;
+
+  function idle(ms: number, setWake: (wake: (() => void) | null) => void): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        setWake(null);
+        resolve();
+      }
+      setWake(done);
+    });
+  }
+  const idleDelivery = (ms: number) => idle(ms, (w) => { wakeDelivery = w; });
+  const idleFanOut = (ms: number) => idle(ms, (w) => { wakeFanOut = w; });
+
+  async function fanOutLoop(): Promise<void> {
+    while (running) {
+      try {
+        const n = await deliveryQueue.fanOut(db, config.batchSize, clock.now());
+        if (n > 0) wakeDelivery?.();
+        if (n < config.batchSize) await idleFanOut(config.pollIntervalMs);
+      } catch (err) {
+        logger.error({ err }, 'webhook fan-out failed; trying again');
+        await idleFanOut(ERROR_BACKOFF_MS);
+      }
+    }
+  }
+
+  function track(d: ClaimedDelivery): void {
+    perEndpoint.set(d.endpointId, (perEndpoint.get(d.endpointId) ?? 0) + 1);
+    const p = attemptSafely(d).finally(() => {
+      inFlight.delete(p);
+      const left = (perEndpoint.get(d.endpointId) ?? 1) - 1;
+      if (left > 0) perEndpoint.set(d.endpointId, left);
+      else perEndpoint.delete(d.endpointId);
+      // Claim again once a quarter of the slots are free, not after every single attempt.
+      const free = config.concurrency - inFlight.size;
+      if (waitingForSlots && (free >= Math.max(1, config.concurrency / 4) || inFlight.size === 0)) wakeDelivery?.();
+    });
+    inFlight.add(p);
+  }
+
+  async function deliveryLoop(): Promise<void> {
+    while (running) {
+      const free = Math.min(config.concurrency - inFlight.size, config.batchSize);
+      if (free <= 0) {
+        waitingForSlots = true;
+        await idleDelivery(config.pollIntervalMs);
+        waitingForSlots = false;
+        continue;
+      }
+      try {
+        const now = clock.now();
+        const busy = [...perEndpoint].filter(([, n]) => n >= config.concurrencyPerEndpoint).map(([id]) => id);
+        const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit: free, busy });
+        for (const d of claimed) track(d);
+        // Nothing more due: poll (fan-out wakes us as soon as it queues new deliveries).
+        if (claimed.length < free) await idleDelivery(config.pollIntervalMs);
+      } catch (err) {
+        logger.error({ err }, 'claiming webhook deliveries failed; trying again');
+        await idleDelivery(ERROR_BACKOFF_MS);
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      loops = [fanOutLoop(), deliveryLoop()];
+    },
+
+    async stop() {
+      running = false;
+      wakeDelivery?.();
+      wakeFanOut?.();
+      await Promise.all(loops);
+      await Promise.all([...inFlight]);
+      loops = [];
+      if (ownsSender) sender.close();
+    },
+
+    async drain() {
+      let events = 0;
+      for (;;) {
+        const n = await deliveryQueue.fanOut(db, config.batchSize, clock.now());
+        events += n;
+        if (n < config.batchSize) break;
+      }
+      let attempts = 0;
+      for (;;) {
+        const now = clock.now();
+        const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit: config.batchSize, busy: [] });
+        if (claimed.length === 0) break;
+        await Promise.all(claimed.map(attemptSafely));
+        attempts += claimed.length;
+      }
+      return { events, attempts };
+    },
+  };
+}
