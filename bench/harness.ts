@@ -26,8 +26,8 @@ export interface BenchEnv {
   close(): Promise<void>;
 }
 
-/** A migrated database and the service listening on it. */
-export async function startBenchEnv(): Promise<BenchEnv> {
+/** A migrated database and the service listening on it (`serviceEnv` adds to or overrides its environment). */
+export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Promise<BenchEnv> {
   let databaseUrl = process.env.BENCH_DATABASE_URL;
   let stopPg = async () => {};
   let dir: string | null = null;
@@ -45,7 +45,7 @@ export async function startBenchEnv(): Promise<BenchEnv> {
   const devNull = openSync('/dev/null', 'w');
   const server: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', SCHEDULER_ENABLED: 'false' },
+    env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', SCHEDULER_ENABLED: 'false', ...serviceEnv },
     stdio: ['ignore', devNull, 'inherit'],
   });
   const baseUrl = `http://127.0.0.1:${port}`;

@@ -67,6 +67,9 @@ function valueAt(data: unknown, pointer: string): unknown {
   return v;
 }
 
+/** Fields whose value is never echoed back in an error. */
+const SECRET_FIELD = /secret|token|password/i;
+
 /** ajv errors → `details[{field, error, received}]`, one per field, most specific first. */
 export function fieldErrors(errors: ErrorObject[], data: unknown, where: Location): FieldError[] {
   const seen = new Set<string>();
@@ -79,7 +82,8 @@ export function fieldErrors(errors: ErrorObject[], data: unknown, where: Locatio
     if (seen.has(`${field} ${error}`)) continue;
     seen.add(`${field} ${error}`);
     const item: FieldError = { field, error };
-    if (e.keyword !== 'required') {
+    // What was received helps a client, except where echoing it would spread a secret.
+    if (e.keyword !== 'required' && !SECRET_FIELD.test(field)) {
       const received = e.keyword === 'additionalProperties' ? valueAt(data, `${e.instancePath}/${fieldOf(e).split('.').pop()}`) : valueAt(data, e.instancePath);
       if (received === null || ['string', 'number', 'boolean'].includes(typeof received)) {
         item.received = typeof received === 'string' && received.length > 100 ? `${received.slice(0, 100)}…` : received;

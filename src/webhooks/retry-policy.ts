@@ -47,7 +47,10 @@ export function parseRetryAfter(value: string | undefined, now: Date): number | 
   if (!value) return null;
   const v = value.trim();
   if (/^\d+$/.test(v)) return Number(v);
-  const at = Date.parse(v);
+  // An HTTP date names its month; bare numbers in other shapes ("-5", "1.5") are not dates.
+  if (!/[A-Za-z]/.test(v)) return null;
+  // The asctime form carries no zone and means GMT; Date.parse would read it as local time.
+  const at = Date.parse(/\b(GMT|UTC)\b/.test(v) ? v : `${v} GMT`);
   if (Number.isNaN(at)) return null;
   return Math.max(0, Math.ceil((at - now.getTime()) / 1000));
 }

@@ -33,7 +33,8 @@ export function targetUrlProblem(raw: string, policy: TargetPolicy): string | nu
   if (url.hash) return 'must not contain a #fragment';
   if (policy.allowPrivate) return null;
   // The WHATWG parser has already normalised 0x7f000001, 127.1 and friends to dotted quads.
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  // "localhost." is the same DNS name as "localhost".
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
   const range = blockedRange(host);
   if (range) return `points to ${host}, a ${range} address: webhooks may only target public addresses`;
   if (host === 'localhost' || host.endsWith('.localhost')) return `points to ${host}, which is a loopback name: webhooks may only target public addresses`;

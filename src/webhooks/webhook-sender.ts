@@ -58,7 +58,13 @@ function describeError(err: Error & { code?: string }, timeoutMs: number): strin
 }
 
 export function createWebhookSender(opts: SenderOptions): WebhookSender {
-  const agentOptions = { keepAlive: true, maxSockets: opts.maxSocketsPerOrigin, allowPrivateIPAddress: opts.allowPrivateTargets };
+  const agentOptions = {
+    keepAlive: true,
+    maxSockets: opts.maxSocketsPerOrigin,
+    allowPrivateIPAddress: opts.allowPrivateTargets,
+    // 0.0.0.0 and :: too: what registration lets through in that mode, sending must not refuse.
+    allowMetaIPAddress: opts.allowPrivateTargets,
+  };
   const httpAgent = new RequestFilteringHttpAgent(agentOptions);
   const httpsAgent = new RequestFilteringHttpsAgent(agentOptions);
 

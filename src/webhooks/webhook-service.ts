@@ -19,6 +19,9 @@ import type { CreateWebhookBody, DeliveryStatus, ListDeliveriesQuery, PatchWebho
 import { generateSecret, secretProblem } from './webhook-signing.js';
 import { presentDelivery, presentEndpoint, toEndpoint, webhookStore, type Endpoint } from './webhook-store.js';
 
+/** Namespace of the transaction lock that serialises endpoint creation within a workspace. */
+const ENDPOINT_LIMIT_LOCK = 424_243;
+
 export interface WithSecret {
   endpoint: Endpoint;
   secret: string;
@@ -38,7 +41,8 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
 
   function checkUrl(url: string): void {
     const problem = targetUrlProblem(url, policy);
-    if (problem) throw invalid('url', problem, url);
+    // A URL with credentials in it is refused and not echoed either.
+    if (problem) throw invalid('url', problem, /^[^/]*\/\/[^/@]*@/.test(url) ? undefined : url);
   }
 
   function checkSecret(secret: string): void {
@@ -74,6 +78,8 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
     async create(db: Db, workspaceId: string, body: CreateWebhookBody): Promise<WithSecret> {
       checkUrl(body.url);
       if (body.secret !== undefined) checkSecret(body.secret);
+      // Count and insert under a per-workspace lock, or two creates could both pass the limit.
+      await db.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [ENDPOINT_LIMIT_LOCK, workspaceId]);
       if (await webhookStore.count(db, workspaceId) >= config.maxEndpointsPerWorkspace) {
         throw new AppError('conflict', `A workspace can have at most ${config.maxEndpointsPerWorkspace} webhook endpoints; delete one first`);
       }

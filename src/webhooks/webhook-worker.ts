@@ -5,9 +5,9 @@
  * lease, so a replica that dies mid-delivery only delays it (at-least-once; the receiver
  * dedupes on webhook-id).
  *
- * Concurrency: at most `concurrency` deliveries in flight per process, and an endpoint that
- * has `concurrencyPerEndpoint` in flight is skipped by the next claims, so one slow
- * receiver cannot take every slot.
+ * Concurrency: at most `concurrency` deliveries in flight per process. A claim takes at most
+ * `concurrencyPerEndpoint` rows, and an endpoint with that many in flight is skipped by the
+ * next claims, so one slow receiver holds at most about twice its share, never every slot.
  */
 import type { Config } from '../config.js';
 import type { Knex } from '../db/knex.js';
@@ -96,6 +96,8 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
     const next = delay === null ? null : new Date(now.getTime() + Math.max(delay, (verdict.notBeforeSeconds ?? 0) * 1000));
     const recorded = await deliveryQueue.recordAttempt(db, d, { status: next ? 'failed' : 'dead', scheduleStep: step, nextAttemptAt: next, attempt: entry, now });
     if (!recorded) return;
+    // Never the URL: integrators sometimes put credentials in its query string.
+    logger.info({ delivery_id: d.id, endpoint_id: d.endpointId, status_code: result.statusCode, error: entry.error, next_attempt_at: next }, 'webhook attempt failed');
     if (!next) logger.warn({ delivery_id: d.id, endpoint_id: d.endpointId, event: d.eventType }, 'webhook delivery is dead: every scheduled attempt failed');
     // Endpoint first, in its own statement: the order PATCH uses (endpoint, then deliveries).
     const row = await deliveryQueue.markEndpointFailing(db, d.endpointId, now);
@@ -157,6 +159,9 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
     }
   }
 
+  /** Endpoints the last claim skipped because they had `concurrencyPerEndpoint` in flight. */
+  let skipped = new Set<string>();
+
   function track(d: ClaimedDelivery): void {
     perEndpoint.set(d.endpointId, (perEndpoint.get(d.endpointId) ?? 0) + 1);
     const p = attemptSafely(d).finally(() => {
@@ -164,29 +169,36 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
       const left = (perEndpoint.get(d.endpointId) ?? 1) - 1;
       if (left > 0) perEndpoint.set(d.endpointId, left);
       else perEndpoint.delete(d.endpointId);
-      // Claim again once a quarter of the slots are free, not after every single attempt.
+      // Claim again once a quarter of the slots are free, not after every single attempt;
+      // and once a skipped endpoint is down to half its share, so its backlog keeps flowing.
       const free = config.concurrency - inFlight.size;
-      if (waitingForSlots && (free >= Math.max(1, config.concurrency / 4) || inFlight.size === 0)) wakeDelivery?.();
+      const slotsBack = waitingForSlots && (free >= Math.max(1, config.concurrency / 4) || inFlight.size === 0);
+      const endpointBack = skipped.has(d.endpointId) && left <= config.concurrencyPerEndpoint / 2;
+      if (endpointBack) skipped.delete(d.endpointId);
+      if (slotsBack || endpointBack) wakeDelivery?.();
     });
     inFlight.add(p);
   }
 
   async function deliveryLoop(): Promise<void> {
     while (running) {
-      const free = Math.min(config.concurrency - inFlight.size, config.batchSize);
+      const free = config.concurrency - inFlight.size;
       if (free <= 0) {
         waitingForSlots = true;
         await idleDelivery(config.pollIntervalMs);
         waitingForSlots = false;
         continue;
       }
+      // At most one endpoint's share per claim: one endpoint's backlog cannot fill every slot.
+      const limit = Math.min(free, config.batchSize, config.concurrencyPerEndpoint);
       try {
         const now = clock.now();
         const busy = [...perEndpoint].filter(([, n]) => n >= config.concurrencyPerEndpoint).map(([id]) => id);
-        const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit: free, busy });
+        skipped = new Set(busy);
+        const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit, busy });
         for (const d of claimed) track(d);
-        // Nothing more due: poll (fan-out wakes us as soon as it queues new deliveries).
-        if (claimed.length < free) await idleDelivery(config.pollIntervalMs);
+        // Nothing more due (or only for busy endpoints): poll; fan-out and freed endpoints wake us early.
+        if (claimed.length < limit) await idleDelivery(config.pollIntervalMs);
       } catch (err) {
         logger.error({ err }, 'claiming webhook deliveries failed; trying again');
         await idleDelivery(ERROR_BACKOFF_MS);
