@@ -17,6 +17,9 @@ export async function up(knex: Knex): Promise<void> {
       secret                      text NOT NULL,
       previous_secret             text,
       previous_secret_expires_at  timestamptz(3),
+      -- The current (or last) enabled period: [enabled_since, disabled_at). An event belongs to
+      -- the endpoint when it happened inside it, however late the fan-out runs.
+      enabled_since               timestamptz(3),
       disabled_reason             text,
       disabled_at                 timestamptz(3),
       -- Start of the current run of failed attempts; cleared by any success.

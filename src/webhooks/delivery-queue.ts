@@ -37,12 +37,14 @@ export interface ClaimedDelivery {
 
 export const deliveryQueue = {
   /**
-   * Moves up to `batch` events from the fan-out queue into deliveries, one per enabled
-   * endpoint subscribed to the event (and created no later than it), in one transaction:
+   * Moves up to `batch` events from the fan-out queue into deliveries, in one transaction:
    * a crash anywhere leaves the events queued. Returns how many events it took.
    *
-   * The endpoints are read FOR SHARE: an endpoint being disabled or enabled meanwhile waits
-   * for this transaction (so its new deliveries are paused with the rest) or makes it wait
+   * An event goes to each endpoint subscribed to it that was enabled when it happened
+   * (enabled_since ≤ event < disabled_at), however late this runs: an endpoint disabled since
+   * then gets the delivery held (paused), released when it is enabled again.
+   * The endpoints are read FOR SHARE: one being disabled or enabled meanwhile waits for this
+   * transaction (and then pauses or releases these deliveries with the rest) or makes it wait
    * (and is then seen as it is now).
    */
   async fanOut(db: Knex, batch: number, now: Date): Promise<number> {
@@ -54,17 +56,18 @@ export const deliveryQueue = {
       const eventIds: string[] = claimed.rows.map((r: { event_id: string }) => r.event_id);
       if (eventIds.length === 0) return 0;
       const pairs = await trx.raw(`
-        SELECT e.id AS event_id, e.type, e.workspace_id, w.id AS endpoint_id
+        SELECT e.id AS event_id, e.type, e.workspace_id, w.id AS endpoint_id, w.enabled
         FROM events e
-        JOIN webhook_endpoints w ON w.workspace_id = e.workspace_id AND w.enabled
-          AND w.created_at <= e.created_at AND w.events && ARRAY[e.type, '*']
+        JOIN webhook_endpoints w ON w.workspace_id = e.workspace_id
+          AND w.enabled_since <= e.created_at AND (w.enabled OR w.disabled_at > e.created_at)
+          AND w.events && ARRAY[e.type, '*']
         WHERE e.id = ANY(?)
         ORDER BY e.id
         FOR SHARE OF w`, [eventIds]);
       if (pairs.rows.length > 0) {
         await trx('webhook_deliveries').insert(pairs.rows.map((p: any) => ({
           id: newId('dlv'), workspace_id: p.workspace_id, endpoint_id: p.endpoint_id, event_id: p.event_id, event_type: p.type,
-          status: 'pending', next_attempt_at: now, created_at: now, updated_at: now,
+          status: 'pending', paused: !p.enabled, next_attempt_at: now, created_at: now, updated_at: now,
         }))).onConflict(['endpoint_id', 'event_id']).ignore();
       }
       return eventIds.length;
@@ -91,6 +94,9 @@ export const deliveryQueue = {
         attempt_count = d.attempt_count + 1,
         next_attempt_at = ?,
         in_flight_since = ?,
+        -- A lost attempt counts as a failed one: a delivery that kills its worker every time
+        -- still reaches the end of its schedule (and is then given up, see the worker).
+        schedule_step = d.schedule_step + (d.in_flight_since IS NOT NULL)::int,
         attempts = CASE WHEN d.in_flight_since IS NULL THEN d.attempts ELSE ${appendAttempt('d.attempts', LOST_ATTEMPT)} END
       FROM due, webhook_endpoints w, events e
       WHERE d.id = due.id AND w.id = d.endpoint_id AND e.id = d.event_id

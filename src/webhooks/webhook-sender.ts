@@ -21,7 +21,8 @@ const USER_AGENT = 'topicdesk-webhooks/1';
 export interface SenderOptions {
   allowPrivateTargets: boolean;
   timeoutMs: number;
-  maxSocketsPerOrigin: number;
+  /** The worker's per-endpoint share of attempts in flight. */
+  concurrencyPerEndpoint: number;
   /** DNS resolution (tests inject answers here); the guard checks whatever it returns. */
   lookup?: LookupFunction;
 }
@@ -35,7 +36,8 @@ export interface WebhookSender {
 function excerptOf(chunks: Buffer[]): string | null {
   const bytes = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES);
   if (bytes.length === 0) return null;
-  return new TextDecoder().decode(bytes).replace(/\uFFFD+$/, '');
+  // stream: a character cut by the 1 KB limit is held back instead of decoded as U+FFFD.
+  return new TextDecoder().decode(bytes, { stream: true });
 }
 
 /** A short reason for a failed connection or exchange, fit to show an integrator. */
@@ -60,7 +62,9 @@ function describeError(err: Error & { code?: string }, timeoutMs: number): strin
 export function createWebhookSender(opts: SenderOptions): WebhookSender {
   const agentOptions = {
     keepAlive: true,
-    maxSockets: opts.maxSocketsPerOrigin,
+    // Twice the per-endpoint share: the worker lets one endpoint reach up to about that many
+    // attempts in flight, and none may wait for a socket (its time budget is already running).
+    maxSockets: opts.concurrencyPerEndpoint * 2,
     allowPrivateIPAddress: opts.allowPrivateTargets,
     // 0.0.0.0 and :: too: what registration lets through in that mode, sending must not refuse.
     allowMetaIPAddress: opts.allowPrivateTargets,

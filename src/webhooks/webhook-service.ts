@@ -4,7 +4,8 @@
  *
  * Disabling (by the API, by a 410 answer, or after failing continuously) holds the
  * endpoint's outstanding deliveries (paused) instead of dropping them; enabling it again
- * releases them. Events that happen while an endpoint is disabled are not queued for it.
+ * releases them. Events that happen while an endpoint is disabled are not queued for it;
+ * events from before it was disabled still are, however late the fan-out runs.
  */
 import type { Config } from '../config.js';
 import type { Db } from '../db/knex.js';
@@ -94,6 +95,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
         description: body.description ?? null,
         enabled,
         secret,
+        enabled_since: enabled ? now : null,
         disabled_reason: enabled ? null : 'created disabled',
         disabled_at: enabled ? null : now,
         created_at: now,
@@ -118,7 +120,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
       if (body.events !== undefined) changes.events = normaliseEvents(body.events);
       if (body.description !== undefined) changes.description = body.description;
       if (body.enabled === true && !endpoint.enabled) {
-        Object.assign(changes, { enabled: true, disabled_reason: null, disabled_at: null, failing_since: null });
+        Object.assign(changes, { enabled: true, enabled_since: now, disabled_reason: null, disabled_at: null, failing_since: null });
         await webhookStore.setDeliveriesPaused(db, id, false);
       }
       if (body.enabled === false && endpoint.enabled) {

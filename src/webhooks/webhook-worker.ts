@@ -61,11 +61,17 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
   const sender = deps.sender ?? createWebhookSender({
     allowPrivateTargets: config.allowPrivateTargets,
     timeoutMs: config.timeoutMs,
-    maxSocketsPerOrigin: config.concurrencyPerEndpoint,
+    concurrencyPerEndpoint: config.concurrencyPerEndpoint,
   });
 
   async function attempt(d: ClaimedDelivery): Promise<void> {
     const started = clock.now();
+    if (d.scheduleStep > config.retryScheduleSeconds.length) {
+      // Every scheduled attempt was lost (the worker died each time): give up without sending again.
+      await record(d, started, { statusCode: null, durationMs: 0, excerpt: null, retryAfterSeconds: null,
+        error: 'given up: the worker stopped during every scheduled attempt' });
+      return;
+    }
     const body = deliveryBody(d);
     const headers = {
       ...signatureHeaders(signingSecrets(d, started), { id: d.eventId, timestamp: Math.floor(started.getTime() / 1000), body }),
@@ -233,7 +239,7 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
       let attempts = 0;
       for (;;) {
         const now = clock.now();
-        const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit: config.batchSize, busy: [] });
+        const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit: Math.min(config.batchSize, config.concurrencyPerEndpoint), busy: [] });
         if (claimed.length === 0) break;
         await Promise.all(claimed.map(attemptSafely));
         attempts += claimed.length;
