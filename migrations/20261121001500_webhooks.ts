@@ -17,9 +17,10 @@ export async function up(knex: Knex): Promise<void> {
       secret                      text NOT NULL,
       previous_secret             text,
       previous_secret_expires_at  timestamptz(3),
-      -- The current (or last) enabled period: [enabled_since, disabled_at). An event belongs to
-      -- the endpoint when it happened inside it, however late the fan-out runs.
-      enabled_since               timestamptz(3),
+      -- Every period the endpoint was enabled: an event belongs to it when it happened inside
+      -- one, however late the fan-out runs (and whatever was toggled since). One range per
+      -- enable: small.
+      enabled_periods             tstzmultirange NOT NULL DEFAULT '{}',
       disabled_reason             text,
       disabled_at                 timestamptz(3),
       -- Start of the current run of failed attempts; cleared by any success.

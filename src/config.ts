@@ -130,8 +130,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.telegram.supportChatId && !c.telegram.botToken) {
     throw new ConfigError('TELEGRAM_SUPPORT_CHAT_ID is set but TELEGRAM_BOT_TOKEN is not');
   }
+  checkWebhooks(c.webhooks);
   c.dataDir = path.resolve(c.dataDir);
   return deepFreeze(c) as Config;
+}
+
+/** The webhook settings come from config/*.json only: catch a value that would stall or flood the worker. */
+function checkWebhooks(w: Record<string, unknown>): void {
+  const whole = (key: string, min: number) => {
+    const v = w[key];
+    if (!Number.isInteger(v) || (v as number) < min) throw new ConfigError(`webhooks.${key} must be a whole number ≥ ${min}, got ${JSON.stringify(v)}`);
+  };
+  whole('timeoutMs', 100);
+  whole('concurrency', 1);
+  whole('concurrencyPerEndpoint', 1);
+  whole('pollIntervalMs', 10);
+  whole('batchSize', 1);
+  whole('maxEndpointsPerWorkspace', 1);
+  whole('disableAfterFailingHours', 1);
+  whole('secretOverlapHours', 0);
+  whole('deliveryRetentionDays', 1);
+  const schedule = w.retryScheduleSeconds;
+  if (!Array.isArray(schedule) || schedule.length === 0 || !schedule.every((n) => Number.isInteger(n) && n > 0)) {
+    throw new ConfigError(`webhooks.retryScheduleSeconds must be a non-empty list of positive whole seconds, got ${JSON.stringify(schedule)}`);
+  }
+  if (typeof w.retryJitter !== 'number' || w.retryJitter < 0 || w.retryJitter >= 1) {
+    throw new ConfigError(`webhooks.retryJitter must be a fraction in [0, 1), got ${JSON.stringify(w.retryJitter)}`);
+  }
 }
 
 function deepFreeze<T>(o: T): T {

@@ -16,7 +16,7 @@ const appendAttempt = (log: string, entry: string) =>
 const LOST_ATTEMPT = `jsonb_build_object(
   'at', to_char(d.in_flight_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
   'status_code', NULL::int, 'duration_ms', NULL::int, 'response_excerpt', NULL::text,
-  'error', 'no outcome was recorded: the worker stopped during the attempt (sent again)')`;
+  'error', 'no outcome was recorded in time (the worker stopped, or its lease ran out): sent again')`;
 
 export interface ClaimedDelivery {
   id: string;
@@ -40,9 +40,9 @@ export const deliveryQueue = {
    * Moves up to `batch` events from the fan-out queue into deliveries, in one transaction:
    * a crash anywhere leaves the events queued. Returns how many events it took.
    *
-   * An event goes to each endpoint subscribed to it that was enabled when it happened
-   * (enabled_since ≤ event < disabled_at), however late this runs: an endpoint disabled since
-   * then gets the delivery held (paused), released when it is enabled again.
+   * An event goes to each endpoint subscribed to it (now) that was enabled when it happened
+   * (enabled_periods), however late this runs: an endpoint disabled since then gets the
+   * delivery held (paused), released when it is enabled again.
    * The endpoints are read FOR SHARE: one being disabled or enabled meanwhile waits for this
    * transaction (and then pauses or releases these deliveries with the rest) or makes it wait
    * (and is then seen as it is now).
@@ -59,7 +59,7 @@ export const deliveryQueue = {
         SELECT e.id AS event_id, e.type, e.workspace_id, w.id AS endpoint_id, w.enabled
         FROM events e
         JOIN webhook_endpoints w ON w.workspace_id = e.workspace_id
-          AND w.enabled_since <= e.created_at AND (w.enabled OR w.disabled_at > e.created_at)
+          AND w.enabled_periods @> e.created_at
           AND w.events && ARRAY[e.type, '*']
         WHERE e.id = ANY(?)
         ORDER BY e.id
@@ -122,9 +122,9 @@ export const deliveryQueue = {
   },
 
   /**
-   * Records an attempt's outcome if `claim` is still the latest claim. Returns null when it
-   * is not (the lease ran out and another worker took over), else whether the endpoint is
-   * marked failing.
+   * Records an attempt's outcome if `claim` is still the latest claim and unrecorded. Returns
+   * null when it is not (the lease ran out and another worker or a replay took over, or it was
+   * recorded already), else whether the endpoint is marked failing.
    */
   async recordAttempt(db: Db, claim: Pick<ClaimedDelivery, 'id' | 'attemptCount'>, outcome: {
     status: 'succeeded' | 'failed' | 'dead';
@@ -137,17 +137,57 @@ export const deliveryQueue = {
       UPDATE webhook_deliveries SET
         status = ?, schedule_step = ?, next_attempt_at = ?, in_flight_since = NULL, updated_at = ?,
         attempts = ${appendAttempt('attempts', '?::jsonb')}
-      WHERE id = ? AND attempt_count = ?
+      WHERE id = ? AND attempt_count = ? AND in_flight_since IS NOT NULL
       RETURNING (SELECT w.failing_since IS NOT NULL FROM webhook_endpoints w WHERE w.id = endpoint_id) AS endpoint_failing`,
     [outcome.status, outcome.scheduleStep, outcome.nextAttemptAt, outcome.now, JSON.stringify([outcome.attempt]), claim.id, claim.attemptCount]);
     return rows.length ? { endpointFailing: rows[0].endpoint_failing === true } : null;
   },
 
-  /** A failed attempt: the endpoint's failure streak starts now unless it already runs. Returns the endpoint row. */
+  /**
+   * Makes a delivery due now with its schedule started over (a replay). A claim still held
+   * is fenced out (attempt_count moves on, so its outcome is not recorded) and noted in the
+   * log as a lost attempt.
+   */
+  async replay(db: Db, id: string, now: Date) {
+    const { rows } = await db.raw(`
+      UPDATE webhook_deliveries d SET
+        status = 'pending', schedule_step = 0, next_attempt_at = ?, paused = false, updated_at = ?,
+        attempt_count = d.attempt_count + (d.in_flight_since IS NOT NULL)::int,
+        attempts = CASE WHEN d.in_flight_since IS NULL THEN d.attempts ELSE ${appendAttempt('d.attempts', LOST_ATTEMPT)} END,
+        in_flight_since = NULL
+      WHERE d.id = ?
+      RETURNING d.*`, [now, now, id]);
+    return rows[0];
+  },
+
+  /**
+   * Records successful attempts in one statement (the worker batches them: at hundreds per
+   * second one UPDATE per delivery would queue on the connection pool). Each row is updated
+   * only if its claim is still the latest. Returns the endpoints marked failing among them.
+   */
+  async recordSuccesses(db: Db, items: Array<{ claim: Pick<ClaimedDelivery, 'id' | 'attemptCount'>; attempt: AttemptJson; now: Date }>): Promise<string[]> {
+    if (items.length === 0) return [];
+    const rows = items.map((i) => ({ id: i.claim.id, token: i.claim.attemptCount, attempt: i.attempt, now: i.now.toISOString() }));
+    const { rows: updated } = await db.raw(`
+      UPDATE webhook_deliveries d SET
+        status = 'succeeded', next_attempt_at = NULL, in_flight_since = NULL, updated_at = v.now,
+        attempts = ${appendAttempt('d.attempts', 'jsonb_build_array(v.attempt)')}
+      FROM jsonb_to_recordset(?::jsonb) AS v(id text, token integer, attempt jsonb, now timestamptz)
+      WHERE d.id = v.id AND d.attempt_count = v.token AND d.in_flight_since IS NOT NULL
+      RETURNING d.endpoint_id, (SELECT w.failing_since IS NOT NULL FROM webhook_endpoints w WHERE w.id = d.endpoint_id) AS endpoint_failing`,
+    [JSON.stringify(rows)]);
+    const failing: string[] = updated.filter((r: any) => r.endpoint_failing === true).map((r: any) => r.endpoint_id);
+    return [...new Set(failing)];
+  },
+
+  /**
+   * A failed attempt: the endpoint's failure streak starts now unless it already runs (then
+   * the row is only read: no new row version per failure). Returns the endpoint row.
+   */
   async markEndpointFailing(db: Db, endpointId: string, now: Date): Promise<any | undefined> {
-    const [row] = await db('webhook_endpoints').where({ id: endpointId })
-      .update({ failing_since: db.raw('COALESCE(failing_since, ?)', [now]) }).returning('*');
-    return row;
+    const [started] = await db('webhook_endpoints').where({ id: endpointId }).whereNull('failing_since')
+      .update({ failing_since: now }).returning('*');
+    return started ?? db('webhook_endpoints').where({ id: endpointId }).first();
   },
 
   /** A successful attempt ends the endpoint's failure streak. */

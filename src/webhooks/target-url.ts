@@ -14,8 +14,14 @@ export interface TargetPolicy {
 /** The address's range when webhooks may not target it ('loopback', 'private', …), else null. */
 export function blockedRange(address: string): string | null {
   if (!ipaddr.isValid(address)) return null;
-  // ipaddr.process reads ::ffff:a.b.c.d as the IPv4 address it carries.
-  const range = ipaddr.process(address).range();
+  const parsed = ipaddr.parse(address);
+  // The sender's guard refuses every IPv4-mapped address (range ipv4Mapped); name the
+  // IPv4 range it carries when that is the more telling reason.
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    const inner = (parsed as ipaddr.IPv6).toIPv4Address().range();
+    return inner === 'unicast' ? 'ipv4Mapped' : inner;
+  }
+  const range = parsed.range();
   return range === 'unicast' ? null : range;
 }
 

@@ -21,8 +21,12 @@ const USER_AGENT = 'topicdesk-webhooks/1';
 export interface SenderOptions {
   allowPrivateTargets: boolean;
   timeoutMs: number;
-  /** The worker's per-endpoint share of attempts in flight. */
-  concurrencyPerEndpoint: number;
+  /**
+   * Sockets per host: the worker's whole concurrency. The worker limits each endpoint itself;
+   * here no attempt may wait for a socket (its time budget is already running), and several
+   * endpoints can share a host.
+   */
+  maxSocketsPerHost: number;
   /** DNS resolution (tests inject answers here); the guard checks whatever it returns. */
   lookup?: LookupFunction;
 }
@@ -32,12 +36,15 @@ export interface WebhookSender {
   close(): void;
 }
 
+/** Text PostgreSQL can keep in jsonb: it refuses NUL characters (a binary or gzip answer has them). */
+const storable = (text: string) => text.replace(/\u0000/g, '\uFFFD');
+
 /** The first `EXCERPT_BYTES` of a body as text, without a character cut in half at the end. */
 function excerptOf(chunks: Buffer[]): string | null {
   const bytes = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES);
   if (bytes.length === 0) return null;
   // stream: a character cut by the 1 KB limit is held back instead of decoded as U+FFFD.
-  return new TextDecoder().decode(bytes, { stream: true });
+  return storable(new TextDecoder().decode(bytes, { stream: true }));
 }
 
 /** A short reason for a failed connection or exchange, fit to show an integrator. */
@@ -62,9 +69,7 @@ function describeError(err: Error & { code?: string }, timeoutMs: number): strin
 export function createWebhookSender(opts: SenderOptions): WebhookSender {
   const agentOptions = {
     keepAlive: true,
-    // Twice the per-endpoint share: the worker lets one endpoint reach up to about that many
-    // attempts in flight, and none may wait for a socket (its time budget is already running).
-    maxSockets: opts.concurrencyPerEndpoint * 2,
+    maxSockets: opts.maxSocketsPerHost,
     allowPrivateIPAddress: opts.allowPrivateTargets,
     // 0.0.0.0 and :: too: what registration lets through in that mode, sending must not refuse.
     allowMetaIPAddress: opts.allowPrivateTargets,
@@ -82,7 +87,7 @@ export function createWebhookSender(opts: SenderOptions): WebhookSender {
         settled = true;
         resolve({ ...r, durationMs: elapsed() });
       };
-      const fail = (err: Error) => finish({ statusCode: null, error: describeError(err, opts.timeoutMs), excerpt: null, retryAfterSeconds: null });
+      const fail = (err: Error) => finish({ statusCode: null, error: storable(describeError(err, opts.timeoutMs)), excerpt: null, retryAfterSeconds: null });
       let target: URL;
       try {
         target = new URL(url);

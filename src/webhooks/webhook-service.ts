@@ -15,6 +15,7 @@ import { AppError, notFound } from '../http/errors.js';
 import type { PageRequest } from '../http/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
+import { deliveryQueue } from './delivery-queue.js';
 import { targetUrlProblem } from './target-url.js';
 import type { CreateWebhookBody, DeliveryStatus, ListDeliveriesQuery, PatchWebhookBody } from './webhook-schemas.js';
 import { generateSecret, secretProblem } from './webhook-signing.js';
@@ -52,7 +53,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
     if (problem) throw invalid('secret', problem);
   }
 
-  async function find(db: Db, workspaceId: string, id: string, opts: { lock?: boolean } = {}): Promise<Endpoint> {
+  async function find(db: Db, workspaceId: string, id: string, opts: { lock?: 'update' | 'share' } = {}): Promise<Endpoint> {
     const endpoint = await webhookStore.find(db, workspaceId, id, opts);
     if (!endpoint) throw notFound('Webhook endpoint');
     return endpoint;
@@ -60,12 +61,15 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
 
   /**
    * Stops deliveries to an endpoint and holds the outstanding ones; emits webhook.disabled.
-   * A no-op (null) when it is already disabled. `db` must be a transaction.
+   * A no-op (null) when it is already disabled. Run it in a transaction (API requests are one).
    */
   async function disable(db: Db, endpoint: Endpoint, reason: string): Promise<Endpoint | null> {
     const now = clock.now();
     const [row] = await db('webhook_endpoints').where({ id: endpoint.id, enabled: true })
-      .update({ enabled: false, disabled_reason: reason, disabled_at: now, updated_at: now }).returning('*');
+      .update({
+        enabled: false, disabled_reason: reason, disabled_at: now, updated_at: now,
+        enabled_periods: db.raw(`enabled_periods - tstzmultirange(tstzrange(?, NULL))`, [now]),
+      }).returning('*');
     if (!row) return null;
     const disabled = toEndpoint(row);
     await webhookStore.setDeliveriesPaused(db, endpoint.id, true);
@@ -95,7 +99,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
         description: body.description ?? null,
         enabled,
         secret,
-        enabled_since: enabled ? now : null,
+        enabled_periods: enabled ? db.raw(`tstzmultirange(tstzrange(?, NULL))`, [now]) : db.raw(`'{}'::tstzmultirange`),
         disabled_reason: enabled ? null : 'created disabled',
         disabled_at: enabled ? null : now,
         created_at: now,
@@ -113,14 +117,17 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
     async update(db: Db, workspaceId: string, id: string, body: PatchWebhookBody): Promise<Endpoint> {
       if (body.url !== undefined) checkUrl(body.url);
       // Locked first, deliveries second: the order every writer of both uses.
-      let endpoint = await find(db, workspaceId, id, { lock: true });
+      let endpoint = await find(db, workspaceId, id, { lock: 'update' });
       const now = clock.now();
       const changes: Record<string, unknown> = {};
       if (body.url !== undefined) changes.url = body.url;
       if (body.events !== undefined) changes.events = normaliseEvents(body.events);
       if (body.description !== undefined) changes.description = body.description;
       if (body.enabled === true && !endpoint.enabled) {
-        Object.assign(changes, { enabled: true, enabled_since: now, disabled_reason: null, disabled_at: null, failing_since: null });
+        Object.assign(changes, {
+          enabled: true, disabled_reason: null, disabled_at: null, failing_since: null,
+          enabled_periods: db.raw(`enabled_periods + tstzmultirange(tstzrange(?, NULL))`, [now]),
+        });
         await webhookStore.setDeliveriesPaused(db, id, false);
       }
       if (body.enabled === false && endpoint.enabled) {
@@ -138,7 +145,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
     /** A new secret (given or generated); the old one keeps signing for the overlap window. */
     async rotateSecret(db: Db, workspaceId: string, id: string, body: { secret?: string }): Promise<WithSecret> {
       if (body.secret !== undefined) checkSecret(body.secret);
-      const endpoint = await find(db, workspaceId, id, { lock: true });
+      const endpoint = await find(db, workspaceId, id, { lock: 'update' });
       const now = clock.now();
       const secret = body.secret ?? generateSecret();
       if (secret === endpoint.secret) throw invalid('secret', 'is the current secret: give a new one, or leave it out to have one generated');
@@ -153,7 +160,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
 
     /** Queues a `ping` to this endpoint alone. */
     async sendTest(db: Db, workspaceId: string, id: string) {
-      const endpoint = await find(db, workspaceId, id);
+      const endpoint = await find(db, workspaceId, id, { lock: 'share' });
       if (!endpoint.enabled) throw new AppError('conflict', 'This endpoint is disabled: enable it (PATCH enabled: true) to test it');
       const now = clock.now();
       const event = eventRow(workspaceId, now, {
@@ -185,19 +192,19 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
      * schedule starts over. Any status may be replayed.
      */
     async replay(db: Db, workspaceId: string, deliveryId: string) {
+      const found = await webhookStore.findDelivery(db, workspaceId, deliveryId);
+      if (!found) throw notFound('Webhook delivery');
+      // Endpoint first (kept enabled meanwhile), delivery second: the order every writer uses.
+      const endpoint = await find(db, workspaceId, found.endpoint_id, { lock: 'share' });
+      if (!endpoint.enabled) throw new AppError('conflict', 'The endpoint is disabled: enable it (PATCH enabled: true) to replay its deliveries');
       const row = await webhookStore.findDelivery(db, workspaceId, deliveryId, { lock: true });
       if (!row) throw notFound('Webhook delivery');
-      const endpoint = await find(db, workspaceId, row.endpoint_id);
-      if (!endpoint.enabled) throw new AppError('conflict', 'The endpoint is disabled: enable it (PATCH enabled: true) to replay its deliveries');
       const now = clock.now();
       const outstanding = row.status === 'pending' || row.status === 'failed';
       if (outstanding && row.in_flight_since && row.next_attempt_at > now) {
         throw new AppError('conflict', 'This delivery is being attempted right now; look again in a few seconds', { headers: { 'Retry-After': '10' } });
       }
-      const updated = await webhookStore.updateDelivery(db, deliveryId, {
-        status: 'pending', schedule_step: 0, next_attempt_at: now, paused: false, updated_at: now,
-      });
-      return presentDelivery(updated);
+      return presentDelivery(await deliveryQueue.replay(db, deliveryId, now));
     },
 
     disable,

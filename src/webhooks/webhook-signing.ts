@@ -3,8 +3,9 @@
  * - `X-Signature: sha256=<hex HMAC-SHA256(secret as UTF-8, raw body)>` (GitHub style);
  * - Standard Webhooks: `webhook-signature: v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`,
  *   the key being the bytes after `whsec_` (base64), else the secret's UTF-8 bytes.
- * While a rotated-out secret still signs, each header lists one signature per secret
- * (newest first): comma-separated in X-Signature, space-separated in webhook-signature.
+ * While a rotated-out secret still signs, webhook-signature lists both (space-separated,
+ * newest first, as Standard Webhooks defines); X-Signature keeps its single-value format with
+ * the current secret and the old one's goes in X-Signature-Previous.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 
@@ -47,8 +48,10 @@ export interface SignedMessage {
 export function signatureHeaders(secrets: readonly string[], m: SignedMessage): Record<string, string> {
   if (secrets.length === 0) throw new Error('signatureHeaders: no secret to sign with');
   const signed = `${m.id}.${m.timestamp}.${m.body}`;
+  const hex = (secret: string) => `sha256=${createHmac('sha256', secret).update(m.body).digest('hex')}`;
   return {
-    'x-signature': secrets.map((s) => `sha256=${createHmac('sha256', s).update(m.body).digest('hex')}`).join(','),
+    'x-signature': hex(secrets[0]),
+    ...(secrets[1] ? { 'x-signature-previous': hex(secrets[1]) } : {}),
     'webhook-id': m.id,
     'webhook-timestamp': String(m.timestamp),
     'webhook-signature': secrets.map((s) => `v1,${createHmac('sha256', standardKey(s)).update(signed).digest('base64')}`).join(' '),

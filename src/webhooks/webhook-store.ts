@@ -81,12 +81,13 @@ export function presentDelivery(r: any): DeliveryJson {
     endpoint_id: r.endpoint_id,
     status: r.status,
     attempts: r.attempts,
-    next_attempt_at: r.status === 'pending' || r.status === 'failed' ? iso(r.next_attempt_at) : null,
+    // Held deliveries (endpoint disabled) have no next attempt until the endpoint is enabled.
+    next_attempt_at: (r.status === 'pending' || r.status === 'failed') && !r.paused ? iso(r.next_attempt_at) : null,
     created_at: r.created_at.toISOString(),
   };
 }
 
-const DELIVERY_COLUMNS = ['id', 'event_id', 'event_type', 'endpoint_id', 'status', 'attempts', 'next_attempt_at', 'in_flight_since', 'created_at'] as const;
+const DELIVERY_COLUMNS = ['id', 'event_id', 'event_type', 'endpoint_id', 'status', 'attempts', 'next_attempt_at', 'in_flight_since', 'paused', 'created_at'] as const;
 
 export const webhookStore = {
   async insert(db: Db, row: Record<string, unknown>): Promise<Endpoint> {
@@ -94,9 +95,11 @@ export const webhookStore = {
     return toEndpoint(r);
   },
 
-  async find(db: Db, workspaceId: string, id: string, opts: { lock?: boolean } = {}): Promise<Endpoint | null> {
+  /** `lock`: 'update' to change the endpoint, 'share' to keep it from changing (enabled) meanwhile. */
+  async find(db: Db, workspaceId: string, id: string, opts: { lock?: 'update' | 'share' } = {}): Promise<Endpoint | null> {
     const q = db('webhook_endpoints').where({ workspace_id: workspaceId, id }).first();
-    if (opts.lock) q.forUpdate();
+    if (opts.lock === 'update') q.forUpdate();
+    if (opts.lock === 'share') q.forShare();
     const r = await q;
     return r ? toEndpoint(r) : null;
   },
@@ -147,8 +150,4 @@ export const webhookStore = {
     return paginate(q, [['created_at', 'desc'], ['id', 'desc']], page, presentDelivery);
   },
 
-  async updateDelivery(db: Db, id: string, changes: Record<string, unknown>) {
-    const [r] = await db('webhook_deliveries').where({ id }).update(changes).returning(DELIVERY_COLUMNS);
-    return r;
-  },
 };

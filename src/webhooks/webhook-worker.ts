@@ -61,15 +61,33 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
   const sender = deps.sender ?? createWebhookSender({
     allowPrivateTargets: config.allowPrivateTargets,
     timeoutMs: config.timeoutMs,
-    concurrencyPerEndpoint: config.concurrencyPerEndpoint,
+    maxSocketsPerHost: config.concurrency,
+  });
+
+  /** The attempt log entry for a result. */
+  const logEntry = (started: Date, result: AttemptResult, error: string | null) => ({
+    at: started.toISOString(),
+    status_code: result.statusCode,
+    duration_ms: result.durationMs,
+    error,
+    response_excerpt: result.excerpt,
   });
 
   async function attempt(d: ClaimedDelivery): Promise<void> {
     const started = clock.now();
     if (d.scheduleStep > config.retryScheduleSeconds.length) {
-      // Every scheduled attempt was lost (the worker died each time): give up without sending again.
-      await record(d, started, { statusCode: null, durationMs: 0, excerpt: null, retryAfterSeconds: null,
-        error: 'given up: the worker stopped during every scheduled attempt' });
+      // Every scheduled attempt was lost (no outcome recorded in time): give up without sending
+      // again. Our failure, not the endpoint's: its failure streak is left alone.
+      const error = 'given up: no outcome was recorded for any scheduled attempt';
+      await deliveryQueue.recordAttempt(db, d, {
+        status: 'dead', scheduleStep: d.scheduleStep, nextAttemptAt: null, now: started,
+        attempt: logEntry(started, { statusCode: null, durationMs: 0, error, excerpt: null, retryAfterSeconds: null }, error),
+      });
+      return;
+    }
+    if (!config.allowPrivateTargets && new URL(d.url).protocol !== 'https:') {
+      // Registered while plain http was allowed (WEBHOOK_ALLOW_PRIVATE_TARGETS), sent after it no longer is.
+      await record(d, started, { statusCode: null, durationMs: 0, excerpt: null, retryAfterSeconds: null, error: 'plain http is refused: the endpoint must use https' });
       return;
     }
     const body = deliveryBody(d);
@@ -85,16 +103,9 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
   async function record(d: ClaimedDelivery, started: Date, result: AttemptResult): Promise<void> {
     const now = clock.now();
     const verdict = judge(result);
-    const entry = {
-      at: started.toISOString(),
-      status_code: result.statusCode,
-      duration_ms: result.durationMs,
-      error: verdict.kind === 'failed' ? result.error ?? `the endpoint answered ${result.statusCode}` : null,
-      response_excerpt: result.excerpt,
-    };
+    const entry = logEntry(started, result, verdict.kind === 'failed' ? result.error ?? `the endpoint answered ${result.statusCode}` : null);
     if (verdict.kind === 'succeeded') {
-      const recorded = await deliveryQueue.recordAttempt(db, d, { status: 'succeeded', scheduleStep: d.scheduleStep, nextAttemptAt: null, attempt: entry, now });
-      if (recorded?.endpointFailing) await deliveryQueue.clearEndpointFailing(db, d.endpointId);
+      await recordSuccess({ claim: d, attempt: entry, now });
       return;
     }
     const step = d.scheduleStep + 1;
@@ -120,9 +131,45 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
     if (disabled) logger.warn({ endpoint_id: endpoint.id, workspace_id: endpoint.workspaceId, reason }, 'webhook endpoint disabled');
   }
 
+  // Successes are recorded in batches: every success that arrives while one batch is being
+  // written goes into the next, so the batch size follows the load (1 when idle).
+  type Success = Parameters<typeof deliveryQueue.recordSuccesses>[1][number] & { resolve(): void; reject(err: unknown): void };
+  const successes: Success[] = [];
+  let flushing = false;
+
+  function recordSuccess(item: Omit<Success, 'resolve' | 'reject'>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      successes.push({ ...item, resolve, reject });
+      if (!flushing) {
+        flushing = true;
+        setImmediate(() => void flushSuccesses());
+      }
+    });
+  }
+
+  async function writeSuccesses(batch: Success[]): Promise<void> {
+    const failing = await deliveryQueue.recordSuccesses(db, batch);
+    for (const endpointId of failing) await deliveryQueue.clearEndpointFailing(db, endpointId);
+    for (const s of batch) s.resolve();
+  }
+
+  async function flushSuccesses(): Promise<void> {
+    while (successes.length > 0) {
+      const batch = successes.splice(0, 500);
+      try {
+        await writeSuccesses(batch);
+      } catch {
+        // One bad row must not cost the others their record: write them one by one.
+        for (const s of batch) await writeSuccesses([s]).catch((err) => s.reject(err));
+      }
+    }
+    flushing = false;
+  }
+
   /** Attempts one claimed delivery; errors are logged (the lease brings it back). */
   function attemptSafely(d: ClaimedDelivery): Promise<void> {
-    return attempt(d).catch((err) => logger.error({ err, delivery_id: d.id }, 'webhook attempt could not be recorded; it is retried when its lease ends'));
+    return attempt(d).catch((err) => logger.error({ err, delivery_id: d.id },
+      'webhook attempt bookkeeping failed (an attempt left unrecorded is sent again when its lease ends)'));
   }
 
   const leaseUntil = (now: Date) => new Date(now.getTime() + config.timeoutMs + LEASE_MARGIN_MS);
@@ -133,34 +180,51 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
   let loops: Promise<void>[] = [];
   const inFlight = new Set<Promise<void>>();
   const perEndpoint = new Map<string, number>();
-  /** Wakes the delivery loop early: new deliveries were fanned out, or slots came free. */
-  let wakeDelivery: (() => void) | null = null;
-  let wakeFanOut: (() => void) | null = null;
   let waitingForSlots = false;
 
-  function idle(ms: number, setWake: (wake: (() => void) | null) => void): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        setWake(null);
-        resolve();
-      }
-      setWake(done);
-    });
+  /**
+   * A loop's pause that wake() cuts short. A wake that comes while the loop is busy is kept
+   * for its next pause (else new work would wait a whole poll interval); after stop() a pause
+   * ends at once.
+   */
+  function createPause() {
+    let wakeNow: (() => void) | null = null;
+    let pending = false;
+    return {
+      wait(ms: number): Promise<void> {
+        if (pending || !running) {
+          pending = false;
+          return Promise.resolve();
+        }
+        return new Promise((resolve) => {
+          const timer = setTimeout(done, ms);
+          function done() {
+            clearTimeout(timer);
+            wakeNow = null;
+            resolve();
+          }
+          wakeNow = done;
+        });
+      },
+      wake() {
+        if (wakeNow) wakeNow();
+        else pending = true;
+      },
+    };
   }
-  const idleDelivery = (ms: number) => idle(ms, (w) => { wakeDelivery = w; });
-  const idleFanOut = (ms: number) => idle(ms, (w) => { wakeFanOut = w; });
+  /** Woken when deliveries were fanned out, slots came free, or a busy endpoint freed up. */
+  const deliveryPause = createPause();
+  const fanOutPause = createPause();
 
   async function fanOutLoop(): Promise<void> {
     while (running) {
       try {
         const n = await deliveryQueue.fanOut(db, config.batchSize, clock.now());
-        if (n > 0) wakeDelivery?.();
-        if (n < config.batchSize) await idleFanOut(config.pollIntervalMs);
+        if (n > 0) deliveryPause.wake();
+        if (n < config.batchSize) await fanOutPause.wait(config.pollIntervalMs);
       } catch (err) {
         logger.error({ err }, 'webhook fan-out failed; trying again');
-        await idleFanOut(ERROR_BACKOFF_MS);
+        await fanOutPause.wait(ERROR_BACKOFF_MS);
       }
     }
   }
@@ -181,7 +245,7 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
       const slotsBack = waitingForSlots && (free >= Math.max(1, config.concurrency / 4) || inFlight.size === 0);
       const endpointBack = skipped.has(d.endpointId) && left <= config.concurrencyPerEndpoint / 2;
       if (endpointBack) skipped.delete(d.endpointId);
-      if (slotsBack || endpointBack) wakeDelivery?.();
+      if (slotsBack || endpointBack) deliveryPause.wake();
     });
     inFlight.add(p);
   }
@@ -191,7 +255,7 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
       const free = config.concurrency - inFlight.size;
       if (free <= 0) {
         waitingForSlots = true;
-        await idleDelivery(config.pollIntervalMs);
+        await deliveryPause.wait(config.pollIntervalMs);
         waitingForSlots = false;
         continue;
       }
@@ -204,10 +268,10 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
         const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit, busy });
         for (const d of claimed) track(d);
         // Nothing more due (or only for busy endpoints): poll; fan-out and freed endpoints wake us early.
-        if (claimed.length < limit) await idleDelivery(config.pollIntervalMs);
+        if (claimed.length < limit) await deliveryPause.wait(config.pollIntervalMs);
       } catch (err) {
         logger.error({ err }, 'claiming webhook deliveries failed; trying again');
-        await idleDelivery(ERROR_BACKOFF_MS);
+        await deliveryPause.wait(ERROR_BACKOFF_MS);
       }
     }
   }
@@ -221,8 +285,8 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
 
     async stop() {
       running = false;
-      wakeDelivery?.();
-      wakeFanOut?.();
+      deliveryPause.wake();
+      fanOutPause.wake();
       await Promise.all(loops);
       await Promise.all([...inFlight]);
       loops = [];

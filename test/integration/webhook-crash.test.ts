@@ -26,7 +26,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/test-db.js';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../helpers/webhook-receiver.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const LOST = 'no outcome was recorded: the worker stopped during the attempt (sent again)';
+const LOST = 'no outcome was recorded in time (the worker stopped, or its lease ran out): sent again';
 /** config/default.json webhooks.timeoutMs (10 s) + the worker's 20 s lease margin. */
 const LEASE_MS = 30_000;
 

@@ -24,7 +24,7 @@ import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '
 
 const START = '2026-11-21T12:00:00.000Z';
 const SCHEDULE = [30, 120, 600, 3600, 10800, 21600, 43200, 86400];
-const LOST = 'no outcome was recorded: the worker stopped during the attempt (sent again)';
+const LOST = 'no outcome was recorded in time (the worker stopped, or its lease ran out): sent again';
 
 type WebhookConfig = Config['webhooks'];
 
@@ -43,10 +43,14 @@ const header = (h: IncomingHttpHeaders, name: string): string => {
   return v as string;
 };
 
-/** `X-Signature: sha256=<hex>[,sha256=<hex>]`: HMAC-SHA256 over the raw body, keyed by the secret's UTF-8 bytes. */
+/**
+ * `X-Signature: sha256=<hex>` (HMAC-SHA256 over the raw body, keyed by the secret's UTF-8 bytes)
+ * and, during a rotation overlap, `X-Signature-Previous` with the old secret's: [current, previous?].
+ */
 function xSignatureEntries(secret: string, body: string, headers: IncomingHttpHeaders): boolean[] {
   const expected = `sha256=${createHmac('sha256', Buffer.from(secret, 'utf8')).update(Buffer.from(body, 'utf8')).digest('hex')}`;
-  return header(headers, 'x-signature').split(',').map((s) => safeEqual(s.trim(), expected));
+  const values = [header(headers, 'x-signature'), ...(headers['x-signature-previous'] !== undefined ? [header(headers, 'x-signature-previous')] : [])];
+  return values.map((s) => safeEqual(s, expected));
 }
 const xSignatureOk = (secret: string, body: string, headers: IncomingHttpHeaders) => xSignatureEntries(secret, body, headers).includes(true);
 
@@ -305,7 +309,7 @@ describe('webhook delivery (worker → a real receiver)', () => {
       assert.equal((await delivery(ep.id, eventId)).status, 'succeeded');
     });
 
-    it('during a secret rotation both signatures go out (new first); a receiver on the old secret still verifies; after 24 h only the new one', async () => {
+    it('during a secret rotation both signatures go out (new first; X-Signature-Previous for the old); a receiver on the old secret still verifies; after 24 h only the new one', async () => {
       const d = await desk();
       const rx = await receiver();
       const oldSecret = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
@@ -330,6 +334,7 @@ describe('webhook delivery (worker → a real receiver)', () => {
       await d.contact();
       await w.drain();
       const after = rx.requests[1];
+      assert.equal(after.headers['x-signature-previous'], undefined);
       assert.deepEqual(xSignatureEntries(newSecret, after.body, after.headers), [true]);
       assert.deepEqual(webhookSignatureEntries(newSecret, after.body, after.headers), [true]);
       assert.equal(xSignatureOk(oldSecret, after.body, after.headers), false);
@@ -537,6 +542,7 @@ describe('webhook delivery (worker → a real receiver)', () => {
       const held = await delivery(ep.id, before.eventId);
       assert.equal(held.paused, true);
       assert.equal(held.status, 'pending');
+      assert.equal((await d.deliveryJson(held.id)).next_attempt_at, null, 'a held delivery has no next attempt until enabled');
       assert.equal((await db.knex('webhook_deliveries').where({ endpoint_id: ep.id, event_id: during.eventId })).length, 0,
         'an event of the disabled time is not queued');
 
@@ -545,6 +551,26 @@ describe('webhook delivery (worker → a real receiver)', () => {
       await w.drain();
       assert.deepEqual(idsOf(rx), [before.eventId]);
       assert.equal((await delivery(ep.id, before.eventId)).status, 'succeeded');
+    });
+
+    it('an event from an earlier enabled period still goes out when the endpoint was disabled and enabled again before the fan-out', async () => {
+      const d = await desk();
+      const rx = await receiver();
+      const ep = await d.endpoint(rx.url, ['contact.created']);
+      clock.advance(1000);
+      const first = await d.contact();
+      clock.advance(1000);
+      await d.patch(`/v1/webhooks/${ep.id}`, { enabled: false }).expect(200);
+      clock.advance(1000);
+      const during = await d.contact();
+      clock.advance(1000);
+      await d.patch(`/v1/webhooks/${ep.id}`, { enabled: true }).expect(200);
+      clock.advance(1000);
+      const after = await d.contact();
+      // Only now do the workers catch up.
+      await worker().drain();
+      assert.deepEqual(idsOf(rx).sort(), [first.eventId, after.eventId].sort());
+      assert.equal((await db.knex('webhook_deliveries').where({ endpoint_id: ep.id, event_id: during.eventId })).length, 0);
     });
 
     it('an event written in a rolled-back transaction produces no delivery; one in a transaction still open is delivered once it commits', async () => {
@@ -851,6 +877,31 @@ describe('webhook delivery (worker → a real receiver)', () => {
       assert.ok(wait > 7190_000 && wait <= 7200_000, `waits ${wait} ms`);
     });
 
+    it('an answer with NUL bytes (binary, gzip) is recorded: the excerpt keeps U+FFFD in their place', async () => {
+      const d = await desk();
+      const rx = await receiver();
+      rx.respond(() => ({ status: 200, body: 'o\u0000k' }));
+      const ep = await d.endpoint(rx.url, ['contact.created']);
+      const { eventId } = await d.contact();
+      assert.deepEqual(await worker().drain(), { events: 1, attempts: 1 });
+      const row = await delivery(ep.id, eventId);
+      assert.equal(row.status, 'succeeded');
+      assert.equal(row.attempts[0].response_excerpt, 'o\uFFFDk');
+      assert.equal(rx.requests.length, 1);
+    });
+
+    it('a plain-http endpoint registered while private targets were allowed is refused once they no longer are', async () => {
+      const d = await desk();
+      const rx = await receiver();
+      const ep = await d.endpoint(rx.url, ['contact.created']);
+      const { eventId } = await d.contact();
+      await worker({ allowPrivateTargets: false }).drain();
+      assert.equal(rx.requests.length, 0);
+      const row = await delivery(ep.id, eventId);
+      assert.equal(row.status, 'failed');
+      assert.equal(row.attempts[0].error, 'plain http is refused: the endpoint must use https');
+    });
+
     it('the response excerpt keeps at most 1024 bytes and never cuts a UTF-8 character in half', async () => {
       const d = await desk();
       const rx = await receiver();
@@ -1114,7 +1165,7 @@ describe('webhook delivery (worker → a real receiver)', () => {
       assert.equal(row.status, 'dead');
       assert.equal(row.next_attempt_at, null);
       const shown = await d.deliveryJson(row.id);
-      assert.deepEqual(shown.attempts.map((a: any) => a.error), [LOST, LOST, LOST, 'given up: the worker stopped during every scheduled attempt']);
+      assert.deepEqual(shown.attempts.map((a: any) => a.error), [LOST, LOST, LOST, 'given up: no outcome was recorded for any scheduled attempt']);
       // A replay starts over and sends it.
       assert.equal((await d.post(`/v1/webhook-deliveries/${row.id}/replay`)).status, 202);
       assert.deepEqual(await w.drain(), { events: 0, attempts: 1 });
@@ -1141,6 +1192,28 @@ describe('webhook delivery (worker → a real receiver)', () => {
       const rows = await deliveriesOf(ep.id);
       assert.deepEqual(rows.map((r: any) => r.status), Array(24).fill('succeeded'));
       assert.ok(rows.every((r: any) => r.attempt_count === 1), 'no attempt timed out and was retried');
+    });
+
+    it('a replay after the lease fences out a worker that is still running: its late success is not recorded over the replay', async () => {
+      const d = await desk();
+      const rx = await receiver();
+      const ep = await d.endpoint(rx.url, ['contact.created']);
+      const { eventId } = await d.contact();
+      assert.equal(await deliveryQueue.fanOut(db.knex, 100, clock.now()), 1);
+      const leaseUntil = new Date(clock.now().getTime() + 1000);
+      const [slow] = await deliveryQueue.claim(db.knex, { now: clock.now(), leaseUntil, limit: 10, busy: [] });
+      clock.set(leaseUntil);
+      const replayed = await d.post(`/v1/webhook-deliveries/${slow.id}/replay`);
+      assert.equal(replayed.status, 202, JSON.stringify(replayed.body));
+      assert.equal(replayed.body.attempts[0].error, LOST, 'the abandoned attempt is in the log');
+      // The slow worker finally reports a success: too late, the replay's claim is newer.
+      const late = await deliveryQueue.recordSuccesses(db.knex, [{ claim: slow, now: clock.now(),
+        attempt: { at: clock.now().toISOString(), status_code: 200, duration_ms: 1, error: null, response_excerpt: null } }]);
+      assert.deepEqual(late, []);
+      assert.equal((await delivery(ep.id, eventId)).status, 'pending');
+      await worker().drain();
+      assert.deepEqual(idsOf(rx), [eventId]);
+      assert.equal((await delivery(ep.id, eventId)).status, 'succeeded');
     });
 
     it('two started workers (real loops) on 200 events: every delivery exactly once at the receivers, all succeeded, #events × #subscribed = succeeded rows', async function () {

@@ -98,12 +98,12 @@ describe('webhook SSRF guard at send time', () => {
   const senders: WebhookSender[] = [];
   /** A sender as production builds it (private targets refused), with a short time budget. */
   const strictSender = (lookup?: LookupFunction) => {
-    const s = createWebhookSender({ allowPrivateTargets: false, timeoutMs: TIMEOUT_MS, concurrencyPerEndpoint: 4, lookup });
+    const s = createWebhookSender({ allowPrivateTargets: false, timeoutMs: TIMEOUT_MS, maxSocketsPerHost: 8, lookup });
     senders.push(s);
     return s;
   };
   const laxSender = (lookup?: LookupFunction) => {
-    const s = createWebhookSender({ allowPrivateTargets: true, timeoutMs: TIMEOUT_MS, concurrencyPerEndpoint: 4, lookup });
+    const s = createWebhookSender({ allowPrivateTargets: true, timeoutMs: TIMEOUT_MS, maxSocketsPerHost: 8, lookup });
     senders.push(s);
     return s;
   };
@@ -303,7 +303,7 @@ describe('webhook SSRF guard at send time', () => {
       await t.services.contacts.upsert(db.knex, ws.id, { telegram_user_id: 4_200_001, name: 'Mallory' }, SYSTEM);
 
       const dns = fakeDns(() => [v4('127.0.0.1')]);
-      const sender = createWebhookSender({ allowPrivateTargets: false, timeoutMs: TIMEOUT_MS, concurrencyPerEndpoint: 4, lookup: dns.lookup });
+      const sender = createWebhookSender({ allowPrivateTargets: false, timeoutMs: TIMEOUT_MS, maxSocketsPerHost: 8, lookup: dns.lookup });
       senders.push(sender);
       const worker = createWebhookWorker({
         db: db.knex, logger: t.deps.logger, clock, config: t.config.webhooks, webhooks: t.services.webhooks, sender, random: () => 0.5,
@@ -357,7 +357,7 @@ describe('webhook SSRF guard at send time', () => {
       // Control: the same delivery with a sender that allows private targets does connect to the
       // tap (and fails the TLS handshake there) — so "no connection" above was the guard's doing.
       const laxDns = fakeDns(() => [v4('127.0.0.1')]);
-      const lax = createWebhookSender({ allowPrivateTargets: true, timeoutMs: TIMEOUT_MS, concurrencyPerEndpoint: 4, lookup: laxDns.lookup });
+      const lax = createWebhookSender({ allowPrivateTargets: true, timeoutMs: TIMEOUT_MS, maxSocketsPerHost: 8, lookup: laxDns.lookup });
       senders.push(lax);
       const control = createWebhookWorker({
         db: db.knex, logger: t.deps.logger, clock, config: t.config.webhooks, webhooks: t.services.webhooks, sender: lax, random: () => 0.5,

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
 /** Runs loadConfig and returns the ConfigError it throws (fails the test if it does not throw one). */
@@ -192,6 +194,35 @@ describe('configuration', () => {
       assert.equal(a.port, 1234);
       assert.equal(b.port, 3000);
       assert.equal(b.telegram.botToken, null, 'nested defaults are not shared between calls');
+    });
+  });
+
+  describe('webhook settings (config/<NODE_ENV>.json)', () => {
+    const configDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../config');
+    const env = 'unit-webhooks-check';
+    const file = path.join(configDir, `${env}.json`);
+    afterEach(() => rmSync(file, { force: true }));
+
+    const cases: Array<[string, unknown, RegExp]> = [
+      ['concurrencyPerEndpoint', 0, /webhooks\.concurrencyPerEndpoint must be a whole number ≥ 1, got 0/],
+      ['timeoutMs', 'soon', /webhooks\.timeoutMs must be a whole number ≥ 100/],
+      ['retryScheduleSeconds', [], /webhooks\.retryScheduleSeconds must be a non-empty list/],
+      ['retryScheduleSeconds', [30, -1], /webhooks\.retryScheduleSeconds must be a non-empty list/],
+      ['retryJitter', 1.5, /webhooks\.retryJitter must be a fraction in \[0, 1\)/],
+    ];
+    for (const [key, value, message] of cases) {
+      it(`refuses webhooks.${key} = ${JSON.stringify(value)} with a ConfigError naming it`, () => {
+        writeFileSync(file, JSON.stringify({ webhooks: { [key]: value } }));
+        assert.match(configError({ NODE_ENV: env }).message, message);
+      });
+    }
+
+    it('accepts the defaults and a valid override', () => {
+      writeFileSync(file, JSON.stringify({ webhooks: { concurrency: 8, retryScheduleSeconds: [1, 2] } }));
+      const c = loadConfig({ NODE_ENV: env });
+      assert.equal(c.webhooks.concurrency, 8);
+      assert.deepEqual(c.webhooks.retryScheduleSeconds, [1, 2]);
+      assert.equal(c.webhooks.timeoutMs, 10_000);
     });
   });
 });

@@ -57,7 +57,7 @@ const BLOCKED_V6: Array<[string, string]> = [
 ];
 
 const PUBLIC = ['8.8.8.8', '1.1.1.1', '93.184.215.14', '172.15.255.255', '172.32.0.1', '100.63.255.255', '100.128.0.1',
-  '169.253.255.255', '11.0.0.1', '2606:4700:4700::1111', '2a00:1450:4001:800::200e', '::ffff:8.8.8.8'];
+  '169.253.255.255', '11.0.0.1', '2606:4700:4700::1111', '2a00:1450:4001:800::200e'];
 
 describe('webhook target URLs (SSRF, first line)', () => {
   describe('blockedRange', () => {
@@ -65,8 +65,14 @@ describe('webhook target URLs (SSRF, first line)', () => {
       it(`${address} is blocked as ${range}`, () => assert.equal(blockedRange(address), range));
     }
 
-    it('public unicast addresses (v4, v6, v4-mapped public) are not blocked', () => {
+    it('public unicast addresses (v4, v6) are not blocked', () => {
       for (const a of PUBLIC) assert.equal(blockedRange(a), null, a);
+    });
+
+    it('an IPv4-mapped IPv6 address is blocked even when the IPv4 one is public (the connect-time guard refuses them all)', () => {
+      assert.equal(blockedRange('::ffff:8.8.8.8'), 'ipv4Mapped');
+      assert.equal(blockedRange('::ffff:127.0.0.1'), 'loopback');
+      assert.equal(blockedRange('::ffff:10.1.2.3'), 'private');
     });
 
     it('what is not an IP address is not judged here (host names are checked at connect time)', () => {
