@@ -116,7 +116,8 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
     // Never the URL: integrators sometimes put credentials in its query string.
     logger.info({ delivery_id: d.id, endpoint_id: d.endpointId, status_code: result.statusCode, error: entry.error, next_attempt_at: next }, 'webhook attempt failed');
     if (!next) logger.warn({ delivery_id: d.id, endpoint_id: d.endpointId, event: d.eventType }, 'webhook delivery is dead: every scheduled attempt failed');
-    // Endpoint first, in its own statement: the order PATCH uses (endpoint, then deliveries).
+    // Its own statement, after the delivery's has committed: never a transaction holding a
+    // delivery while it waits for the endpoint (PATCH locks the endpoint, then deliveries).
     const row = await deliveryQueue.markEndpointFailing(db, d.endpointId, now);
     if (!row?.enabled) return;
     const endpoint = toEndpoint(row);
