@@ -8,6 +8,7 @@
  * events from before it was disabled still are, however late the fan-out runs.
  */
 import type { Config } from '../config.js';
+import { lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
 import { eventRow, eventStore } from '../events/event-store.js';
 import { PING, SYSTEM } from '../events/event-types.js';
@@ -21,7 +22,7 @@ import type { CreateWebhookBody, DeliveryStatus, ListDeliveriesQuery, PatchWebho
 import { generateSecret, secretProblem } from './webhook-signing.js';
 import { presentDelivery, presentEndpoint, toEndpoint, webhookStore, type Endpoint } from './webhook-store.js';
 
-/** Namespace of the transaction lock that serialises endpoint creation within a workspace. */
+/** lockKey namespace of the transaction lock that serialises endpoint creation within a workspace. */
 const ENDPOINT_LIMIT_LOCK = 424_243;
 
 export interface WithSecret {
@@ -84,7 +85,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
       checkUrl(body.url);
       if (body.secret !== undefined) checkSecret(body.secret);
       // Count and insert under a per-workspace lock, or two creates could both pass the limit.
-      await db.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [ENDPOINT_LIMIT_LOCK, workspaceId]);
+      await db.raw('SELECT pg_advisory_xact_lock(?)', [lockKey(ENDPOINT_LIMIT_LOCK, workspaceId)]);
       if (await webhookStore.count(db, workspaceId) >= config.maxEndpointsPerWorkspace) {
         throw new AppError('conflict', `A workspace can have at most ${config.maxEndpointsPerWorkspace} webhook endpoints; delete one first`);
       }

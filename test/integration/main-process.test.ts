@@ -1,83 +1,24 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { baseEnv, ROOT, startMain as spawnMain, type MainProcess } from '../helpers/main-process.js';
 import { freePort, isAlive, waitFor } from '../helpers/process.js';
 import { createTestDatabase } from '../helpers/test-db.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Every migration file: the service must apply them all. */
 const MIGRATION_COUNT = readdirSync(new URL('../../migrations/', import.meta.url)).filter((f) => f.endsWith('.ts')).length;
 
 
 
 
-/** The environment of a child topicdesk: ours minus everything that configures topicdesk. */
-function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(env)) {
-    if (/^(NODE_ENV|DATABASE_URL|TEST_DATABASE_URL|PORT|HOST|LOG_LEVEL|TOPICDESK_.*|EMBEDDED_PG_PORT|SCHEDULER_ENABLED|TELEGRAM_.*|WEBHOOK_ALLOW_PRIVATE_TARGETS)$/.test(k)) delete env[k];
-  }
-  return { ...env, ...extra };
-}
-
-interface LogLine { level: number; msg: string; [k: string]: unknown }
-
-interface MainProcess {
-  child: ChildProcess;
-  lines: LogLine[];
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  hasExited(): boolean;
-  /** Resolves with the base URL once the process logs that it listens. */
-  listening(timeoutMs?: number): Promise<string>;
-}
-
 const started: MainProcess[] = [];
 
 function startMain(env: NodeJS.ProcessEnv, opts: { detached?: boolean } = {}): MainProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false,
-  });
-  let out = '';
-  let err = '';
-  let buffered = '';
-  const lines: LogLine[] = [];
-  let done = false;
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d;
-    buffered += d;
-    let i: number;
-    while ((i = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, i);
-      buffered = buffered.slice(i + 1);
-      try { lines.push(JSON.parse(line)); } catch { /* not a log line */ }
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => { err += d; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('close', (code, signal) => { done = true; resolve({ code, signal }); });
-  });
-  const proc: MainProcess = {
-    child,
-    lines,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    hasExited: () => done,
-    async listening(timeoutMs = 30_000) {
-      const line = await waitFor('the "listening" log line', () => {
-        if (done) throw new Error(`topicdesk exited before listening; stderr: ${err.trim()} stdout: ${out.trim().slice(-500)}`);
-        return lines.find((l) => /listening/.test(l.msg));
-      }, timeoutMs);
-      return line.url as string;
-    },
-  };
+  const proc = spawnMain(env, opts);
   started.push(proc);
   return proc;
 }

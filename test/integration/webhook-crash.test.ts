@@ -13,75 +13,25 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { createWebhookWorker } from '../../src/webhooks/webhook-worker.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { makeKey, makeWorkspace } from '../helpers/factories.js';
+import { baseEnv, startMain as spawnMain, type MainProcess } from '../helpers/main-process.js';
 import { waitFor } from '../helpers/process.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.js';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../helpers/webhook-receiver.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const LOST = 'no outcome was recorded in time (the worker stopped, or its lease ran out): sent again';
 /** config/default.json webhooks.timeoutMs (10 s) + the worker's 20 s lease margin. */
 const LEASE_MS = 30_000;
-
-/** The environment of a child topicdesk: ours minus everything that configures topicdesk. */
-function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(env)) {
-    if (/^(NODE_ENV|DATABASE_URL|TEST_DATABASE_URL|PORT|HOST|LOG_LEVEL|TOPICDESK_.*|EMBEDDED_PG_PORT|SCHEDULER_ENABLED|TELEGRAM_.*|WEBHOOK_.*)$/.test(k)) delete env[k];
-  }
-  return { ...env, ...extra };
-}
-
-interface MainProcess {
-  child: ChildProcess;
-  lines: Array<{ msg: string; [k: string]: unknown }>;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  hasExited(): boolean;
-  listening(): Promise<string>;
-}
 
 const started: MainProcess[] = [];
 let contactSeq = 0;
 
 function startMain(env: NodeJS.ProcessEnv): MainProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: MainProcess['lines'] = [];
-  let buffered = '';
-  let err = '';
-  let done = false;
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d;
-    let i: number;
-    while ((i = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, i);
-      buffered = buffered.slice(i + 1);
-      try { lines.push(JSON.parse(line)); } catch { /* not a log line */ }
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => { err += d; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('close', (code, signal) => { done = true; resolve({ code, signal }); });
-  });
-  const p: MainProcess = {
-    child, lines, exited,
-    stderr: () => err,
-    hasExited: () => done,
-    async listening() {
-      const line = await waitFor('the "listening" log line', () => {
-        if (done) throw new Error(`topicdesk exited before listening; stderr: ${err.trim()}`);
-        return lines.find((l) => /listening/.test(l.msg));
-      }, 30_000);
-      return line.url as string;
-    },
-  };
+  const p = spawnMain(env);
   started.push(p);
   return p;
 }
