@@ -18,6 +18,9 @@ import { contactRoutes } from './contacts/contact-routes.js';
 import { messageRoutes } from './messages/message-routes.js';
 import { ticketRoutes } from './tickets/ticket-routes.js';
 import { webhookRoutes } from './webhooks/webhook-routes.js';
+import { telegramRoutes } from './telegram/telegram-routes.js';
+import { accountRoutes } from './accounts/account-routes.js';
+import { intakeFormRoutes } from './intake/intake-form-routes.js';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -27,6 +30,8 @@ export interface AppOptions {
   extraRoutes?: RouteDef[];
   /** Node process metrics on /metrics (off in tests: several apps share one process). */
   processMetrics?: boolean;
+  /** Called when a Telegram update arrived through the webhook route (wakes the update workers). */
+  onTelegramUpdate?: () => void;
 }
 
 /**
@@ -47,6 +52,8 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
     ...webhookRoutes(services.webhooks, deps.clock),
+    ...accountRoutes(services.accounts),
+    ...intakeFormRoutes(services.intakeForms),
     ...(opts.extraRoutes ?? []),
   ];
   let openApiDoc: object | undefined;
@@ -54,6 +61,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   const openApi = () => (openApiDoc ??= buildOpenApi(routes, VERSION));
   const routes: RouteDef[] = [
     ...systemRoutes({ db, registry: metrics.registry, openApi, docsPage: () => (docsHtml ??= renderDocsPage(openApi() as any)) }),
+    ...telegramRoutes({ db, clock: deps.clock, webhookSecret: config.telegram.webhookSecret, onStored: opts.onTelegramUpdate }),
     ...apiRoutes,
   ];
 

@@ -20,6 +20,31 @@ export interface Config {
     readonly apiRoot: string;
     readonly webhookUrl: string | null;
     readonly webhookSecret: string | null;
+    /** Long polling: how long one getUpdates waits for news. */
+    readonly pollTimeoutSeconds: number;
+    /** One Bot API call's time limit. */
+    readonly callTimeoutMs: number;
+    /** How often bots added or removed through the API are picked up. */
+    readonly reconcileIntervalMs: number;
+    /** An album's items arrive as separate updates: wait this long to copy them as one. */
+    readonly albumGatherMs: number;
+    readonly sends: {
+      readonly concurrency: number;
+      readonly pollIntervalMs: number;
+      /** A claimed send is re-sent by another worker after this long without an outcome. */
+      readonly leaseMs: number;
+      /** 5xx/network failures before a send fails for good; waits double from retryBaseMs up to retryMaxMs. */
+      readonly maxFailures: number;
+      readonly retryBaseMs: number;
+      readonly retryMaxMs: number;
+      /** Telegram's flood limits (FAQ): per chat, per group, per bot; windows carry a small margin. */
+      readonly pacing: {
+        readonly perChat: { readonly limit: number; readonly windowMs: number };
+        readonly perGroup: { readonly limit: number; readonly windowMs: number };
+        readonly perBot: { readonly limit: number; readonly windowMs: number };
+      };
+    };
+    readonly updates: { readonly concurrency: number; readonly pollIntervalMs: number; readonly maxAttempts: number };
   };
   readonly webhooks: {
     /** Loopback/private/link-local targets and plain http allowed (local development and tests only). */
@@ -131,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('TELEGRAM_SUPPORT_CHAT_ID is set but TELEGRAM_BOT_TOKEN is not');
   }
   checkWebhooks(c.webhooks);
+  checkTelegram(c.telegram);
   c.dataDir = path.resolve(c.dataDir);
   return deepFreeze(c) as Config;
 }
@@ -157,6 +183,23 @@ function checkWebhooks(w: Record<string, unknown>): void {
   if (typeof w.retryJitter !== 'number' || w.retryJitter < 0 || w.retryJitter >= 1) {
     throw new ConfigError(`webhooks.retryJitter must be a fraction in [0, 1), got ${JSON.stringify(w.retryJitter)}`);
   }
+}
+
+/** The Telegram worker settings come from config/*.json only: the same kind of guard. */
+function checkTelegram(t: any): void {
+  const whole = (path: string, v: unknown, min: number) => {
+    if (!Number.isInteger(v) || (v as number) < min) throw new ConfigError(`telegram.${path} must be a whole number ≥ ${min}, got ${JSON.stringify(v)}`);
+  };
+  whole('pollTimeoutSeconds', t.pollTimeoutSeconds, 0);
+  whole('callTimeoutMs', t.callTimeoutMs, 100);
+  whole('reconcileIntervalMs', t.reconcileIntervalMs, 100);
+  whole('albumGatherMs', t.albumGatherMs, 0);
+  for (const k of ['concurrency', 'pollIntervalMs', 'leaseMs', 'maxFailures', 'retryBaseMs', 'retryMaxMs']) whole(`sends.${k}`, t.sends?.[k], 1);
+  for (const k of ['perChat', 'perGroup', 'perBot']) {
+    whole(`sends.pacing.${k}.limit`, t.sends?.pacing?.[k]?.limit, 1);
+    whole(`sends.pacing.${k}.windowMs`, t.sends?.pacing?.[k]?.windowMs, 1);
+  }
+  for (const k of ['concurrency', 'pollIntervalMs', 'maxAttempts']) whole(`updates.${k}`, t.updates?.[k], 1);
 }
 
 function deepFreeze<T>(o: T): T {

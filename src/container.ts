@@ -9,6 +9,8 @@ import { createContactService } from './contacts/contact-service.js';
 import { createMessageService } from './messages/message-service.js';
 import { createTicketService } from './tickets/ticket-service.js';
 import { createWebhookService } from './webhooks/webhook-service.js';
+import { createAccountService } from './accounts/account-service.js';
+import { createIntakeFormService } from './intake/intake-form-service.js';
 
 export interface Deps {
   config: Config;
@@ -28,6 +30,8 @@ export function createServices(deps: Deps) {
     tickets,
     messages: createMessageService({ clock, contacts, tickets }),
     webhooks: createWebhookService({ clock, config: deps.config.webhooks }),
+    accounts: createAccountService({ clock, telegram: deps.config.telegram }),
+    intakeForms: createIntakeFormService({ clock }),
   };
 }
 

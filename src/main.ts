@@ -15,6 +15,7 @@ import { createScheduler, type Scheduler } from './jobs/scheduler.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 import { createWebhookWorker, type WebhookWorker } from './webhooks/webhook-worker.js';
+import { createTelegram, type Telegram } from './telegram/telegram.js';
 
 /** How long shutdown waits for in-flight requests before closing their connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
   let server: Server | undefined;
   let scheduler: Scheduler | undefined;
   let webhookWorker: WebhookWorker | undefined;
+  let telegram: Telegram | undefined;
   let started = false;
   let stopping = false;
 
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
         });
         clearTimeout(force);
       }
+      await telegram?.stop();
       await scheduler?.stop();
       await webhookWorker?.stop();
       await database?.close();
@@ -99,7 +102,8 @@ async function main(): Promise<void> {
 
   const deps = { config, db, logger, clock: systemClock };
   const services = createServices(deps);
-  const app = createApp(deps, { services, processMetrics: true });
+  const tg = createTelegram({ config, db, logger, clock: systemClock, services });
+  const app = createApp(deps, { services, processMetrics: true, onTelegramUpdate: () => tg.updates.wake() });
   scheduler = createScheduler({
     db, logger,
     jobs: [
@@ -124,10 +128,12 @@ async function main(): Promise<void> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ url: `http://${config.host}:${port}` }, `topicdesk listening on http://${config.host}:${port}`);
-  // Background work (cron jobs and the webhook worker) can be left to other replicas.
+  // Background work (cron jobs, webhook delivery, the Telegram bots and send queue) can be left to other replicas.
   if (config.schedulerEnabled) {
     scheduler.start();
     webhookWorker.start();
+    telegram = tg;
+    await tg.start().catch((err) => logger.error({ err }, 'starting the Telegram bots failed'));
   }
   started = true;
 }

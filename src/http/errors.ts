@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   daily_send_limit_exceeded: [429, 'Daily send limit exceeded'],
   internal_error: [500, 'Internal error'],
   service_unavailable: [503, 'Service unavailable'],
+  telegram_unavailable: [503, 'Telegram unavailable'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

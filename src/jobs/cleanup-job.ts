@@ -17,7 +17,8 @@ async function deleteInBatches(db: Knex, table: string, where: string, bindings:
 /**
  * Housekeeping: Idempotency-Keys past their retention, rate-limit windows that have
  * ended, job-run records older than a week, and finished webhook deliveries (succeeded or
- * dead) past their retention.
+ * dead) past their retention, and Telegram's bookkeeping: handled updates after a week
+ * (Telegram never resends older ones), finished sends after a week, idle pacing windows.
  */
 export function cleanupJob(opts: { schedule: string; idempotencyRetentionHours: number; webhookDeliveryRetentionDays: number }): Job {
   return {
@@ -29,7 +30,11 @@ export function cleanupJob(opts: { schedule: string; idempotencyRetentionHours: 
       const jobRuns = await deleteInBatches(db, 'job_runs', `started_at < now() - interval '7 days'`, [], signal);
       const webhookDeliveries = await deleteInBatches(db, 'webhook_deliveries',
         `status IN ('succeeded', 'dead') AND updated_at < now() - make_interval(days => ?)`, [opts.webhookDeliveryRetentionDays], signal);
-      logger.info({ idempotencyKeys, rateWindows, jobRuns, webhookDeliveries }, 'cleanup done');
+      const telegramUpdates = await deleteInBatches(db, 'telegram_updates', `processed_at < now() - interval '7 days'`, [], signal);
+      const telegramSends = await deleteInBatches(db, 'telegram_sends', `done_at < now() - interval '7 days'`, [], signal);
+      const telegramWindows = await deleteInBatches(db, 'telegram_rate_windows',
+        `(blocked_until IS NULL OR blocked_until < now()) AND (cardinality(sent_at) = 0 OR sent_at[cardinality(sent_at)] < now() - interval '10 minutes')`, [], signal);
+      logger.info({ idempotencyKeys, rateWindows, jobRuns, webhookDeliveries, telegramUpdates, telegramSends, telegramWindows }, 'cleanup done');
     },
   };
 }

@@ -178,6 +178,46 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
       return { message, ticket: view };
     },
 
+    /**
+     * The Telegram side: an agent wrote in the ticket's topic. The message is copied to the
+     * customer by the send queue (an album item joins the album's copy). When it cannot be
+     * delivered (closed ticket, blocked customer, no private chat) nothing is queued and the
+     * reason is returned for the topic; a message that was written is then stored failed.
+     */
+    async replyFromTelegram(db: Db, ws: Workspace, ticketId: string, r: {
+      agentId: string; text: string; attachments: Record<string, unknown>[]; accountId: string;
+      source: { chatId: number; messageId: number; mediaGroupId?: string }; albumGatherMs: number;
+    }): Promise<{ message: Message | null; problem: string | null }> {
+      const view = await tickets.get(db, ws.id, ticketId, { forUpdate: true });
+      const { ticket, contact } = view;
+      if (ticket.status === 'closed') return { message: null, problem: 'This ticket is closed, so the customer did not get this message. Their next message opens a new ticket.' };
+      const at = clock.now();
+      const actor: Actor = { type: 'agent', id: r.agentId };
+      const chat = contact.blocked ? null : await contacts.chatFor(db, ws.id, contact.id, ticket.accountId);
+      const problem = contact.blocked ? 'The customer has blocked the bot' : chat ? null : 'The customer has never started the bot, so it cannot write to them';
+      const message = await messageStore.insert(db, {
+        id: newId('msg'), workspaceId: ws.id, ticketId, contactId: contact.id, accountId: chat?.accountId ?? ticket.accountId, direction: 'outbound',
+        visibility: 'public', authorType: 'agent', authorId: r.agentId, text: r.text, attachments: r.attachments,
+        status: problem ? 'failed' : 'queued', failureReason: problem, simulated: false, createdAt: at, sentAt: null,
+      });
+      await db('message_telegram_refs').insert({ account_id: r.accountId, chat_id: r.source.chatId, telegram_message_id: r.source.messageId, message_id: message.id, role: 'original' })
+        .onConflict(['account_id', 'chat_id', 'telegram_message_id']).ignore();
+      if (problem) {
+        await eventStore.record(db, ws.id, at, [{ type: 'message.failed', actor, ticketId, contactId: contact.id, messageId: message.id, payload: presentMessage(message), detail: { reason: problem } }]);
+        return { message, problem: `Not delivered: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}.` };
+      }
+      // The copy is made by the bot that holds the customer's private chat.
+      const send = { workspaceId: ws.id, accountId: chat!.accountId, chatId: chat!.chatId, op: 'copy_message' as const, ticketId, messageId: message.id, at };
+      if (r.source.mediaGroupId) {
+        await sendQueue.enqueueAlbumItem(db, { ...send, payload: { from_chat_id: r.source.chatId, message_ids: [r.source.messageId], media_group_id: r.source.mediaGroupId } }, r.albumGatherMs);
+      } else {
+        await sendQueue.enqueue(db, { ...send, payload: { from_chat_id: r.source.chatId, message_ids: [r.source.messageId] } });
+      }
+      const next = statusAfterAgentReply(ticket.status);
+      if (next) await tickets.move(db, view, next, actor, 'agent_reply');
+      return { message, problem: null };
+    },
+
     /** The Telegram side: a queued message reached the customer. Settling twice is a no-op. */
     async markSent(db: Db, messageId: string, at: Date): Promise<Message | null> {
       const m = await messageStore.settle(db, messageId, { status: 'sent', at });

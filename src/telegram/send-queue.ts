@@ -1,48 +1,232 @@
 /**
- * The durable Telegram send queue (table telegram_sends). Producers enqueue in the same
- * transaction as the change that causes the call; the Telegram module's workers claim rows
- * with FOR UPDATE SKIP LOCKED and deliver them. Sandbox workspaces never enqueue.
+ * The durable Telegram send queue (table telegram_sends). Every outbound Bot API call is a
+ * row written in the same transaction as the change that causes it; the send worker claims
+ * rows and makes the calls. Sandbox workspaces never enqueue. Invariants:
+ * - order per chat: a priority-0 row is only claimed when no older priority-0 row of the same
+ *   (bot, chat) is still queued or in flight, so a chat sees its messages in the order written;
+ * - cosmetic rows (priority 1: topic rename, card edit) are rendered from the ticket when sent,
+ *   so one queued row per (ticket, kind) stands for any number of changes; they are claimed
+ *   after messages, which keeps the group's 20-a-minute budget for what customers wrote;
+ * - pacing is decided at claim time against windows kept in PostgreSQL (telegram_rate_windows),
+ *   locked in key order, so replicas share one count per chat and per bot;
+ * - a claimed row carries a lease; a worker that dies loses it and the row is sent again after
+ *   the lease (at most one duplicate: the call may have reached Telegram before the crash).
+ *   `attempts` is the fencing token: an outcome is only recorded by the claim that made it.
  */
 import type { Db } from '../db/knex.js';
+import { earliestSlot, take, type WindowRule, type WindowState } from './pacing.js';
 
-export type SendOp = 'send_message' | 'create_topic';
+export type SendOp =
+  | 'send_message' | 'copy_message' | 'edit_copy' | 'react'
+  | 'create_topic' | 'post_card' | 'rename_topic' | 'edit_card' | 'close_topic' | 'reopen_topic'
+  | 'resolution_notice' | 'answer_callback';
 
 export interface SendRequest {
   workspaceId: string;
   accountId: string;
-  /** Target chat; for create_topic the support group. */
+  /** Target chat; for topic operations the support group; null for answer_callback. */
   chatId: number | null;
   op: SendOp;
   ticketId?: string | null;
   messageId?: string | null;
   payload?: Record<string, unknown>;
   at: Date;
+  /** Not before this time (album items gather for a moment). Defaults to `at`. */
+  notBefore?: Date;
 }
 
-/** Telegram allows a bot about 30 messages a second overall. */
-const BOT_MESSAGES_PER_SECOND = 30;
+export interface QueuedSend {
+  id: number;
+  workspaceId: string;
+  accountId: string;
+  chatId: number | null;
+  op: SendOp;
+  ticketId: string | null;
+  messageId: string | null;
+  payload: Record<string, any>;
+  attempts: number;
+  failures: number;
+  createdAt: Date;
+}
+
+export interface PacingRules {
+  perChat: WindowRule;
+  perGroup: WindowRule;
+  perBot: WindowRule;
+}
+
+const toSend = (r: any): QueuedSend => ({
+  id: Number(r.id), workspaceId: r.workspace_id, accountId: r.account_id, chatId: r.chat_id === null ? null : Number(r.chat_id),
+  op: r.op, ticketId: r.ticket_id, messageId: r.message_id, payload: r.payload ?? {}, attempts: r.attempts, failures: r.failures,
+  createdAt: r.created_at,
+});
+
+/** Calls that post nothing into a chat and so do not count against its flood limits. */
+const UNPACED: ReadonlySet<SendOp> = new Set(['answer_callback', 'react']);
+
+/** How many messages a row may post in its chat (a topic recreated on the way costs three). */
+function costOf(r: { op: SendOp; payload: Record<string, any>; needs_topic: boolean }): number {
+  const topicSetUp = r.needs_topic ? 3 : 0;
+  switch (r.op) {
+    case 'create_topic': return 3;
+    case 'post_card': return 2 + topicSetUp;
+    case 'copy_message': return Math.max(1, (r.payload.message_ids ?? []).length) + (r.payload.in_topic ? topicSetUp : 0);
+    case 'send_message': case 'edit_copy': return 1 + (r.payload.in_topic ? topicSetUp : 0);
+    default: return 1;
+  }
+}
 
 export const sendQueue = {
   async enqueue(db: Db, r: SendRequest): Promise<void> {
     await db('telegram_sends').insert({
-      workspace_id: r.workspaceId,
-      account_id: r.accountId,
-      chat_id: r.chatId,
-      op: r.op,
-      ticket_id: r.ticketId ?? null,
-      message_id: r.messageId ?? null,
-      payload: JSON.stringify(r.payload ?? {}),
-      next_attempt_at: r.at,
-      created_at: r.at,
+      workspace_id: r.workspaceId, account_id: r.accountId, chat_id: r.chatId, op: r.op,
+      ticket_id: r.ticketId ?? null, message_id: r.messageId ?? null, payload: JSON.stringify(r.payload ?? {}),
+      next_attempt_at: r.notBefore ?? r.at, created_at: r.at,
     });
+  },
+
+  /**
+   * An album item: joins the queued copy of the same album (same source chat and
+   * media_group_id) so copyMessages keeps the grouping, else starts one that waits `gatherMs`
+   * for the rest. Returns true when it joined an existing row.
+   */
+  async enqueueAlbumItem(db: Db, r: SendRequest & { payload: { from_chat_id: number; message_ids: number[]; media_group_id: string } }, gatherMs: number): Promise<boolean> {
+    const joined = await db.raw(
+      `UPDATE telegram_sends SET payload = jsonb_set(payload, '{message_ids}', (payload->'message_ids') || to_jsonb(?::bigint))
+        WHERE status = 'queued' AND op = 'copy_message' AND account_id = ? AND chat_id = ?
+          AND payload->>'media_group_id' = ? AND (payload->>'from_chat_id')::bigint = ?
+          AND jsonb_array_length(payload->'message_ids') < 10
+        RETURNING id`,
+      [r.payload.message_ids[0], r.accountId, r.chatId, r.payload.media_group_id, r.payload.from_chat_id],
+    );
+    if (joined.rows.length) return true;
+    await sendQueue.enqueue(db, { ...r, notBefore: new Date(r.at.getTime() + gatherMs) });
+    return false;
   },
 
   /**
    * When a message enqueued now should go out: after what is already waiting for the same
    * bot, at the bot's overall rate. An estimate for clients, not a promise.
    */
-  async eta(db: Db, accountId: string, now: Date): Promise<Date> {
+  async eta(db: Db, accountId: string, now: Date, perSecond = 30): Promise<Date> {
     const [{ n }] = await db('telegram_sends').where('account_id', accountId).whereIn('status', ['queued', 'sending']).count({ n: '*' });
-    return new Date(now.getTime() + Math.ceil((Number(n) / BOT_MESSAGES_PER_SECOND) * 1000));
+    return new Date(now.getTime() + Math.ceil((Number(n) / perSecond) * 1000));
+  },
+
+  /**
+   * Claims what may be sent now without breaking order or a flood limit, and returns it with
+   * the earliest time something else becomes sendable (for the worker's sleep). One
+   * transaction: expired leases go back to the queue, candidates are locked SKIP LOCKED,
+   * the pacing windows of their keys are locked in key order, and the chosen rows leave with
+   * a lease.
+   */
+  async claim(db: Db, opts: { now: Date; limit: number; leaseMs: number; rules: PacingRules }): Promise<{ claimed: QueuedSend[]; nextAt: Date | null }> {
+    const { now, rules } = opts;
+    return db.transaction(async (tx) => {
+      await tx.raw(
+        `UPDATE telegram_sends SET status = 'queued', next_attempt_at = ?,
+                last_error = 'lease expired: the worker stopped before recording the outcome'
+          WHERE status = 'sending' AND lease_until < ?`,
+        [now, now],
+      );
+      const candidates = (await tx.raw(
+        `SELECT s.*, (s.ticket_id IS NOT NULL AND t.topic_thread_id IS NULL) AS needs_topic
+           FROM telegram_sends s
+           LEFT JOIN tickets t ON t.id = s.ticket_id
+          WHERE s.status = 'queued' AND s.next_attempt_at <= ?
+            AND (s.priority = 1 OR s.chat_id IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM telegram_sends p
+                   WHERE p.account_id = s.account_id AND p.chat_id = s.chat_id AND p.priority = 0
+                     AND p.status IN ('queued', 'sending') AND p.id < s.id))
+          ORDER BY s.priority, s.id
+          LIMIT ?
+          FOR UPDATE OF s SKIP LOCKED`,
+        [now, opts.limit * 4],
+      )).rows as any[];
+
+      const keysOf = (r: any): { key: string; rule: WindowRule }[] => {
+        if (UNPACED.has(r.op)) return [];
+        const keys = [{ key: `bot:${r.account_id}`, rule: rules.perBot }];
+        if (r.chat_id !== null) keys.push({ key: `chat:${r.account_id}:${r.chat_id}`, rule: Number(r.chat_id) < 0 ? rules.perGroup : rules.perChat });
+        return keys;
+      };
+      const allKeys = [...new Set(candidates.flatMap((r) => keysOf(r).map((k) => k.key)))].sort();
+      const windows = new Map<string, WindowState>();
+      if (allKeys.length) {
+        await tx.raw(`INSERT INTO telegram_rate_windows (key) SELECT unnest(?::text[]) ON CONFLICT DO NOTHING`, [allKeys]);
+        const rows = (await tx.raw(`SELECT key, sent_at, blocked_until FROM telegram_rate_windows WHERE key = ANY(?) ORDER BY key FOR UPDATE`, [allKeys])).rows;
+        for (const w of rows) windows.set(w.key, { sentAt: (w.sent_at as Date[]).map((d) => new Date(d).getTime()), blockedUntil: w.blocked_until ? new Date(w.blocked_until).getTime() : null });
+      }
+
+      const t = now.getTime();
+      const chosen: any[] = [];
+      let nextAt: number | null = null;
+      const touched = new Set<string>();
+      for (const r of candidates) {
+        if (chosen.length >= opts.limit) { nextAt = t; break; }
+        const keys = keysOf(r);
+        const cost = costOf(r);
+        const at = Math.max(t, ...keys.map((k) => earliestSlot(windows.get(k.key)!, k.rule, t, cost)));
+        if (at > t) {
+          nextAt = nextAt === null ? at : Math.min(nextAt, at);
+          continue;
+        }
+        for (const k of keys) {
+          windows.set(k.key, take(windows.get(k.key)!, k.rule, t, cost));
+          touched.add(k.key);
+        }
+        chosen.push(r);
+      }
+      for (const key of touched) {
+        const w = windows.get(key)!;
+        await tx.raw(`UPDATE telegram_rate_windows SET sent_at = ?::timestamptz[], blocked_until = ? WHERE key = ?`,
+          [w.sentAt.map((ms) => new Date(ms).toISOString()), w.blockedUntil === null ? null : new Date(w.blockedUntil), key]);
+      }
+      if (chosen.length) {
+        await tx.raw(
+          `UPDATE telegram_sends SET status = 'sending', attempts = attempts + 1, lease_until = ? WHERE id = ANY(?::bigint[])`,
+          [new Date(t + opts.leaseMs), chosen.map((r) => r.id)],
+        );
+      }
+      const upcoming = (await tx.raw(`SELECT min(next_attempt_at) AS at FROM telegram_sends WHERE status = 'queued' AND next_attempt_at > ?`, [now])).rows[0].at;
+      if (upcoming) nextAt = nextAt === null ? new Date(upcoming).getTime() : Math.min(nextAt, new Date(upcoming).getTime());
+      return { claimed: chosen.map((r) => ({ ...toSend(r), attempts: r.attempts + 1 })), nextAt: nextAt === null ? null : new Date(nextAt) };
+    });
+  },
+
+  /**
+   * Ends a claimed row (sent, failed, cancelled) — only if this claim still owns it.
+   * False when the lease was lost (another worker re-claimed the row): the caller must roll back.
+   */
+  async finish(db: Db, s: QueuedSend, outcome: { status: 'sent' | 'failed' | 'cancelled'; error?: string | null; at: Date }): Promise<boolean> {
+    const n = await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts })
+      .update({ status: outcome.status, last_error: outcome.error ?? null, done_at: outcome.at, lease_until: null });
+    return n === 1;
+  },
+
+  /** Puts a claimed row back in the queue for `at`; a failure counts towards giving up, a wait does not. */
+  async retryLater(db: Db, s: QueuedSend, r: { at: Date; error: string; countsAsFailure: boolean }): Promise<boolean> {
+    const n = await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({
+      status: 'queued', next_attempt_at: r.at, last_error: r.error, lease_until: null,
+      failures: r.countsAsFailure ? s.failures + 1 : s.failures,
+    });
+    return n === 1;
+  },
+
+  /** A 429: nothing more goes to that chat (or from that bot) before Telegram says so. */
+  async pause(db: Db, key: string, until: Date): Promise<void> {
+    await db.raw(
+      `INSERT INTO telegram_rate_windows (key, blocked_until) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET blocked_until = GREATEST(telegram_rate_windows.blocked_until, EXCLUDED.blocked_until)`,
+      [key, until],
+    );
+  },
+
+  /** Extends the lease of rows still being worked on (a slow multi-step topic set-up). */
+  async extendLease(db: Db, s: QueuedSend, until: Date): Promise<void> {
+    await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({ lease_until: until });
   },
 };
+
+export const chatKey = (accountId: string, chatId: number) => `chat:${accountId}:${chatId}`;
+export const botKey = (accountId: string) => `bot:${accountId}`;

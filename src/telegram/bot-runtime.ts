@@ -1,0 +1,177 @@
+/**
+ * Runs the bots: the default bot from TELEGRAM_BOT_TOKEN (kept in the accounts table like
+ * the ones added through /v1/accounts, so every replica reads the same token), then for each
+ * runnable bot a start-up check of its support group and its update source — a long poller,
+ * or setWebhook when TELEGRAM_WEBHOOK_URL is set. Bots added or removed through the API are
+ * picked up by a periodic reconcile. A misconfigured group never stops the service: one log
+ * line says what to fix.
+ */
+import { accountStore, type RunnableAccount } from '../accounts/account-store.js';
+import { ACCOUNTS_LOCK } from '../accounts/account-service.js';
+import type { Config } from '../config.js';
+import { lockKey } from '../db/advisory-lock.js';
+import type { Knex } from '../db/knex.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import type { Logger } from '../lib/logger.js';
+import type { BotApi } from './bot-api.js';
+import { ALLOWED_UPDATES, startPoller, type Poller } from './poller.js';
+import { classifyTelegramError } from './telegram-errors.js';
+import { webhookSecretFor } from './webhook-secret.js';
+
+export interface BotRuntime {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Looks for bots added, changed or removed now (tests; otherwise periodic). */
+  reconcile(): Promise<void>;
+}
+
+/**
+ * TELEGRAM_BOT_TOKEN → the default workspace's bot. The bot id is the token's numeric part,
+ * so this needs no call to Telegram (start-up must not depend on it being reachable).
+ */
+export async function syncDefaultAccount(db: Knex, config: Config, clock: Clock, logger: Logger): Promise<void> {
+  const token = config.telegram.botToken;
+  if (!token) return;
+  const botUserId = Number(token.split(':')[0]);
+  const supportChatId = config.telegram.supportChatId === null ? null : Number(config.telegram.supportChatId);
+  const at = clock.now();
+  await db.transaction(async (tx) => {
+    await tx.raw('SELECT pg_advisory_xact_lock(?)', [lockKey(ACCOUNTS_LOCK, 'ws_default')]);
+    const existing = await tx('accounts').where({ bot_user_id: botUserId }).whereNull('deleted_at').first();
+    if (existing && existing.workspace_id !== 'ws_default') {
+      logger.error({ account_id: existing.id }, `TELEGRAM_BOT_TOKEN is ignored: this bot is connected to workspace ${existing.workspace_id} through the API`);
+      return;
+    }
+    if (existing) {
+      await tx('accounts').where({ id: existing.id }).update({ bot_token: token, ...(supportChatId !== null ? { support_chat_id: supportChatId } : {}), updated_at: at });
+      return;
+    }
+    const hasDefault = await tx('accounts').where({ workspace_id: 'ws_default', is_default: true }).whereNull('deleted_at').first();
+    await tx('accounts').insert({
+      id: newId('acc'), workspace_id: 'ws_default', name: 'Default bot', bot_user_id: botUserId, bot_token: token,
+      support_chat_id: supportChatId, is_default: !hasDefault, created_at: at, updated_at: at,
+    });
+  });
+}
+
+/**
+ * Checks what Telegram needs for topics (research §1.7): the group is a forum and the bot an
+ * admin with Manage Topics (and Pin Messages for the card). Logs one line per problem, with
+ * the fix; never throws.
+ */
+export async function checkSetup(db: Knex, api: BotApi, logger: Logger, a: RunnableAccount): Promise<boolean> {
+  const log = logger.child({ account_id: a.id });
+  const telegram = api.client(a.token);
+  let me: { id: number; username: string };
+  try {
+    me = await telegram.getMe();
+  } catch (err) {
+    const f = classifyTelegramError(err);
+    if (f.kind === 'transient' || f.kind === 'rate_limited') log.warn({ reason: f.reason }, 'Telegram is not reachable at start-up: messages wait in the send queue until it is');
+    else log.error({ reason: f.reason }, `Telegram refuses the token of bot ${a.botUserId}: create a new token with @BotFather and set it (TELEGRAM_BOT_TOKEN or PATCH /v1/accounts/${a.id})`);
+    return false;
+  }
+  if (me.username !== a.botUsername) await db('accounts').where({ id: a.id }).update({ bot_username: me.username });
+  const bot = `@${me.username}`;
+  if (a.supportChatId === null) {
+    log.warn(`${bot} has no support group: set TELEGRAM_SUPPORT_CHAT_ID (or support_chat_id through /v1/accounts) to the forum supergroup's id; until then tickets get no topic`);
+    return false;
+  }
+  const group = `the support group ${a.supportChatId}`;
+  try {
+    const chat: any = await telegram.getChat(a.supportChatId);
+    if (!chat.is_forum) {
+      log.error(`${group} ("${chat.title}") is not a forum: turn on Topics in the group's settings (Edit → Topics), then restart`);
+      return false;
+    }
+    const member: any = await telegram.getChatMember(a.supportChatId, me.id);
+    if (member.status !== 'administrator' && member.status !== 'creator') {
+      log.error(`${bot} is not an administrator of ${group} ("${chat.title}"): promote it to admin with the Manage Topics right`);
+      return false;
+    }
+    if (member.status === 'administrator' && !member.can_manage_topics) {
+      log.error(`${bot} is an admin of ${group} ("${chat.title}") without the Manage Topics right: edit its admin rights and turn on Manage Topics`);
+      return false;
+    }
+    if (member.status === 'administrator' && !member.can_pin_messages) {
+      log.warn(`${bot} cannot pin messages in ${group}: ticket cards will not be pinned until it has the Pin Messages right`);
+    }
+    log.info(`Telegram ready: ${bot} creates ticket topics in "${chat.title}" (${a.supportChatId})`);
+    return true;
+  } catch (err) {
+    const f = classifyTelegramError(err);
+    log.error({ reason: f.reason }, `${bot} cannot reach ${group}: add the bot to the group, or check TELEGRAM_SUPPORT_CHAT_ID`);
+    return false;
+  }
+}
+
+export function createBotRuntime(deps: {
+  db: Knex; logger: Logger; clock: Clock; api: BotApi; config: Config; onUpdateStored: () => void; reconcileIntervalMs: number;
+}): BotRuntime {
+  const { db, api, config, clock } = deps;
+  const logger = deps.logger.child({ component: 'telegram' });
+  const running = new Map<string, { token: string; poller: Poller | null }>();
+  let timer: NodeJS.Timeout | null = null;
+  let reconciling: Promise<void> = Promise.resolve();
+
+  async function startBot(a: RunnableAccount): Promise<{ token: string; poller: Poller | null }> {
+    void checkSetup(db, api, logger, a);
+    if (config.telegram.webhookUrl) {
+      const url = `${config.telegram.webhookUrl}/telegram/${a.id}/webhook`;
+      try {
+        await api.client(a.token).callApi('setWebhook', { url, secret_token: webhookSecretFor(a.token, config.telegram.webhookSecret), allowed_updates: ALLOWED_UPDATES } as any);
+        logger.info({ account_id: a.id, url }, 'Telegram webhook set');
+      } catch (err) {
+        logger.error({ account_id: a.id, reason: classifyTelegramError(err).reason }, 'setWebhook failed: retrying at the next check');
+        throw err;
+      }
+      return { token: a.token, poller: null };
+    }
+    return {
+      token: a.token,
+      poller: startPoller({ db, logger, clock, api, accountId: a.id, token: a.token, timeoutSeconds: config.telegram.pollTimeoutSeconds, onStored: deps.onUpdateStored }),
+    };
+  }
+
+  async function reconcileOnce(): Promise<void> {
+    const wanted = await accountStore.listRunnable(db);
+    const ids = new Set(wanted.map((a) => a.id));
+    for (const [id, bot] of running) {
+      const now = wanted.find((a) => a.id === id);
+      if (!ids.has(id) || now!.token !== bot.token) {
+        await bot.poller?.stop();
+        running.delete(id);
+        logger.info({ account_id: id }, 'bot stopped');
+      }
+    }
+    for (const a of wanted) {
+      if (running.has(a.id)) continue;
+      try {
+        running.set(a.id, await startBot(a));
+      } catch {
+        // logged in startBot; tried again at the next reconcile
+      }
+    }
+  }
+
+  const runtime: BotRuntime = {
+    async start() {
+      await syncDefaultAccount(db, config, clock, logger);
+      await runtime.reconcile();
+      timer = setInterval(() => { void runtime.reconcile(); }, deps.reconcileIntervalMs);
+      timer.unref();
+    },
+    reconcile() {
+      reconciling = reconciling.then(reconcileOnce).catch((err) => logger.error({ err }, 'checking which bots to run failed'));
+      return reconciling;
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      await reconciling;
+      await Promise.all([...running.values()].map((b) => b.poller?.stop()));
+      running.clear();
+    },
+  };
+  return runtime;
+}

@@ -1,0 +1,82 @@
+/**
+ * Long polling for one bot. One replica polls a bot at a time (a session advisory lock:
+ * Telegram answers 409 to a second getUpdates), and the offset only moves past updates once
+ * they are stored — which is why this is not Telegraf's own polling loop: that one confirms a
+ * batch even when its handler failed, and a failed insert would lose the update.
+ */
+import { lockKey, NOT_ACQUIRED, withSessionAdvisoryLock } from '../db/advisory-lock.js';
+import type { Knex } from '../db/knex.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { BotApi } from './bot-api.js';
+import { POLLER_LOCK } from './bot-context.js';
+import { classifyTelegramError } from './telegram-errors.js';
+import { updateInbox } from './update-inbox.js';
+
+export const ALLOWED_UPDATES = ['message', 'edited_message', 'callback_query', 'my_chat_member'];
+
+export interface Poller {
+  stop(): Promise<void>;
+}
+
+export function startPoller(deps: {
+  db: Knex; logger: Logger; clock: Clock; api: BotApi; accountId: string; token: string;
+  timeoutSeconds: number; onStored: () => void; retryMs?: number;
+}): Poller {
+  const { db, clock, api, accountId } = deps;
+  const logger = deps.logger.child({ component: 'telegram-poller', account_id: accountId });
+  const telegram = api.client(deps.token);
+  const abort = new AbortController();
+  const retryMs = deps.retryMs ?? 5_000;
+  let running = true;
+
+  const pause = (ms: number) => new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+
+  async function poll(): Promise<void> {
+    let offset: number | undefined;
+    let webhookCleared = false;
+    while (running) {
+      try {
+        if (!webhookCleared) {
+          // getUpdates is refused while a webhook is set; pending updates are kept.
+          await telegram.callApi('deleteWebhook', { drop_pending_updates: false }, { signal: abort.signal as any });
+          webhookCleared = true;
+        }
+        const updates = await telegram.callApi('getUpdates', { offset, timeout: deps.timeoutSeconds, allowed_updates: ALLOWED_UPDATES } as any, { signal: abort.signal as any }) as any[];
+        if (!updates.length) continue;
+        await updateInbox.store(db, accountId, updates, clock.now());
+        offset = Math.max(...updates.map((u) => u.update_id)) + 1;
+        deps.onStored();
+      } catch (err) {
+        if (!running) return;
+        const f = classifyTelegramError(err);
+        const conflict = /conflict/i.test(f.reason);
+        const wait = f.kind === 'rate_limited' ? f.retryAfterSeconds * 1000 : retryMs;
+        logger[conflict || f.kind === 'transient' ? 'warn' : 'error']({ reason: f.reason, retry_in_ms: wait },
+          conflict ? 'another process is receiving this bot\'s updates (a webhook or a second poller)' : 'polling Telegram failed');
+        await pause(wait);
+      }
+    }
+  }
+
+  const done = (async () => {
+    while (running) {
+      const outcome = await withSessionAdvisoryLock(db, lockKey(POLLER_LOCK, accountId), { wait: false }, poll).catch((err) => {
+        logger.error({ err }, 'polling stopped by an error');
+        return null;
+      });
+      if (outcome === NOT_ACQUIRED || outcome === null) await pause(retryMs); // another replica polls this bot
+    }
+  })();
+
+  return {
+    async stop() {
+      running = false;
+      abort.abort();
+      await done;
+    },
+  };
+}

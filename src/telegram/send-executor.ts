@@ -1,0 +1,439 @@
+/**
+ * Carries out one claimed send-queue row: the Bot API call(s), then, in one transaction
+ * fenced by the claim, the row's outcome and what it means (message sent or failed, copy
+ * references for mirroring edits, the ticket's topic state). Telegram is never called inside
+ * a transaction. Failures follow telegram-errors.ts:
+ * - 429: the chat (or bot) pauses for retry_after and the row waits, without counting a failure;
+ * - 5xx/network: retried with exponential backoff, failed after `maxFailures`;
+ * - topic deleted: the topic is recreated with its card and the call made again there;
+ *   topic closed: reopened, then the call made again;
+ * - customer blocked the bot: contact marked blocked, message failed, a note in the topic;
+ * - anything else permanent: the row and its message fail with Telegram's reason.
+ */
+import type { ContactService } from '../contacts/contact-service.js';
+import type { Db } from '../db/knex.js';
+import { SYSTEM } from '../events/event-types.js';
+import type { Clock } from '../lib/clock.js';
+import { newId } from '../lib/ids.js';
+import type { Logger } from '../lib/logger.js';
+import type { MessageService } from '../messages/message-service.js';
+import { messageStore } from '../messages/message-store.js';
+import { AccountGone, type BotApi } from './bot-api.js';
+import { blockedReason, classifyTelegramError, type Failure } from './telegram-errors.js';
+import { sendQueue, botKey, chatKey, type QueuedSend } from './send-queue.js';
+import { cardKeyboard, cardText, resolutionNotice, topicName, TOPIC_COLOR, type CardInput } from './ticket-card.js';
+
+export interface RetrySettings {
+  maxFailures: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** The outcome of the calls, recorded with the row's end. */
+type Effects = (tx: Db) => Promise<void>;
+
+class Skip {
+  constructor(readonly reason: string) {}
+}
+
+/** A row rendered from a ticket that is gone, or an op that cannot be done by design. */
+class Permanent extends Error {}
+
+interface TopicTicket extends CardInput {
+  workspaceId: string;
+  accountId: string | null;
+  contactId: string;
+  supportChatId: number | null;
+  topicChatId: number | null;
+  topicThreadId: number | null;
+  topicName: string | null;
+  topicClosed: boolean;
+  cardMessageId: number | null;
+  cardTextShown: string | null;
+  cardPinned: boolean;
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+async function loadTicket(db: Db, ticketId: string): Promise<TopicTicket | null> {
+  const r = (await db.raw(
+    `SELECT t.*, c.name AS c_name, c.first_name AS c_first, c.last_name AS c_last, c.username AS c_username,
+            c.telegram_user_id AS c_tg, c.email AS c_email, ag.name AS ag_name, ag.username AS ag_username,
+            tm.name AS team_name, acc.support_chat_id AS acc_support_chat_id
+       FROM tickets t
+       JOIN contacts c ON c.id = t.contact_id
+       LEFT JOIN agents ag ON ag.id = t.assignee_id
+       LEFT JOIN teams tm ON tm.id = t.team_id
+       LEFT JOIN accounts acc ON acc.id = t.account_id
+      WHERE t.id = ?`,
+    [ticketId],
+  )).rows[0];
+  if (!r) return null;
+  return {
+    id: r.id, workspaceId: r.workspace_id, accountId: r.account_id, contactId: r.contact_id, number: r.number, subject: r.subject,
+    description: r.description, status: r.status, priority: r.priority, category: r.category, tags: r.tags,
+    customer: { name: r.c_name ?? ([r.c_first, r.c_last].filter(Boolean).join(' ') || null), username: r.c_username, telegramUserId: num(r.c_tg), email: r.c_email },
+    assignee: r.ag_name ? { name: r.ag_name, username: r.ag_username } : null, team: r.team_name,
+    firstResponseDueAt: r.first_response_due_at, resolutionDueAt: r.resolution_due_at,
+    supportChatId: num(r.acc_support_chat_id), topicChatId: num(r.topic_chat_id), topicThreadId: num(r.topic_thread_id),
+    topicName: r.topic_name, topicClosed: r.topic_closed, cardMessageId: num(r.topic_card_message_id), cardTextShown: r.topic_card_text,
+    cardPinned: r.topic_card_pinned,
+  };
+}
+
+export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock; api: BotApi; messages: MessageService; contacts: ContactService; retry: RetrySettings }) {
+  const { db, logger, clock, api, messages, contacts, retry } = deps;
+
+  async function ticketOf(s: QueuedSend): Promise<TopicTicket> {
+    const t = s.ticketId ? await loadTicket(db, s.ticketId) : null;
+    if (!t) throw new Permanent(`ticket ${s.ticketId} not found`);
+    return t;
+  }
+
+  /**
+   * The ticket's topic, set up to the pinned card: creates what is missing (a new ticket, or a
+   * topic deleted by hand). Each step is saved as soon as Telegram confirms it, so a crash
+   * between steps repeats none of the earlier ones.
+   */
+  async function ensureTopic(s: QueuedSend, t: TopicTicket): Promise<{ chatId: number; threadId: number; ticket: TopicTicket }> {
+    let chatId = t.topicChatId ?? t.supportChatId;
+    if (chatId === null) throw new Permanent('The bot has no support group (support_chat_id) to create the topic in');
+    if (t.topicThreadId === null) {
+      const name = topicName(t);
+      const topic = await api.call<{ message_thread_id: number }>(s.accountId, 'createForumTopic', { chat_id: chatId, name, icon_color: TOPIC_COLOR[t.priority] });
+      await db('tickets').where({ id: t.id }).update({
+        topic_chat_id: chatId, topic_thread_id: topic.message_thread_id, topic_name: name, topic_closed: false,
+        topic_card_message_id: null, topic_card_text: null, topic_card_pinned: false,
+      });
+      t = { ...t, topicChatId: chatId, topicThreadId: topic.message_thread_id, topicName: name, topicClosed: false, cardMessageId: null, cardTextShown: null, cardPinned: false };
+      logger.info({ ticket_id: t.id, chat_id: chatId, thread_id: topic.message_thread_id }, 'forum topic created');
+    }
+    chatId = t.topicChatId!;
+    if (t.cardMessageId === null) {
+      const text = cardText(t);
+      const card = await api.call<{ message_id: number }>(s.accountId, 'sendMessage', { chat_id: chatId, message_thread_id: t.topicThreadId, text, reply_markup: cardKeyboard(t) });
+      await db('tickets').where({ id: t.id }).update({ topic_card_message_id: card.message_id, topic_card_text: text, topic_card_pinned: false });
+      t = { ...t, cardMessageId: card.message_id, cardTextShown: text, cardPinned: false };
+    }
+    if (!t.cardPinned) {
+      try {
+        await api.call(s.accountId, 'pinChatMessage', { chat_id: chatId, message_id: t.cardMessageId, disable_notification: true });
+      } catch (err) {
+        const f = classifyTelegramError(err);
+        if (f.kind !== 'permanent') throw err;
+        // Missing pin rights must not stop the ticket: the card is there, just not pinned.
+        logger.warn({ ticket_id: t.id, reason: f.reason }, 'could not pin the ticket card: give the bot the right to pin messages');
+      }
+      await db('tickets').where({ id: t.id }).update({ topic_card_pinned: true });
+      t = { ...t, cardPinned: true };
+    }
+    return { chatId, threadId: t.topicThreadId!, ticket: t };
+  }
+
+  /** Forgets a topic Telegram says is gone (only if no one has replaced it meanwhile). */
+  async function forgetTopic(t: TopicTicket, reason: string): Promise<TopicTicket> {
+    await db('tickets').where({ id: t.id, topic_thread_id: t.topicThreadId }).update({
+      topic_thread_id: null, topic_name: null, topic_closed: false, topic_card_message_id: null, topic_card_text: null, topic_card_pinned: false,
+    });
+    logger.warn({ ticket_id: t.id, thread_id: t.topicThreadId, reason }, 'forum topic is gone: recreating it');
+    return { ...t, topicThreadId: null, topicName: null, topicClosed: false, cardMessageId: null, cardTextShown: null, cardPinned: false };
+  }
+
+  async function reopenTopic(s: QueuedSend, t: TopicTicket): Promise<void> {
+    try {
+      await api.call(s.accountId, 'reopenForumTopic', { chat_id: t.topicChatId, message_thread_id: t.topicThreadId });
+    } catch (err) {
+      if (classifyTelegramError(err).kind !== 'not_modified') throw err;
+    }
+    await db('tickets').where({ id: t.id }).update({ topic_closed: false });
+  }
+
+  /** A call into the ticket's topic; a deleted topic is recreated and a closed one reopened, once. */
+  async function callInTopic<T>(s: QueuedSend, method: string, payload: Record<string, unknown>): Promise<T> {
+    let t = await ticketOf(s);
+    for (let attempt = 1; ; attempt++) {
+      const topic = await ensureTopic(s, t);
+      t = topic.ticket;
+      try {
+        return await api.call<T>(s.accountId, method, { ...payload, chat_id: topic.chatId, message_thread_id: topic.threadId });
+      } catch (err) {
+        const f = classifyTelegramError(err);
+        if (attempt > 1) throw err;
+        if (f.kind === 'topic_gone') t = await forgetTopic(t, f.reason);
+        else if (f.kind === 'topic_closed') await reopenTopic(s, t);
+        else throw err;
+      }
+    }
+  }
+
+  /** Our message ids behind the Telegram messages a row copies (album items join a row later). */
+  async function messageIdsOf(s: QueuedSend): Promise<string[]> {
+    const ids = new Set<string>(s.messageId ? [s.messageId] : []);
+    if (s.op === 'copy_message' && s.payload.from_chat_id !== undefined) {
+      const refs = await db('message_telegram_refs').select('message_id')
+        .where({ account_id: s.accountId, chat_id: s.payload.from_chat_id }).whereIn('telegram_message_id', s.payload.message_ids ?? []);
+      for (const r of refs) ids.add(r.message_id);
+    }
+    return [...ids];
+  }
+
+  async function addCopyRefs(tx: Db, s: QueuedSend, chatId: number, pairs: [number, number][]): Promise<string[]> {
+    const found: string[] = [];
+    for (const [source, copy] of pairs) {
+      if (!copy) continue; // Telegram answers 0 for a video it scheduled instead of sending (research §4.1)
+      const ref = await tx('message_telegram_refs').select('message_id').where({ account_id: s.accountId, chat_id: s.payload.from_chat_id, telegram_message_id: source }).first();
+      if (!ref) continue;
+      await tx('message_telegram_refs').insert({ account_id: s.accountId, chat_id: chatId, telegram_message_id: copy, message_id: ref.message_id, role: 'copy' }).onConflict(['account_id', 'chat_id', 'telegram_message_id']).ignore();
+      found.push(ref.message_id);
+    }
+    return found;
+  }
+
+  const ops: { [op: string]: (s: QueuedSend) => Promise<Effects | Skip> } = {
+    async send_message(s) {
+      const body = { text: s.payload.text, ...(s.payload.reply_markup ? { reply_markup: s.payload.reply_markup } : {}) };
+      const sent = s.payload.in_topic
+        ? await callInTopic<{ message_id: number; chat: { id: number } }>(s, 'sendMessage', body)
+        : await api.call<{ message_id: number; chat: { id: number } }>(s.accountId, 'sendMessage', { chat_id: s.chatId, ...body });
+      return async (tx) => {
+        if (!s.messageId) return;
+        await tx('message_telegram_refs').insert({ account_id: s.accountId, chat_id: sent.chat.id, telegram_message_id: sent.message_id, message_id: s.messageId, role: 'copy' }).onConflict(['account_id', 'chat_id', 'telegram_message_id']).ignore();
+        await messages.markSent(tx, s.messageId, clock.now());
+      };
+    },
+
+    async copy_message(s) {
+      const ids = [...new Set<number>((s.payload.message_ids as number[]).map(Number))].sort((a, b) => a - b);
+      const base = { from_chat_id: s.payload.from_chat_id };
+      const call = <T>(method: string, body: Record<string, unknown>) =>
+        s.payload.in_topic ? callInTopic<T>(s, method, { ...base, ...body }) : api.call<T>(s.accountId, method, { chat_id: s.chatId, ...base, ...body });
+      // One message: copyMessage. An album: copyMessages, which keeps the grouping (research §4.2).
+      const copies = ids.length === 1
+        ? [await call<{ message_id: number }>('copyMessage', { message_id: ids[0] })]
+        : await call<{ message_id: number }[]>('copyMessages', { message_ids: ids });
+      // Telegram skips messages it cannot copy, so ids only pair up when nothing was skipped.
+      const pairs: [number, number][] = copies.length === ids.length ? ids.map((id, i) => [id, copies[i].message_id]) : [];
+      const target = s.payload.in_topic ? (await loadTicket(db, s.ticketId!))?.topicChatId ?? s.chatId! : s.chatId!;
+      return async (tx) => {
+        await addCopyRefs(tx, s, target, pairs);
+        for (const id of await messageIdsOf(s)) await messages.markSent(tx, id, clock.now());
+      };
+    },
+
+    async edit_copy(s) {
+      const copies = await db('message_telegram_refs').where({ message_id: s.payload.message_id, role: 'copy' });
+      if (!copies.length) return new Skip('no copy to edit');
+      for (const c of copies) {
+        const body = { chat_id: Number(c.chat_id), message_id: Number(c.telegram_message_id) };
+        try {
+          if (s.payload.caption !== undefined) await api.call(c.account_id, 'editMessageCaption', { ...body, caption: s.payload.caption });
+          else await api.call(c.account_id, 'editMessageText', { ...body, text: s.payload.text });
+        } catch (err) {
+          if (classifyTelegramError(err).kind !== 'not_modified') throw err;
+        }
+      }
+      return async () => undefined;
+    },
+
+    async react(s) {
+      await api.call(s.accountId, 'setMessageReaction', { chat_id: s.chatId, message_id: s.payload.message_id, reaction: [{ type: 'emoji', emoji: s.payload.emoji }] });
+      return async () => undefined;
+    },
+
+    async create_topic(s) {
+      await ensureTopic(s, await ticketOf(s));
+      return async () => undefined;
+    },
+
+    /** /ticket: the card again, at the bottom of the topic, pinned. */
+    async post_card(s) {
+      const { ticket: t, chatId, threadId } = await ensureTopic(s, await ticketOf(s));
+      const text = cardText(t);
+      const card = await api.call<{ message_id: number }>(s.accountId, 'sendMessage', { chat_id: chatId, message_thread_id: threadId, text, reply_markup: cardKeyboard(t) });
+      try {
+        await api.call(s.accountId, 'pinChatMessage', { chat_id: chatId, message_id: card.message_id, disable_notification: true });
+      } catch (err) {
+        if (classifyTelegramError(err).kind !== 'permanent') throw err;
+      }
+      return async (tx) => { await tx('tickets').where({ id: t.id }).update({ topic_card_message_id: card.message_id, topic_card_text: text, topic_card_pinned: true }); };
+    },
+
+    async rename_topic(s) {
+      const t = await ticketOf(s);
+      if (t.topicThreadId === null) return new Skip('no topic yet: it is created with the current name');
+      const name = topicName(t);
+      if (name === t.topicName) return new Skip('name unchanged');
+      try {
+        await api.call(s.accountId, 'editForumTopic', { chat_id: t.topicChatId, message_thread_id: t.topicThreadId, name });
+      } catch (err) {
+        const f = classifyTelegramError(err);
+        if (f.kind === 'topic_gone') {
+          await ensureTopic(s, await forgetTopic(t, f.reason));
+          return async () => undefined;
+        }
+        if (f.kind !== 'not_modified') throw err;
+      }
+      return async (tx) => { await tx('tickets').where({ id: t.id, topic_thread_id: t.topicThreadId }).update({ topic_name: name }); };
+    },
+
+    async edit_card(s) {
+      const t = await ticketOf(s);
+      if (t.topicThreadId === null || t.cardMessageId === null) return new Skip('no card yet: it is posted with the current state');
+      const text = cardText(t);
+      if (text === t.cardTextShown) return new Skip('card unchanged');
+      try {
+        await api.call(s.accountId, 'editMessageText', { chat_id: t.topicChatId, message_id: t.cardMessageId, text, reply_markup: cardKeyboard(t) ?? { inline_keyboard: [] } });
+      } catch (err) {
+        const f = classifyTelegramError(err);
+        if (f.kind === 'not_modified') return async (tx) => { await tx('tickets').where({ id: t.id }).update({ topic_card_text: text }); };
+        if (f.kind === 'topic_gone') {
+          await ensureTopic(s, await forgetTopic(t, f.reason));
+          return async () => undefined;
+        }
+        if (f.kind === 'permanent' && /message to edit not found/i.test(f.reason)) {
+          // The card was deleted by hand: post a new one.
+          await db('tickets').where({ id: t.id }).update({ topic_card_message_id: null, topic_card_pinned: false });
+          await ensureTopic(s, { ...t, cardMessageId: null, cardPinned: false });
+          return async () => undefined;
+        }
+        throw err;
+      }
+      return async (tx) => { await tx('tickets').where({ id: t.id, topic_card_message_id: t.cardMessageId }).update({ topic_card_text: text }); };
+    },
+
+    async close_topic(s) {
+      return topicState(s, 'closeForumTopic', true);
+    },
+
+    async reopen_topic(s) {
+      return topicState(s, 'reopenForumTopic', false);
+    },
+
+    async resolution_notice(s) {
+      const t = await ticketOf(s);
+      await api.call(s.accountId, 'sendMessage', { chat_id: s.chatId, ...resolutionNotice(t) });
+      return async () => undefined;
+    },
+
+    async answer_callback(s) {
+      await api.call(s.accountId, 'answerCallbackQuery', { callback_query_id: s.payload.callback_query_id, text: s.payload.text, show_alert: s.payload.show_alert ?? false });
+      return async () => undefined;
+    },
+  };
+
+  async function topicState(s: QueuedSend, method: 'closeForumTopic' | 'reopenForumTopic', closed: boolean): Promise<Effects | Skip> {
+    const t = await ticketOf(s);
+    if (t.topicThreadId === null) return new Skip('no topic');
+    try {
+      await api.call(s.accountId, method, { chat_id: t.topicChatId, message_thread_id: t.topicThreadId });
+    } catch (err) {
+      const f = classifyTelegramError(err);
+      if (f.kind === 'topic_gone') return new Skip('the topic is gone');
+      if (f.kind !== 'not_modified') throw err;
+    }
+    return async (tx) => { await tx('tickets').where({ id: t.id, topic_thread_id: t.topicThreadId }).update({ topic_closed: closed }); };
+  }
+
+  /** The customer blocked the bot (or left Telegram): contact blocked, messages failed, agents told in the topic. */
+  async function recipientBlocked(tx: Db, s: QueuedSend, f: Failure): Promise<void> {
+    const reason = blockedReason(f);
+    const ids = await messageIdsOf(s);
+    const failed = [];
+    for (const id of ids) {
+      const m = await messages.markFailed(tx, id, reason, clock.now());
+      if (m) failed.push(m);
+    }
+    const chat = s.chatId !== null ? await tx('contact_chats').where({ account_id: s.accountId, chat_id: s.chatId }).first() : null;
+    if (chat) {
+      const contact = await contacts.get(tx, chat.workspace_id, chat.contact_id);
+      if (!contact.blocked) await contacts.update(tx, chat.workspace_id, contact.id, { blocked: true }, SYSTEM);
+    }
+    const ticketId = s.ticketId ?? failed.find((m) => m.ticketId)?.ticketId ?? null;
+    if (!ticketId) return;
+    const t = await loadTicket(tx, ticketId);
+    if (!t) return;
+    const text = `⚠️ Not delivered: ${reason.toLowerCase()}.`;
+    await messageStore.insertNote(tx, { id: newId('msg'), workspaceId: t.workspaceId, ticketId, contactId: t.contactId, accountId: t.accountId, author: SYSTEM, text, at: clock.now() });
+    if (t.accountId && (t.topicChatId ?? t.supportChatId) !== null) {
+      await sendQueue.enqueue(tx, { workspaceId: t.workspaceId, accountId: t.accountId, chatId: t.topicChatId ?? t.supportChatId, op: 'send_message', ticketId, payload: { text, in_topic: true }, at: clock.now() });
+    }
+  }
+
+  async function failMessages(tx: Db, s: QueuedSend, reason: string): Promise<void> {
+    for (const id of await messageIdsOf(s)) await messages.markFailed(tx, id, reason, clock.now());
+  }
+
+  function backoffMs(failures: number): number {
+    const base = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** Math.max(0, failures - 1));
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  /** Records the outcome in one transaction; a lost lease rolls it back (the new owner records its own). */
+  async function settle(s: QueuedSend, fn: (tx: Db) => Promise<boolean>): Promise<void> {
+    const lost = Symbol('lease lost');
+    try {
+      await db.transaction(async (tx) => {
+        if (!(await fn(tx))) throw lost;
+      });
+    } catch (err) {
+      if (err === lost) logger.warn({ send_id: s.id, op: s.op }, 'send outcome dropped: the lease was lost to another worker');
+      else throw err;
+    }
+  }
+
+  async function onFailure(s: QueuedSend, err: unknown): Promise<void> {
+    const now = clock.now();
+    if (err instanceof AccountGone) {
+      return settle(s, (tx) => sendQueue.finish(tx, s, { status: 'cancelled', error: err.message, at: now }));
+    }
+    const f: Failure = err instanceof Permanent ? { kind: 'permanent', reason: err.message } : classifyTelegramError(err);
+    const log = { send_id: s.id, op: s.op, account_id: s.accountId, chat_id: s.chatId, reason: f.reason };
+    switch (f.kind) {
+      case 'rate_limited': {
+        const until = new Date(now.getTime() + f.retryAfterSeconds * 1000);
+        logger.warn({ ...log, retry_after: f.retryAfterSeconds }, 'Telegram asked us to slow down');
+        await sendQueue.pause(db, s.chatId !== null ? chatKey(s.accountId, s.chatId) : botKey(s.accountId), until);
+        return settle(s, (tx) => sendQueue.retryLater(tx, s, { at: until, error: f.reason, countsAsFailure: false }));
+      }
+      case 'not_modified':
+        return settle(s, (tx) => sendQueue.finish(tx, s, { status: 'sent', at: now }));
+      case 'recipient_blocked':
+        logger.info(log, 'recipient has blocked the bot');
+        return settle(s, async (tx) => (await sendQueue.finish(tx, s, { status: 'failed', error: f.reason, at: now })) && (await recipientBlocked(tx, s, f), true));
+      case 'transient':
+      case 'topic_gone':
+      case 'topic_closed':
+        if (s.failures + 1 < retry.maxFailures) {
+          logger.warn({ ...log, failures: s.failures + 1 }, 'Telegram call failed; will retry');
+          return settle(s, (tx) => sendQueue.retryLater(tx, s, { at: new Date(now.getTime() + backoffMs(s.failures + 1)), error: f.reason, countsAsFailure: true }));
+        }
+        return failForGood(s, f, log, now);
+      default:
+        return failForGood(s, f, log, now);
+    }
+  }
+
+  function failForGood(s: QueuedSend, f: Failure, log: object, now: Date): Promise<void> {
+    logger.error(log, 'Telegram call failed for good');
+    return settle(s, async (tx) => (await sendQueue.finish(tx, s, { status: 'failed', error: f.reason, at: now })) && (await failMessages(tx, s, f.reason), true));
+  }
+
+  return {
+    /** Runs one claimed row to its end (or back into the queue); never throws for Telegram's errors. */
+    async run(s: QueuedSend): Promise<void> {
+      const op = ops[s.op];
+      let result: Effects | Skip;
+      try {
+        if (!op) throw new Permanent(`unknown operation ${s.op}`);
+        result = await op(s);
+      } catch (err) {
+        return onFailure(s, err);
+      }
+      const now = clock.now();
+      if (result instanceof Skip) return settle(s, (tx) => sendQueue.finish(tx, s, { status: 'cancelled', error: result.reason, at: now }));
+      return settle(s, async (tx) => (await sendQueue.finish(tx, s, { status: 'sent', at: now })) && (await result(tx), true));
+    },
+  };
+}
+
+export type SendExecutor = ReturnType<typeof createSendExecutor>;

@@ -1,0 +1,38 @@
+/**
+ * Webhook mode (SPEC §3.3): Telegram POSTs each update of a bot to
+ * /telegram/<account id>/webhook with the bot's secret_token in a header. The update is
+ * stored (deduplicated by update_id) and answered at once; handling happens in the update
+ * workers, so a slow handler never makes Telegram time out and resend.
+ */
+import type { Knex } from '../db/knex.js';
+import { AppError } from '../http/errors.js';
+import { idParams } from '../http/common-schemas.js';
+import type { RouteDef } from '../http/route.js';
+import type { Clock } from '../lib/clock.js';
+import { accountStore } from '../accounts/account-store.js';
+import { updateInbox } from './update-inbox.js';
+import { secretMatches, webhookSecretFor } from './webhook-secret.js';
+
+export function telegramRoutes(deps: { db: Knex; clock: Clock; webhookSecret: string | null; onStored?: () => void }): RouteDef[] {
+  return [{
+    method: 'post', path: '/telegram/:id/webhook', tag: 'telegram', auth: 'none',
+    summary: 'Telegram delivers a bot\'s updates here in webhook mode (X-Telegram-Bot-Api-Secret-Token required)',
+    params: idParams('acc'), notFoundLabel: 'Account',
+    body: { type: 'object' },
+    responses: { 200: { description: 'Stored (or already seen)', schema: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } } } },
+    async handler(ctx) {
+      const account = await accountStore.findRunnable(deps.db, ctx.state.input.params.id);
+      // Unknown bot and wrong secret look alike, and cost the same comparison.
+      const expected = account ? webhookSecretFor(account.token, deps.webhookSecret) : 'no such bot';
+      const given = ctx.get('x-telegram-bot-api-secret-token') || undefined;
+      if (!secretMatches(given, expected) || !account) throw new AppError('unauthorized', 'Missing or wrong X-Telegram-Bot-Api-Secret-Token');
+      const update = ctx.state.input.body;
+      if (!Number.isSafeInteger(update.update_id)) {
+        throw new AppError('validation_error', 'An update needs a numeric update_id', { details: [{ field: 'update_id', error: 'must be an integer' }] });
+      }
+      await updateInbox.store(deps.db, account.id, [update], deps.clock.now());
+      deps.onStored?.();
+      ctx.body = { ok: true };
+    },
+  }];
+}

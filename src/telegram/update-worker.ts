@@ -1,0 +1,113 @@
+/**
+ * Handles stored updates (update-inbox.ts), in every replica at once: each loop claims the
+ * oldest handleable update, routes it inside the claiming transaction and marks it processed
+ * there, so an update's effects (tickets, messages, queued sends) commit exactly once. A
+ * handler that throws rolls everything back; the update is retried with backoff and, after
+ * `maxAttempts`, set aside with its error so the chat is not stuck behind it.
+ */
+import { accountStore } from '../accounts/account-store.js';
+import type { Services } from '../container.js';
+import type { Knex } from '../db/knex.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { BotApi } from './bot-api.js';
+import { createBotCtx } from './bot-context.js';
+import { updateInbox, type StoredUpdate } from './update-inbox.js';
+import { routeUpdate } from './update-router.js';
+
+export interface UpdateWorkerSettings {
+  concurrency: number;
+  pollIntervalMs: number;
+  maxAttempts: number;
+  albumGatherMs: number;
+}
+
+export interface UpdateWorker {
+  start(): void;
+  stop(): Promise<void>;
+  /** An update was stored in this process: handle it now. */
+  wake(): void;
+  /** Handles every update handleable now (tests and tools); returns how many. */
+  drain(): Promise<number>;
+}
+
+export function createUpdateWorker(deps: { db: Knex; logger: Logger; clock: Clock; services: Services; api: BotApi; settings: UpdateWorkerSettings; onHandled?: () => void }): UpdateWorker {
+  const { db, clock, services, api, settings } = deps;
+  const logger = deps.logger.child({ component: 'telegram-updates' });
+  let running = false;
+  const loops: Promise<void>[] = [];
+  const sleepers = new Set<() => void>();
+
+  /** Handles one update; false when none is handleable now. */
+  async function handleOne(): Promise<boolean> {
+    let claimed: StoredUpdate | null = null;
+    const now = clock.now();
+    try {
+      return await db.transaction(async (tx) => {
+        claimed = await updateInbox.claimNext(tx, now);
+        if (!claimed) return false;
+        const account = await accountStore.findRunnable(tx, claimed.accountId);
+        if (account) {
+          const bot = createBotCtx({ db: tx, account, ws: { id: account.workspaceId, mode: 'live' }, at: now, services, albumGatherMs: settings.albumGatherMs });
+          await routeUpdate(claimed.payload, bot, api.client(account.token));
+        }
+        await updateInbox.markProcessed(tx, claimed, now, account ? null : 'the bot was removed');
+        return true;
+      });
+    } catch (err) {
+      const u = claimed as StoredUpdate | null;
+      if (!u) throw err;
+      const giveUp = u.attempts + 1 >= settings.maxAttempts;
+      const retryAt = giveUp ? null : new Date(now.getTime() + 1000 * 2 ** u.attempts);
+      logger[giveUp ? 'error' : 'warn']({ err, account_id: u.accountId, update_id: u.updateId, attempts: u.attempts + 1 }, giveUp ? 'update could not be handled; set aside' : 'handling an update failed; will retry');
+      await updateInbox.recordFailure(db, u, (err as Error)?.message ?? String(err), now, retryAt);
+      return true;
+    } finally {
+      deps.onHandled?.();
+    }
+  }
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      sleepers.add(done);
+    });
+  }
+
+  async function loop(): Promise<void> {
+    while (running) {
+      try {
+        if (!(await handleOne())) await sleep(settings.pollIntervalMs);
+      } catch (err) {
+        logger.error({ err }, 'claiming Telegram updates failed');
+        await sleep(1000);
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      for (let i = 0; i < settings.concurrency; i++) loops.push(loop());
+    },
+    async stop() {
+      running = false;
+      for (const wake of [...sleepers]) wake();
+      await Promise.all(loops.splice(0));
+    },
+    wake() {
+      for (const wake of [...sleepers]) wake();
+    },
+    async drain() {
+      let n = 0;
+      while (await handleOne()) n++;
+      return n;
+    },
+  };
+}
