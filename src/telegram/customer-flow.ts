@@ -100,6 +100,11 @@ async function startForm(c: BotCtx, s: ChatState, intro: string): Promise<void> 
   await ask(c, s, `${intro}\n\n`);
 }
 
+/** Whether an earlier answer of this form was an item of album `mediaGroupId`. */
+function answeredWithAlbum(s: ChatState, mediaGroupId: string): boolean {
+  return Object.values(s.answers).some((v) => !!v && typeof v === 'object' && (v as { attachment?: { media_group_id?: unknown } }).attachment?.media_group_id === mediaGroupId);
+}
+
 function inputOf(m: any): AnswerInput {
   const attachments = attachmentsOf(m);
   if (attachments.length) return { kind: 'media', caption: m.caption ?? null, attachment: { ...attachments[0], telegram_message_id: m.message_id } };
@@ -149,8 +154,11 @@ async function completeForm(c: BotCtx, s: ChatState, contact: Contact): Promise<
     const messageId = Number(a.telegram_message_id);
     if (!Number.isSafeInteger(messageId)) continue;
     const { telegram_message_id: _omit, ...attachment } = a;
-    await relay(c, view.ticket.id, { chatId: s.chatId, messageId, text: typeof a.caption === 'string' ? a.caption : '', attachments: [attachment], mediaGroupId: null });
+    const mediaGroupId = typeof a.media_group_id === 'string' ? a.media_group_id : null;
+    await relay(c, view.ticket.id, { chatId: s.chatId, messageId, text: typeof a.caption === 'string' ? a.caption : '', attachments: [attachment], mediaGroupId });
   }
+  for (const m of s.pending) await relayMessage(c, view.ticket.id, m);
+  s.pending = [];
   s.form = null;
   s.step = null;
   s.answers = {};
@@ -210,6 +218,9 @@ export const customerFlow = {
       await c.say(s.chatId, had ? 'Cancelled: no ticket was opened. Send /start whenever you want to open one.' : 'There is nothing to cancel. Send /start to open a ticket.');
     } else if (command?.name === 'help') {
       await c.say(s.chatId, HELP);
+    } else if (s.form && m.media_group_id && answeredWithAlbum(s, m.media_group_id)) {
+      // The rest of an album given as one answer: kept, and relayed with it once the ticket exists.
+      if (s.pending.length < MAX_PENDING) s.pending.push(m);
     } else if (s.form) {
       await answer(c, s, contact, inputOf(m));
     } else {
@@ -280,6 +291,7 @@ export const customerFlow = {
         await eventStore.record(c.db, c.ws.id, c.at, [{
           type: 'csat.received', actor: { type: 'contact', id: contact.id }, ticketId: ticket.id, contactId: contact.id,
           payload: { ticket_id: ticket.id, ticket_number: ticket.number, contact_id: contact.id, rating, rated_at: c.at.toISOString() },
+          detail: { rating },
         }]);
         await c.answer(q.id, `Thank you! You rated us ${rating}/5.`);
       }

@@ -105,17 +105,20 @@ export async function startTelegramHarness(db: Knex, opts: HarnessOptions = {}):
   const account = await db('accounts').where({ bot_user_id: bot.id }).first();
   const key = await makeKey(db, services);
 
+  /**
+   * Reads the pipeline front to back, so nothing slips between the checks: every update the
+   * fake produced is stored and handled, nothing is waiting to be sent, and the fake produced
+   * nothing new meanwhile (a send such as createForumTopic makes new updates).
+   */
   async function settle(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const [{ n: updates }] = await db('telegram_updates').whereNull('processed_at').count({ n: '*' });
+      const produced = fake.updatesFor(bot).length;
+      const [{ n: handled }] = await db('telegram_updates').where({ account_id: account.id }).whereNotNull('processed_at').count({ n: '*' });
+      const [{ n: unhandled }] = await db('telegram_updates').whereNull('processed_at').count({ n: '*' });
       const [{ n: sends }] = await db('telegram_sends').whereIn('status', ['queued', 'sending']).count({ n: '*' });
-      const pending = fake.pendingUpdatesFor(bot).length;
-      // An update the poller has fetched but not stored yet is neither pending nor in the table.
-      const last = fake.updatesFor(bot).at(-1)?.update_id;
-      const stored = last === undefined || !!(await db('telegram_updates').where({ update_id: last, account_id: account.id }).first());
-      if (Number(updates) === 0 && Number(sends) === 0 && pending === 0 && stored) return;
-      if (Date.now() > deadline) throw new Error(`not settled: ${updates} updates, ${sends} sends, ${pending} undelivered`);
+      if (Number(handled) >= produced && Number(unhandled) === 0 && Number(sends) === 0 && fake.updatesFor(bot).length === produced) return;
+      if (Date.now() > deadline) throw new Error(`not settled: ${produced} updates produced, ${handled} handled, ${unhandled} unhandled, ${sends} sends waiting`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }

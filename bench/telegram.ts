@@ -1,0 +1,154 @@
+/**
+ * Telegram: `npm run bench:telegram`. The service runs as its own process with its bots
+ * polling the fake Bot API server (test/helpers/fake-bot-api.ts, in this process), which
+ * enforces Telegram's flood limits (1 msg/s per chat, 20/min per group, 30/s per bot) and
+ * answers 429 when they are broken.
+ *  1. Throughput: BENCH_CUSTOMERS customers (default 100) have started the bot; then
+ *     BENCH_MESSAGES messages (default 1,000, spread evenly) are queued at once through the
+ *     message service. Reported: messages/s from the commit to the last delivery, and the
+ *     number of 429s the fake answered (the target is zero).
+ *  2. Relay latency: customers with open tickets write, spread over 5 bots and their 5
+ *     support groups at a rate under each group's 20/min; each message is timed from the
+ *     moment the fake creates the update to the moment it receives the copyMessage into the
+ *     topic (polling, handling, queueing, pacing, sending).
+ * BENCH_DATABASE_URL runs it on an existing PostgreSQL.
+ */
+import { loadConfig } from '../src/config.js';
+import { createServices } from '../src/container.js';
+import { systemClock } from '../src/lib/clock.js';
+import { createLogger } from '../src/lib/logger.js';
+import { startFakeBotApi, type FakeBot, type FakeBotApi, type FakeGroup, type FakeUser } from '../test/helpers/fake-bot-api.js';
+import { startBenchEnv } from './harness.js';
+
+const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 100);
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 1000);
+const RELAY_SECONDS = Number(process.env.BENCH_RELAY_SECONDS ?? 120);
+const BOTS = 5;
+const CUSTOMERS_PER_BOT = 5;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function newGroup(fake: FakeBotApi, bot: FakeBot, title: string): FakeGroup {
+  const group = fake.addGroup({ title });
+  fake.addBotToGroup(bot, group);
+  return group;
+}
+
+async function main(): Promise<void> {
+  const fake = await startFakeBotApi({ limits: {} });
+  const mainBot = fake.addBot({ username: 'bench_desk_bot' });
+  const mainGroup = newGroup(fake, mainBot, 'Support');
+  const env = await startBenchEnv({
+    SCHEDULER_ENABLED: 'true', TELEGRAM_BOT_TOKEN: mainBot.token, TELEGRAM_SUPPORT_CHAT_ID: String(mainGroup.id), TELEGRAM_API_ROOT: fake.url,
+    LOG_LEVEL: 'warn',
+  });
+  const services = createServices({ config: loadConfig({ NODE_ENV: 'production' }), db: env.knex, logger: createLogger('silent'), clock: systemClock });
+  const account = async (bot: FakeBot) => {
+    await until(`the account of @${bot.username}`, async () => !!(await env.knex('accounts').where({ bot_user_id: bot.id }).first()), 30_000);
+    return (await env.knex('accounts').where({ bot_user_id: bot.id }).first()).id as string;
+  };
+  try {
+    // ---- 1. Throughput under the limits
+    const accountId = await account(mainBot);
+    await services.workspaces.update(env.knex, 'ws_default', { daily_send_limit: 100_000 } as any);
+    const customers: FakeUser[] = [];
+    for (let i = 0; i < CUSTOMERS; i++) customers.push(fake.addUser({ firstName: `Customer ${i}` }));
+    for (const c of customers) fake.userSends(mainBot, c, '/start');
+    await until('every /start answered', () => fake.callsTo('sendMessage').filter((c) => c.status === 200).length >= CUSTOMERS, 120_000);
+    await until('contacts recorded', async () => Number((await env.knex('contact_chats').where({ account_id: accountId }).count({ n: '*' }))[0].n) >= CUSTOMERS, 30_000);
+    await sleep(1500); // let the per-chat windows of the /start answers pass
+    const before429 = fake.rateLimited.length;
+    const sentBefore = fake.callsTo('sendMessage').filter((c) => c.status === 200).length;
+    const contactIds: string[] = (await env.knex('contact_chats').where({ account_id: accountId }).select('contact_id')).map((r: any) => r.contact_id);
+    const t0 = Date.now();
+    await env.knex.transaction(async (tx) => {
+      for (let i = 0; i < MESSAGES; i++) {
+        await services.messages.send(tx, { id: 'ws_default', mode: 'live' }, { to: contactIds[i % contactIds.length], text: `Update ${i}` } as any, { type: 'system', id: null });
+      }
+    });
+    const queued = Date.now();
+    await until('every message delivered', () => fake.callsTo('sendMessage').filter((c) => c.status === 200).length >= sentBefore + MESSAGES, 600_000);
+    // When the fake received the last one (not when this loop noticed).
+    const done = Math.max(...fake.callsTo('sendMessage').filter((c) => c.status === 200).map((c) => c.at));
+    const seconds = (done - queued) / 1000;
+    const throughput = {
+      messages: MESSAGES, customers: CUSTOMERS, queue_ms: Math.round(queued - t0), seconds: Math.round(seconds * 10) / 10,
+      per_second: Math.round((MESSAGES / seconds) * 10) / 10, rate_limited_429: fake.rateLimited.length - before429,
+    };
+    process.stderr.write(`throughput: ${JSON.stringify(throughput)}\n`);
+
+    // ---- 2. Relay latency: customer message in → copy into the topic out
+    const bots: { bot: FakeBot; group: FakeGroup; users: FakeUser[] }[] = [];
+    const key = await services.apiKeys.create(env.knex, { workspaceId: 'ws_default', name: 'bench', scopes: ['all'], rateLimitPerMinute: null, expiresAt: null });
+    for (let b = 0; b < BOTS; b++) {
+      const bot = fake.addBot({ username: `bench_relay_${b}_bot` });
+      const group = newGroup(fake, bot, `Relay ${b}`);
+      const r = await fetch(`${env.baseUrl}/v1/accounts`, {
+        method: 'POST', headers: { authorization: `Bearer ${key.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: `Relay ${b}`, bot_token: bot.token, support_chat_id: group.id }),
+      });
+      if (r.status !== 201) throw new Error(`POST /v1/accounts answered ${r.status}: ${await r.text()}`);
+      bots.push({ bot, group, users: Array.from({ length: CUSTOMERS_PER_BOT }, (_, i) => fake.addUser({ firstName: `Relay ${b}.${i}` })) });
+    }
+    // The service picks the new bots up at its next reconcile (10 s).
+    for (const { bot } of bots) await account(bot);
+    await until('the new bots polling', () => bots.every(({ bot }) => fake.calls.some((c) => c.token === bot.token && c.method === 'getUpdates')), 60_000);
+    // Each customer completes the form: category button, subject, description, Skip.
+    const lastQuestion = (bot: FakeBot, u: FakeUser) => fake.messagesIn(u.id, { botId: bot.id }).filter((m) => m.from?.id === bot.id).at(-1);
+    const answerForm = async (bot: FakeBot, u: FakeUser) => {
+      const asked = () => fake.messagesIn(u.id, { botId: bot.id }).filter((m) => m.from?.id === bot.id).length;
+      fake.userSends(bot, u, '/start');
+      await until('question 1', () => asked() >= 1, 60_000);
+      fake.userPresses(bot, u, { chatId: u.id, messageId: lastQuestion(bot, u)!.message_id }, 'f:0:0');
+      await until('question 2', () => asked() >= 2, 60_000);
+      fake.userSends(bot, u, 'Benchmark subject');
+      await until('question 3', () => asked() >= 3, 60_000);
+      fake.userSends(bot, u, 'Benchmark description');
+      await until('question 4', () => asked() >= 4, 60_000);
+      fake.userPresses(bot, u, { chatId: u.id, messageId: lastQuestion(bot, u)!.message_id }, 'f:3:skip');
+      await until('ticket created', () => asked() >= 5, 60_000);
+    };
+    await Promise.all(bots.flatMap(({ bot, users }) => users.map((u) => answerForm(bot, u))));
+    await until('every topic set up', () => bots.every(({ group }) => fake.topics(group.id).length >= CUSTOMERS_PER_BOT && fake.topics(group.id).every((t) => t.pinned.length > 0)), 120_000);
+    await sleep(61_000); // the groups' 20/min windows start empty
+
+    const pairs = bots.flatMap(({ bot, users }) => users.map((u) => ({ bot, u })));
+    const sent: { userId: number; messageId: number; at: number }[] = [];
+    const intervalMs = 60_000 / (BOTS * 18); // each group gets 18 a minute, under its 20
+    const started = Date.now();
+    for (let i = 0; Date.now() - started < RELAY_SECONDS * 1000; i++) {
+      const { bot, u } = pairs[i % pairs.length];
+      const at = Date.now();
+      sent.push({ userId: u.id, messageId: fake.userSends(bot, u, `relay ${i}`).message_id, at });
+      await sleep(intervalMs);
+    }
+    const copyAt = () => new Map(fake.callsTo('copyMessage').filter((c) => c.status === 200).map((c) => [`${c.params.from_chat_id}:${c.params.message_id}`, c.at]));
+    await until('every relay copied', () => { const copies = copyAt(); return sent.every((x) => copies.has(`${x.userId}:${x.messageId}`)); }, 180_000);
+    const copies = copyAt();
+    const latencies = sent.map((x) => copies.get(`${x.userId}:${x.messageId}`)! - x.at);
+    latencies.sort((a, b) => a - b);
+    const relay = { samples: latencies.length, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), max_ms: latencies.at(-1), rate_limited_429: fake.rateLimited.length - before429 - throughput.rate_limited_429 };
+    process.stderr.write(`relay: ${JSON.stringify(relay)}\n`);
+    console.log(JSON.stringify({ throughput, relay }, null, 2));
+  } finally {
+    await env.close();
+    await fake.close();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err?.stack ?? err}\n`);
+  process.exit(1);
+});
