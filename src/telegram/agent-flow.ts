@@ -77,8 +77,12 @@ async function note(db: Db, c: BotCtx, t: TopicTicket, agent: Agent, text: strin
   await messageStore.insertNote(db, { id: newId('msg'), workspaceId: c.ws.id, ticketId: t.id, contactId: t.contactId, accountId: t.accountId, author: { type: 'agent', id: agent.id }, text, at: c.at });
 }
 
-/** A reply in the ticket's topic (recreated with its card if it was deleted meanwhile). */
-const replyIn = (c: BotCtx, t: TopicTicket, text: string, replyMarkup?: unknown) => c.say(t.topicChatId, text, { ticketId: t.id, inTopic: true, replyMarkup });
+/**
+ * A reply in the ticket's topic (recreated with its card if it was deleted meanwhile). A closed
+ * ticket's topic stays closed: there the answer is a 👎 on the agent's message instead.
+ */
+const replyIn = (c: BotCtx, m: any, t: TopicTicket, text: string) =>
+  t.status === 'closed' ? c.react(m.chat.id, m.message_id, '👎') : c.say(t.topicChatId, text, { ticketId: t.id, inTopic: true });
 
 /**
  * Runs a command's change in a savepoint: a refusal (AppError) undoes only the change and
@@ -90,10 +94,10 @@ async function attempt(c: BotCtx, m: any, t: TopicTicket, fn: (db: Db) => Promis
     reply = await c.db.transaction((sp) => fn(sp));
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
-    await replyIn(c, t, `⚠️ ${err.message}`);
+    await replyIn(c, m, t, `⚠️ ${err.message}`);
     return;
   }
-  if (reply) await replyIn(c, t, reply);
+  if (reply) await replyIn(c, m, t, reply);
   else await c.react(m.chat.id, m.message_id);
 }
 
@@ -101,7 +105,7 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
   const actor: Actor = { type: 'agent', id: agent.id };
   const { tickets } = c.services;
   const move = (to: TicketStatus) => attempt(c, m, t, async (db) => { await tickets.changeStatus(db, c.ws.id, t.id, to, undefined, actor); });
-  const usage = (text: string) => replyIn(c, t, text);
+  const usage = (text: string) => replyIn(c, m, t, text);
   switch (name) {
     case 'note':
       if (!args) return usage('Usage: /note <text>');
@@ -197,7 +201,7 @@ export const agentFlow = {
     }
     if (m.forum_topic_created || m.forum_topic_edited || m.pinned_message) return;
     const agent = await agentFor(c, m.from);
-    if (!agent.active) return replyIn(c, t, 'Your agent profile is inactive, so this was not sent. Ask an admin to activate it.');
+    if (!agent.active) return replyIn(c, m, t, 'Your agent profile is inactive, so this was not sent. Ask an admin to activate it.');
     if (command) return runCommand(c, m, t, agent, command.name, command.args);
     const text = textOf(m);
     if (text.startsWith('//')) return attempt(c, m, t, (db) => note(db, c, t, agent, text.slice(2).trim() || text));
@@ -206,7 +210,7 @@ export const agentFlow = {
       source: { chatId: m.chat.id, messageId: m.message_id, ...(m.media_group_id ? { mediaGroupId: m.media_group_id } : {}) },
       albumGatherMs: c.albumGatherMs,
     });
-    if (problem) await replyIn(c, t, `⚠️ ${problem}`);
+    if (problem) await replyIn(c, m, t, `⚠️ ${problem}`);
   },
 
   async edited(c: BotCtx, m: any): Promise<void> {

@@ -35,6 +35,9 @@ export function startPoller(deps: {
     abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
   });
 
+  /** The last failure logged: a repeat (say a revoked token, every retry) is logged at debug only. */
+  let lastFailure: string | null = null;
+
   async function poll(): Promise<void> {
     let offset: number | undefined;
     let webhookCleared = false;
@@ -46,6 +49,7 @@ export function startPoller(deps: {
           webhookCleared = true;
         }
         const updates = await telegram.callApi('getUpdates', { offset, timeout: deps.timeoutSeconds, allowed_updates: ALLOWED_UPDATES } as any, { signal: abort.signal as any }) as any[];
+        lastFailure = null;
         if (!updates.length) continue;
         await updateInbox.store(db, accountId, updates, clock.now());
         offset = Math.max(...updates.map((u) => u.update_id)) + 1;
@@ -54,9 +58,14 @@ export function startPoller(deps: {
         if (!running) return;
         const f = classifyTelegramError(err);
         const conflict = /conflict/i.test(f.reason);
-        const wait = f.kind === 'rate_limited' ? f.retryAfterSeconds * 1000 : retryMs;
-        logger[conflict || f.kind === 'transient' ? 'warn' : 'error']({ reason: f.reason, retry_in_ms: wait },
-          conflict ? 'another process is receiving this bot\'s updates (a webhook or a second poller)' : 'polling Telegram failed');
+        // A rejected token stays rejected until someone replaces it: ask again only now and then.
+        const rejected = /^(401|404):/.test(f.reason);
+        const wait = f.kind === 'rate_limited' ? f.retryAfterSeconds * 1000 : rejected ? retryMs * 12 : retryMs;
+        const level = f.reason === lastFailure ? 'debug' : conflict || f.kind === 'transient' ? 'warn' : 'error';
+        lastFailure = f.reason;
+        logger[level]({ reason: f.reason, retry_in_ms: wait },
+          conflict ? 'another process is receiving this bot\'s updates (a webhook or a second poller)'
+            : rejected ? 'Telegram rejects this bot\'s token: replace it (TELEGRAM_BOT_TOKEN or PATCH /v1/accounts); polling resumes by itself' : 'polling Telegram failed');
         await pause(wait);
       }
     }

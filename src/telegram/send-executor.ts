@@ -160,7 +160,9 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
         const f = classifyTelegramError(err);
         if (attempt > 1) throw err;
         if (f.kind === 'topic_gone') t = await forgetTopic(t, f.reason);
-        else if (f.kind === 'topic_closed') await reopenTopic(s, t);
+        // A closed ticket's topic stays closed (closing is final); anything else is reopened.
+        else if (f.kind === 'topic_closed' && t.status !== 'closed') await reopenTopic(s, t);
+        else if (f.kind === 'topic_closed') throw new Permanent('the ticket is closed and so is its topic');
         else throw err;
       }
     }

@@ -55,6 +55,15 @@ export interface PacingRules {
   perBot: WindowRule;
 }
 
+/**
+ * A cosmetic row going back to the queue while a newer one for the same ticket already waits
+ * there: the newer one renders the latest state, so this one is cancelled (two queued would
+ * also break the one-queued-per-(ticket, kind) index).
+ */
+const HAS_NEWER_COSMETIC = `(telegram_sends.priority = 1 AND EXISTS (SELECT 1 FROM telegram_sends q
+  WHERE q.ticket_id = telegram_sends.ticket_id AND q.op = telegram_sends.op AND q.status = 'queued' AND q.priority = 1 AND q.id <> telegram_sends.id))`;
+const REQUEUE_OR_CANCEL = `CASE WHEN ${HAS_NEWER_COSMETIC} THEN 'cancelled' ELSE 'queued' END`;
+
 const toSend = (r: any): QueuedSend => ({
   id: Number(r.id), workspaceId: r.workspace_id, accountId: r.account_id, chatId: r.chat_id === null ? null : Number(r.chat_id),
   op: r.op, ticketId: r.ticket_id, messageId: r.message_id, payload: r.payload ?? {}, attempts: r.attempts, failures: r.failures,
@@ -124,10 +133,10 @@ export const sendQueue = {
     const { now, rules } = opts;
     return db.transaction(async (tx) => {
       await tx.raw(
-        `UPDATE telegram_sends SET status = 'queued', next_attempt_at = ?,
+        `UPDATE telegram_sends SET status = ${REQUEUE_OR_CANCEL}, next_attempt_at = ?, done_at = CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END,
                 last_error = 'lease expired: the worker stopped before recording the outcome'
           WHERE status = 'sending' AND lease_until < ?`,
-        [now, now],
+        [now, now, now],
       );
       const candidates = (await tx.raw(
         `SELECT s.*, (s.ticket_id IS NOT NULL AND t.topic_thread_id IS NULL) AS needs_topic
@@ -207,7 +216,8 @@ export const sendQueue = {
   /** Puts a claimed row back in the queue for `at`; a failure counts towards giving up, a wait does not. */
   async retryLater(db: Db, s: QueuedSend, r: { at: Date; error: string; countsAsFailure: boolean }): Promise<boolean> {
     const n = await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({
-      status: 'queued', next_attempt_at: r.at, last_error: r.error, lease_until: null,
+      status: db.raw(REQUEUE_OR_CANCEL), done_at: db.raw(`CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END`, [r.at]),
+      next_attempt_at: r.at, last_error: r.error, lease_until: null,
       failures: r.countsAsFailure ? s.failures + 1 : s.failures,
     });
     return n === 1;

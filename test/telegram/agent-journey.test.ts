@@ -576,6 +576,23 @@ describe('Telegram agents’ side: topics, cards, relay and commands (SPEC §3.2
       assert.deepEqual(buttons(card), [], 'a closed ticket’s card has no buttons');
     });
 
+    it('a closed ticket’s topic stays closed when an admin still writes in it; the customer gets nothing', async () => {
+      const o = await openTicket('Stay closed');
+      const alex = newAgent('Alex', { admin: true }); // only admins can still write in a closed topic
+      await say(alex, o, '/resolve');
+      await say(alex, o, '/close');
+      assert.equal(topicOf(o).closed, true);
+      const customerCalls = callsIntoChat(o.user.id).length;
+      const late = await say(alex, o, 'thanks, bye');
+      const cmd = await say(alex, o, '/reopen');
+      assert.equal(callsIntoChat(o.user.id).length, customerCalls, 'nothing reaches the customer');
+      assert.equal((await ticketJson(o.ticketId)).status, 'closed', 'closed is final');
+      const told = [late, cmd].map((m) => botRepliesInTopic(o, m.message_id).length + h.fake.callsTo('setMessageReaction').filter((c) => ok(c) && Number(c.params.message_id) === m.message_id).length);
+      assert.ok(told.every((n) => n > 0), 'the agent is told each time (a reply or a reaction)');
+      assert.equal(topicOf(o).closed, true, 'the topic of a closed ticket stays closed');
+      assert.equal((await ticketRow(o.ticketId)).topic_closed, true);
+    });
+
     it('/reopen brings a resolved ticket back to open', async () => {
       const o = await openTicket('Reopen me');
       const alex = newAgent('Alex');

@@ -23,9 +23,10 @@ import { useTelegramHarness, type TelegramHarness } from '../helpers/telegram-ha
 
 /**
  * Waits until every update the fake produced is stored and handled and no send is waiting.
- * (h.settle() reads the update table before it checks the fake's pending updates, so an update
- * stored between those two reads is missed and it returns too early; here each stage is read
- * after the one that feeds it, and a round counts only if the fake produced nothing meanwhile.)
+ * These tests also store updates the fake never produced (crafted ones, webhook POSTs), so
+ * counting handled rows against the fake's updates (h.settle()) could be satisfied too early:
+ * here the fake's own queue must be confirmed and its last update stored, each stage read
+ * after the one that feeds it, and a round counts only if the fake produced nothing meanwhile.
  */
 async function settle(h: TelegramHarness, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

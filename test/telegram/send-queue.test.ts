@@ -77,6 +77,8 @@ describe('telegram send queue', () => {
       const user = h.fake.addUser({ firstName: name });
       h.fake.userSends(h.bot, user, '/help');
       await h.settle();
+      // The /help answer has arrived, so no reply of the bot's is still on its way when the test starts.
+      await eventually(() => botTexts(h.fake, h.bot, user).length >= 1, `the /help answer to ${name}`);
       const row = await eventually(() => h.db('contacts').where({ telegram_user_id: user.id }).first(), `contact for ${name}`);
       return { user, contactId: row.id };
     }
