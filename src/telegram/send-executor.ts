@@ -10,6 +10,7 @@
  * - customer blocked the bot: contact marked blocked, message failed, a note in the topic;
  * - anything else permanent: the row and its message fail with Telegram's reason.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ContactService } from '../contacts/contact-service.js';
 import type { Db } from '../db/knex.js';
 import { SYSTEM } from '../events/event-types.js';
@@ -20,7 +21,7 @@ import type { MessageService } from '../messages/message-service.js';
 import { messageStore } from '../messages/message-store.js';
 import { AccountGone, type BotApi } from './bot-api.js';
 import { blockedReason, classifyTelegramError, type Failure } from './telegram-errors.js';
-import { sendQueue, botKey, chatKey, type QueuedSend } from './send-queue.js';
+import { sendQueue, botKey, chatKey, type PacingRules, type QueuedSend } from './send-queue.js';
 import { cardKeyboard, cardText, resolutionNotice, topicName, TOPIC_COLOR, type CardInput } from './ticket-card.js';
 
 export interface RetrySettings {
@@ -81,8 +82,28 @@ async function loadTicket(db: Db, ticketId: string): Promise<TopicTicket | null>
   };
 }
 
-export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock; api: BotApi; messages: MessageService; contacts: ContactService; retry: RetrySettings }) {
-  const { db, logger, clock, api, messages, contacts, retry } = deps;
+export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock; api: BotApi; messages: MessageService; contacts: ContactService; retry: RetrySettings; pacing: PacingRules }) {
+  const { db, logger, clock, messages, contacts, retry } = deps;
+  /**
+   * Calls for one row. A row that posts more than one message into its chat (a topic with its
+   * card, then the message) spaces them by the chat's one-a-second rule.
+   */
+  const lastPost = new WeakMap<QueuedSend, number>();
+  const POSTS = new Set(['createForumTopic', 'sendMessage', 'copyMessage', 'copyMessages', 'forwardMessage']);
+  const currentRow = new AsyncLocalStorage<QueuedSend>();
+  const api: BotApi = {
+    client: deps.api.client,
+    async call(accountId, method, payload) {
+      const row = currentRow.getStore();
+      if (row && POSTS.has(method)) {
+        const last = lastPost.get(row);
+        const wait = last === undefined ? 0 : last + deps.pacing.perChat.windowMs - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        lastPost.set(row, Date.now());
+      }
+      return deps.api.call(accountId, method, payload);
+    },
+  };
 
   async function ticketOf(s: QueuedSend): Promise<TopicTicket> {
     const t = s.ticketId ? await loadTicket(db, s.ticketId) : null;
@@ -427,11 +448,12 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       let result: Effects | Skip;
       try {
         if (!op) throw new Permanent(`unknown operation ${s.op}`);
-        result = await op(s);
+        result = await currentRow.run(s, () => op(s));
       } catch (err) {
         return onFailure(s, err);
       }
       const now = clock.now();
+      if (!(result instanceof Skip)) await sendQueue.recordSent(db, s, deps.pacing, now);
       if (result instanceof Skip) return settle(s, (tx) => sendQueue.finish(tx, s, { status: 'cancelled', error: result.reason, at: now }));
       return settle(s, async (tx) => (await sendQueue.finish(tx, s, { status: 'sent', at: now })) && (await result(tx), true));
     },

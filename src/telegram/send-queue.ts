@@ -47,6 +47,8 @@ export interface QueuedSend {
   attempts: number;
   failures: number;
   createdAt: Date;
+  /** When the claim reserved this row's place in the pacing windows. */
+  claimedAt?: Date;
 }
 
 export interface PacingRules {
@@ -72,6 +74,20 @@ const toSend = (r: any): QueuedSend => ({
 
 /** Calls that post nothing into a chat and so do not count against its flood limits. */
 const UNPACED: ReadonlySet<SendOp> = new Set(['answer_callback', 'react']);
+
+/**
+ * The pacing windows a row counts in: its bot (30/s) and its chat (1/s); a group chat also
+ * in the group's 20/min.
+ */
+export function pacingKeys(r: { op: string; account_id: string; chat_id: number | string | null }, rules: PacingRules): { key: string; rule: WindowRule }[] {
+  if (UNPACED.has(r.op as SendOp)) return [];
+  const keys = [{ key: botKey(r.account_id), rule: rules.perBot }];
+  if (r.chat_id !== null) {
+    keys.push({ key: chatKey(r.account_id, Number(r.chat_id)), rule: rules.perChat });
+    if (Number(r.chat_id) < 0) keys.push({ key: groupKey(r.account_id, Number(r.chat_id)), rule: rules.perGroup });
+  }
+  return keys;
+}
 
 /** How many messages a row may post in its chat (a topic recreated on the way costs three). */
 function costOf(r: { op: SendOp; payload: Record<string, any>; needs_topic: boolean }): number {
@@ -153,12 +169,7 @@ export const sendQueue = {
         [now, opts.limit * 4],
       )).rows as any[];
 
-      const keysOf = (r: any): { key: string; rule: WindowRule }[] => {
-        if (UNPACED.has(r.op)) return [];
-        const keys = [{ key: `bot:${r.account_id}`, rule: rules.perBot }];
-        if (r.chat_id !== null) keys.push({ key: `chat:${r.account_id}:${r.chat_id}`, rule: Number(r.chat_id) < 0 ? rules.perGroup : rules.perChat });
-        return keys;
-      };
+      const keysOf = (r: any) => pacingKeys(r, rules);
       const allKeys = [...new Set(candidates.flatMap((r) => keysOf(r).map((k) => k.key)))].sort();
       const windows = new Map<string, WindowState>();
       if (allKeys.length) {
@@ -199,7 +210,7 @@ export const sendQueue = {
       }
       const upcoming = (await tx.raw(`SELECT min(next_attempt_at) AS at FROM telegram_sends WHERE status = 'queued' AND next_attempt_at > ?`, [now])).rows[0].at;
       if (upcoming) nextAt = nextAt === null ? new Date(upcoming).getTime() : Math.min(nextAt, new Date(upcoming).getTime());
-      return { claimed: chosen.map((r) => ({ ...toSend(r), attempts: r.attempts + 1 })), nextAt: nextAt === null ? null : new Date(nextAt) };
+      return { claimed: chosen.map((r) => ({ ...toSend(r), attempts: r.attempts + 1, claimedAt: now })), nextAt: nextAt === null ? null : new Date(nextAt) };
     });
   },
 
@@ -223,6 +234,22 @@ export const sendQueue = {
     return n === 1;
   },
 
+  /**
+   * A send reached Telegram: its place in the windows moves from the claim to now. Counting
+   * from the claim alone would let two sends to a chat arrive closer than the limit when the
+   * first one was slow to leave.
+   */
+  async recordSent(db: Db, s: QueuedSend, rules: PacingRules, at: Date): Promise<void> {
+    if (!s.claimedAt) return;
+    const keys = pacingKeys({ op: s.op, account_id: s.accountId, chat_id: s.chatId }, rules).map((k) => k.key);
+    if (!keys.length) return;
+    await db.raw(
+      `UPDATE telegram_rate_windows SET sent_at[array_position(sent_at, ?::timestamptz)] = ?
+        WHERE key = ANY(?) AND array_position(sent_at, ?::timestamptz) IS NOT NULL`,
+      [s.claimedAt, at, keys, s.claimedAt],
+    );
+  },
+
   /** A 429: nothing more goes to that chat (or from that bot) before Telegram says so. */
   async pause(db: Db, key: string, until: Date): Promise<void> {
     await db.raw(
@@ -240,3 +267,4 @@ export const sendQueue = {
 
 export const chatKey = (accountId: string, chatId: number) => `chat:${accountId}:${chatId}`;
 export const botKey = (accountId: string) => `bot:${accountId}`;
+export const groupKey = (accountId: string, chatId: number) => `group:${accountId}:${chatId}`;

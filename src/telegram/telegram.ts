@@ -31,6 +31,7 @@ export function createTelegram(deps: { config: Config; db: Knex; logger: Logger;
   const executor = createSendExecutor({
     db, logger: logger.child({ component: 'telegram-sends' }), clock, api, messages: services.messages, contacts: services.contacts,
     retry: { maxFailures: t.sends.maxFailures, baseDelayMs: t.sends.retryBaseMs, maxDelayMs: t.sends.retryMaxMs },
+    pacing: t.sends.pacing,
   });
   const sends = createSendWorker({
     db, logger, clock, executor,

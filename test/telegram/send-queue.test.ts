@@ -16,7 +16,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { accountStore } from '../../src/accounts/account-store.js';
 import { createBotApi, type BotApi } from '../../src/telegram/bot-api.js';
 import { createSendExecutor, type RetrySettings } from '../../src/telegram/send-executor.js';
-import { chatKey, sendQueue, type PacingRules } from '../../src/telegram/send-queue.js';
+import { chatKey, groupKey, sendQueue, type PacingRules } from '../../src/telegram/send-queue.js';
 import { createSendWorker, type SendWorker } from '../../src/telegram/send-worker.js';
 import { topicName } from '../../src/telegram/ticket-card.js';
 import { ERR, startFakeBotApi, type Call, type FakeBot, type FakeBotApi, type FakeUser } from '../helpers/fake-bot-api.js';
@@ -334,11 +334,11 @@ describe('telegram send queue', () => {
         h.fake.userSends(h.bot, user, 'Any news?');
         await eventually(() => h.db('telegram_sends').where({ ticket_id: ticket.id, op: 'copy_message', status: 'queued' }).first(), 'the relay row');
         // The group's budget has room for one message only: it must go to the relay.
-        const groupKey = chatKey(h.accountId, h.group.id);
+        const key = groupKey(h.accountId, h.group.id);
         const rule = h.config.telegram.sends.pacing.perGroup;
         const now = new Date().toISOString();
-        await h.db.raw('INSERT INTO telegram_rate_windows (key) VALUES (?) ON CONFLICT DO NOTHING', [groupKey]);
-        await h.db.raw('UPDATE telegram_rate_windows SET sent_at = ?::timestamptz[], blocked_until = NULL WHERE key = ?', [Array(rule.limit - 1).fill(now), groupKey]);
+        await h.db.raw('INSERT INTO telegram_rate_windows (key) VALUES (?) ON CONFLICT DO NOTHING', [key]);
+        await h.db.raw('UPDATE telegram_rate_windows SET sent_at = ?::timestamptz[], blocked_until = NULL WHERE key = ?', [Array(rule.limit - 1).fill(now), key]);
         const mark = h.fake.calls.length;
         await h.telegram.sends.drain();
 
@@ -477,9 +477,9 @@ describe('telegram send queue', () => {
 
       // The queue's own count for the group: 20 sends 59 s ago (say, by another replica).
       const rule = h.config.telegram.sends.pacing.perGroup;
-      const groupKey = chatKey(h.accountId, h.group.id);
+      const key = groupKey(h.accountId, h.group.id);
       const oldest = Date.now() - (rule.windowMs - 2_000);
-      await h.db.raw('UPDATE telegram_rate_windows SET sent_at = ?::timestamptz[], blocked_until = NULL WHERE key = ?', [Array(rule.limit).fill(new Date(oldest).toISOString()), groupKey]);
+      await h.db.raw('UPDATE telegram_rate_windows SET sent_at = ?::timestamptz[], blocked_until = NULL WHERE key = ?', [Array(rule.limit).fill(new Date(oldest).toISOString()), key]);
       const mark = h.fake.calls.length;
       const limited = h.fake.rateLimited.length;
       h.fake.userSends(h.bot, user, 'is anyone there?');
@@ -529,7 +529,7 @@ describe('telegram send queue', () => {
 
     const realApi = () => createBotApi({ db, apiRoot: fake.url, timeoutMs: 5_000 });
     function worker(api: BotApi, o: { retry?: RetrySettings; leaseMs?: number } = {}): SendWorker {
-      const executor = createSendExecutor({ db, logger, clock: systemClock, api, messages: services.messages, contacts: services.contacts, retry: o.retry ?? RETRY });
+      const executor = createSendExecutor({ db, logger, clock: systemClock, api, messages: services.messages, contacts: services.contacts, retry: o.retry ?? RETRY, pacing: FAST });
       const w = createSendWorker({ db, logger, clock: systemClock, executor, settings: { concurrency: 8, pollIntervalMs: 20, leaseMs: o.leaseMs ?? 30_000, pacing: FAST } });
       workers.push(w);
       return w;
