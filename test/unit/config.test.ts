@@ -31,9 +31,12 @@ describe('configuration', () => {
       assert.equal(c.logLevel, 'info');
       assert.equal(c.schedulerEnabled, true);
       assert.equal(c.validateResponses, false);
-      assert.deepEqual(c.telegram, {
+      const { botToken, supportChatId, apiRoot, webhookUrl, webhookSecret } = c.telegram;
+      assert.deepEqual({ botToken, supportChatId, apiRoot, webhookUrl, webhookSecret }, {
         botToken: null, supportChatId: null, apiRoot: 'https://api.telegram.org', webhookUrl: null, webhookSecret: null,
       });
+      // Telegram's flood limits, with a small margin.
+      assert.deepEqual(c.telegram.sends.pacing, { perChat: { limit: 1, windowMs: 1050 }, perGroup: { limit: 20, windowMs: 61000 }, perBot: { limit: 30, windowMs: 1050 } });
       assert.equal(c.webhooks.allowPrivateTargets, false);
       assert.equal(c.idempotency.retentionHours, 24);
       assert.equal(c.jobs.cleanup, '0 */5 * * * *');
@@ -112,7 +115,8 @@ describe('configuration', () => {
         TELEGRAM_WEBHOOK_URL: 'https://desk.example.com//',
         TELEGRAM_WEBHOOK_SECRET: 'abc_DEF-123',
       });
-      assert.deepEqual(c.telegram, {
+      const { botToken, supportChatId, apiRoot, webhookUrl, webhookSecret } = c.telegram;
+      assert.deepEqual({ botToken, supportChatId, apiRoot, webhookUrl, webhookSecret }, {
         botToken: TOKEN,
         supportChatId: '-1001234567890',
         apiRoot: 'http://127.0.0.1:8081',
