@@ -116,7 +116,8 @@ export function createBotRuntime(deps: {
   let reconciling: Promise<void> = Promise.resolve();
 
   async function startBot(a: RunnableAccount): Promise<{ token: string; poller: Poller | null }> {
-    void checkSetup(db, api, logger, a);
+    // In the background: a slow Telegram must not hold up the other bots.
+    void checkSetup(db, api, logger, a).catch((err) => logger.error({ err, account_id: a.id }, 'checking the bot\'s support group failed'));
     if (config.telegram.webhookUrl) {
       const url = `${config.telegram.webhookUrl}/telegram/${a.id}/webhook`;
       try {

@@ -169,14 +169,17 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
     await db('tickets').where({ id: t.id }).update({ topic_closed: false });
   }
 
-  /** A call into the ticket's topic; a deleted topic is recreated and a closed one reopened, once. */
-  async function callInTopic<T>(s: QueuedSend, method: string, payload: Record<string, unknown>): Promise<T> {
+  /**
+   * A call into the ticket's topic; a deleted topic is recreated and a closed one reopened,
+   * once. Returns Telegram's answer and the chat it went to.
+   */
+  async function callInTopic<T>(s: QueuedSend, method: string, payload: Record<string, unknown>): Promise<{ result: T; chatId: number }> {
     let t = await ticketOf(s);
     for (let attempt = 1; ; attempt++) {
       const topic = await ensureTopic(s, t);
       t = topic.ticket;
       try {
-        return await api.call<T>(s.accountId, method, { ...payload, chat_id: topic.chatId, message_thread_id: topic.threadId });
+        return { result: await api.call<T>(s.accountId, method, { ...payload, chat_id: topic.chatId, message_thread_id: topic.threadId }), chatId: topic.chatId };
       } catch (err) {
         const f = classifyTelegramError(err);
         if (attempt > 1) throw err;
@@ -200,23 +203,20 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
     return [...ids];
   }
 
-  async function addCopyRefs(tx: Db, s: QueuedSend, chatId: number, pairs: [number, number][]): Promise<string[]> {
-    const found: string[] = [];
+  async function addCopyRefs(tx: Db, s: QueuedSend, chatId: number, pairs: [number, number][]): Promise<void> {
     for (const [source, copy] of pairs) {
       if (!copy) continue; // Telegram answers 0 for a video it scheduled instead of sending (research §4.1)
       const ref = await tx('message_telegram_refs').select('message_id').where({ account_id: s.accountId, chat_id: s.payload.from_chat_id, telegram_message_id: source }).first();
       if (!ref) continue;
       await tx('message_telegram_refs').insert({ account_id: s.accountId, chat_id: chatId, telegram_message_id: copy, message_id: ref.message_id, role: 'copy' }).onConflict(['account_id', 'chat_id', 'telegram_message_id']).ignore();
-      found.push(ref.message_id);
     }
-    return found;
   }
 
   const ops: { [op: string]: (s: QueuedSend) => Promise<Effects | Skip> } = {
     async send_message(s) {
       const body = { text: s.payload.text, ...(s.payload.reply_markup ? { reply_markup: s.payload.reply_markup } : {}) };
       const sent = s.payload.in_topic
-        ? await callInTopic<{ message_id: number; chat: { id: number } }>(s, 'sendMessage', body)
+        ? (await callInTopic<{ message_id: number; chat: { id: number } }>(s, 'sendMessage', body)).result
         : await api.call<{ message_id: number; chat: { id: number } }>(s.accountId, 'sendMessage', { chat_id: s.chatId, ...body });
       return async (tx) => {
         if (!s.messageId) return;
@@ -228,15 +228,16 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
     async copy_message(s) {
       const ids = [...new Set<number>((s.payload.message_ids as number[]).map(Number))].sort((a, b) => a - b);
       const base = { from_chat_id: s.payload.from_chat_id };
-      const call = <T>(method: string, body: Record<string, unknown>) =>
-        s.payload.in_topic ? callInTopic<T>(s, method, { ...base, ...body }) : api.call<T>(s.accountId, method, { chat_id: s.chatId, ...base, ...body });
+      const call = async <T>(method: string, body: Record<string, unknown>) =>
+        s.payload.in_topic ? callInTopic<T>(s, method, { ...base, ...body }) : { result: await api.call<T>(s.accountId, method, { chat_id: s.chatId, ...base, ...body }), chatId: s.chatId! };
       // One message: copyMessage. An album: copyMessages, which keeps the grouping (research §4.2).
-      const copies = ids.length === 1
-        ? [await call<{ message_id: number }>('copyMessage', { message_id: ids[0] })]
+      const sent = ids.length === 1
+        ? await call<{ message_id: number }>('copyMessage', { message_id: ids[0] }).then((r) => ({ ...r, result: [r.result] }))
         : await call<{ message_id: number }[]>('copyMessages', { message_ids: ids });
+      const copies = sent.result;
+      const target = sent.chatId;
       // Telegram skips messages it cannot copy, so ids only pair up when nothing was skipped.
       const pairs: [number, number][] = copies.length === ids.length ? ids.map((id, i) => [id, copies[i].message_id]) : [];
-      const target = s.payload.in_topic ? (await loadTicket(db, s.ticketId!))?.topicChatId ?? s.chatId! : s.chatId!;
       return async (tx) => {
         await addCopyRefs(tx, s, target, pairs);
         for (const id of await messageIdsOf(s)) await messages.markSent(tx, id, clock.now());

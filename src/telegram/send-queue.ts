@@ -258,11 +258,6 @@ export const sendQueue = {
       [key, until],
     );
   },
-
-  /** Extends the lease of rows still being worked on (a slow multi-step topic set-up). */
-  async extendLease(db: Db, s: QueuedSend, until: Date): Promise<void> {
-    await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({ lease_until: until });
-  },
 };
 
 export const chatKey = (accountId: string, chatId: number) => `chat:${accountId}:${chatId}`;

@@ -21,7 +21,9 @@ const has = (d: string, ...needles: string[]) => needles.some((n) => d.includes(
 
 export function classifyTelegramError(err: unknown): Failure {
   const e = err as { code?: unknown; response?: { error_code?: number; description?: string; parameters?: { retry_after?: number } }; description?: string; message?: string; name?: string };
-  const code = typeof e?.response?.error_code === 'number' ? e.response.error_code : typeof e?.code === 'number' ? e.code : null;
+  // Only Telegram's answer carries an HTTP-like code; other errors' `code` (ECONNREFUSED, a
+  // DOMException's 23) says nothing about the request, so they count as network trouble.
+  const code = typeof e?.response?.error_code === 'number' ? e.response.error_code : null;
   const description = String(e?.response?.description ?? e?.description ?? e?.message ?? err);
   const d = description.toLowerCase();
   const reason = code ? `${code}: ${description}` : description;

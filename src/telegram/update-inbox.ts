@@ -65,9 +65,4 @@ export const updateInbox = {
       attempts: u.attempts + 1, last_error: error, ...(retryAt ? { next_attempt_at: retryAt } : { processed_at: at }),
     });
   },
-
-  /** The cleanup job: handled updates are kept a week (Telegram never resends older ones). */
-  async deleteProcessedBefore(db: Db, before: Date): Promise<number> {
-    return db('telegram_updates').where('processed_at', '<', before).delete();
-  },
 };

@@ -148,6 +148,12 @@ describe('telegram error classification (real Bot API answers)', () => {
     });
   }
 
+  it('a native timeout (DOMException, whose numeric code is not an HTTP status) is transient, not permanent', () => {
+    const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+    assert.equal(typeof (timeout as unknown as { code: unknown }).code, 'number');
+    assert.equal(classifyTelegramError(timeout).kind, 'transient');
+  });
+
   it('network failures and timeouts (no error_code) are transient', () => {
     const refused = Object.assign(new Error('request to http://127.0.0.1:1/bot/sendMessage failed, reason: connect ECONNREFUSED 127.0.0.1:1'), { name: 'FetchError', code: 'ECONNREFUSED', errno: 'ECONNREFUSED', type: 'system' });
     const aborted = Object.assign(new Error('The user aborted a request.'), { name: 'AbortError', type: 'aborted' });
