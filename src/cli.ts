@@ -14,7 +14,7 @@ import { createLogger } from './lib/logger.js';
 import { presentApiKey } from './auth/api-key-service.js';
 import { keyModeOf } from './auth/api-key-token.js';
 import { apiKeyStore } from './auth/api-key-store.js';
-import { AppError } from './http/errors.js';
+import { AppError } from './kernel/errors.js';
 import { seedDemo } from '../seeds/demo.js';
 
 const USAGE = `usage: topicdesk <command>

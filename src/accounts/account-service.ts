@@ -19,8 +19,8 @@
 import type { Config } from '../config.js';
 import { lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
-import { AppError, notFound } from '../http/errors.js';
-import type { PageRequest } from '../http/pagination.js';
+import { AppError, notFound } from '../kernel/errors.js';
+import type { PageRequest } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import type { CreateAccountBody, PatchAccountBody } from './account-schemas.js';
 import { accountStore, type AccountRecord } from './account-store.js';

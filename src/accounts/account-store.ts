@@ -6,7 +6,7 @@
  * (listRunnable / findRunnable) and never reaches an API shape.
  */
 import type { Db } from '../db/knex.js';
-import { paginate, type PageRequest } from '../http/pagination.js';
+import { paginate, type PageRequest } from '../kernel/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { AccountJson } from './account-schemas.js';
 

@@ -5,7 +5,7 @@
  * redacts it from network error messages itself; we add nothing that could carry it.
  */
 import { Telegram, TelegramError } from 'telegraf';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../kernel/errors.js';
 
 /** What @BotFather hands out: the bot's numeric id, a colon, and at least 20 secret characters. */
 export const BOT_TOKEN_PATTERN = /^\d+:[A-Za-z0-9_-]{20,}$/;

@@ -1,7 +1,7 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { nullableTimestamp, timestamp } from '../http/common-schemas.js';
 import { paginationQueryProperties } from '../http/pagination.js';
-import { ALL_SCOPES } from './scopes.js';
+import { ALL_SCOPES } from '../kernel/scopes.js';
 
 const scopeList = {
   type: 'array',

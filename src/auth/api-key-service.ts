@@ -6,13 +6,13 @@
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import { AppError, notFound } from '../http/errors.js';
-import { paginate, type Page, type PageRequest } from '../http/pagination.js';
+import { AppError, notFound } from '../kernel/errors.js';
+import { paginate, type Page, type PageRequest } from '../kernel/pagination.js';
 import { workspaceStore } from '../workspaces/workspace-store.js';
 import { apiKeyStore, type ApiKeyRow } from './api-key-store.js';
 import type { ApiKeyJson } from './api-key-schemas.js';
 import { generateToken, keyModeOf } from './api-key-token.js';
-import { expandScopes, type Scope } from './scopes.js';
+import { expandScopes, type Scope } from '../kernel/scopes.js';
 
 export function keyStatus(k: ApiKeyRow, now: Date): 'active' | 'expired' | 'revoked' {
   if (k.revokedAt) return 'revoked';

@@ -1,5 +1,5 @@
 import type { Db } from '../db/knex.js';
-import type { Scope } from './scopes.js';
+import type { Scope } from '../kernel/scopes.js';
 
 export interface ApiKeyRow {
   id: string;

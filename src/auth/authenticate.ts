@@ -1,12 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Knex } from '../db/knex.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../kernel/errors.js';
 import { enforceRateLimit } from '../http/rate-limit.js';
 import type { AppState } from '../http/route.js';
 import { apiKeyStore } from './api-key-store.js';
 import { hashToken, keyModeOf, parseToken } from './api-key-token.js';
-import type { Scope } from './scopes.js';
+import type { Scope } from '../kernel/scopes.js';
 
 export interface AuthenticateOptions {
   db: Knex;

@@ -6,10 +6,10 @@
  */
 import type { Db } from '../db/knex.js';
 import { eventStore, type NewEvent } from '../events/event-store.js';
-import type { Actor } from '../events/event-types.js';
-import { AppError, notFound } from '../http/errors.js';
-import type { PageRequest } from '../http/pagination.js';
-import { paginate } from '../http/pagination.js';
+import type { Actor } from '../kernel/actor.js';
+import { AppError, notFound } from '../kernel/errors.js';
+import type { PageRequest } from '../kernel/pagination.js';
+import { paginate } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags } from '../lib/tags.js';

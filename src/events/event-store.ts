@@ -3,9 +3,10 @@
  * event describes: the event exists exactly when the change committed.
  */
 import type { Db } from '../db/knex.js';
-import { paginate, type PageRequest } from '../http/pagination.js';
+import { paginate, type PageRequest } from '../kernel/pagination.js';
 import { newId } from '../lib/ids.js';
-import type { Actor, StoredEventType } from './event-types.js';
+import type { Actor } from '../kernel/actor.js';
+import type { StoredEventType } from './event-types.js';
 
 export interface NewEvent {
   type: StoredEventType;

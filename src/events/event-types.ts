@@ -16,13 +16,3 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 /** What an events row may hold. */
 export type StoredEventType = EventType | typeof PING;
-
-export type ActorType = 'contact' | 'agent' | 'api' | 'system';
-
-/** Who made a change: a customer, an agent, an API key (id = key id) or the system (jobs). */
-export interface Actor {
-  type: ActorType;
-  id: string | null;
-}
-
-export const SYSTEM: Actor = { type: 'system', id: null };

@@ -1,4 +1,4 @@
-import type { Actor } from '../events/event-types.js';
+import type { Actor } from '../kernel/actor.js';
 import type { AppContext } from './route.js';
 
 /** Changes made through the API are attributed to the calling key. */

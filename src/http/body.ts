@@ -1,6 +1,6 @@
 import { bodyParser } from '@koa/bodyparser';
 import type { Middleware } from 'koa';
-import { AppError } from './errors.js';
+import { AppError } from '../kernel/errors.js';
 import type { AppState } from './route.js';
 
 /**

@@ -1,4 +1,4 @@
-import { ERROR_CODES } from './errors.js';
+import { ERROR_CODES } from '../kernel/errors.js';
 
 const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 

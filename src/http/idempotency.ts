@@ -21,7 +21,8 @@ import { Stream } from 'node:stream';
 import type { Context, Middleware } from 'koa';
 import { stringify } from 'safe-stable-stringify';
 import type { Knex } from '../db/knex.js';
-import { AppError, renderProblem, type ErrorCode } from './errors.js';
+import { AppError, type ErrorCode } from '../kernel/errors.js';
+import { renderProblem } from './errors.js';
 import type { AppState } from './route.js';
 
 export interface IdempotencyOptions {

@@ -1,5 +1,5 @@
 import { problemSchema } from './common-schemas.js';
-import { ERROR_CODES } from './errors.js';
+import { ERROR_CODES } from '../kernel/errors.js';
 import type { RouteDef } from './route.js';
 
 /** Koa `/v1/api-keys/:id` → OpenAPI `/v1/api-keys/{id}`. */

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { AppError } from './errors.js';
+import { AppError } from '../kernel/errors.js';
 
 export interface WindowUsage {
   limit: number;

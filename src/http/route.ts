@@ -1,9 +1,9 @@
 import type Router from '@koa/router';
 import type { Middleware, ParameterizedContext } from 'koa';
-import type { AuthContext } from '../auth/auth-context.js';
-import type { Scope } from '../auth/scopes.js';
+import type { AuthContext } from '../kernel/auth-context.js';
+import type { Scope } from '../kernel/scopes.js';
 import type { Db } from '../db/knex.js';
-import { AppError } from './errors.js';
+import { AppError } from '../kernel/errors.js';
 import { check, compile, fieldErrors, type Schema } from './validation.js';
 
 export interface AppState {

@@ -1,5 +1,5 @@
 import type { Knex } from '../db/knex.js';
-import { AppError } from './errors.js';
+import { AppError } from '../kernel/errors.js';
 import type { RouteDef } from './route.js';
 import type { Registry } from 'prom-client';
 

@@ -5,7 +5,7 @@
  * the form never disturbs a customer halfway through.
  */
 import type { Db } from '../db/knex.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../kernel/errors.js';
 import type { Clock } from '../lib/clock.js';
 import { checkForm, DEFAULT_INTAKE_FORM, type FormField, type IntakeForm } from './intake-form.js';
 import type { IntakeFormJson } from './intake-form-schemas.js';

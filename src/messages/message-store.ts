@@ -1,6 +1,6 @@
 import type { Db } from '../db/knex.js';
-import type { Actor, ActorType } from '../events/event-types.js';
-import { paginate, type PageRequest } from '../http/pagination.js';
+import type { Actor, ActorType } from '../kernel/actor.js';
+import { paginate, type PageRequest } from '../kernel/pagination.js';
 import type { MessageJson } from './message-schemas.js';
 
 export type MessageStatus = 'received' | 'queued' | 'sent' | 'failed';

@@ -11,8 +11,8 @@
 import type { Agent } from '../agents/agent-store.js';
 import { agentStore } from '../agents/agent-store.js';
 import type { Db } from '../db/knex.js';
-import type { Actor } from '../events/event-types.js';
-import { AppError } from '../http/errors.js';
+import type { Actor } from '../kernel/actor.js';
+import { AppError } from '../kernel/errors.js';
 import { newId } from '../lib/ids.js';
 import { normalizeTags } from '../lib/tags.js';
 import { messageStore } from '../messages/message-store.js';
@@ -20,7 +20,7 @@ import { PRIORITIES, STATUSES, type Priority, type TicketStatus } from '../ticke
 import { attachmentsOf, textOf, type BotCtx } from './bot-context.js';
 import { parseCommand, parseTagChanges } from './commands.js';
 import { mirrorEdit } from './customer-flow.js';
-import { sendQueue } from './send-queue.js';
+import { sendQueue } from '../send-queue/send-queue.js';
 import { CARD_ACTIONS, priorityKeyboard } from './ticket-card.js';
 
 const HELP = [

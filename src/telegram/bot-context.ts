@@ -7,7 +7,7 @@ import type { RunnableAccount } from '../accounts/account-store.js';
 import type { Services } from '../container.js';
 import type { Db } from '../db/knex.js';
 import type { Workspace } from '../tickets/ticket-service.js';
-import { sendQueue } from './send-queue.js';
+import { sendQueue } from '../send-queue/send-queue.js';
 
 export interface BotCtx {
   db: Db;

@@ -9,12 +9,12 @@
  */
 import type { Contact } from '../contacts/contact-store.js';
 import { eventStore } from '../events/event-store.js';
-import type { Actor } from '../events/event-types.js';
-import { SYSTEM } from '../events/event-types.js';
-import { AppError } from '../http/errors.js';
+import type { Actor } from '../kernel/actor.js';
+import { SYSTEM } from '../kernel/actor.js';
+import { AppError } from '../kernel/errors.js';
 import { checkAnswer, questionText, ticketFromAnswers, type AnswerInput, type IntakeForm, type StoredAnswer } from '../intake/intake-form.js';
 import { lockKey } from '../db/advisory-lock.js';
-import { sendQueue } from './send-queue.js';
+import { sendQueue } from '../send-queue/send-queue.js';
 import { attachmentsOf, CUSTOMER_LOCK, textOf, type BotCtx } from './bot-context.js';
 import { parseCommand } from './commands.js';
 

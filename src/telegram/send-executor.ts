@@ -13,7 +13,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ContactService } from '../contacts/contact-service.js';
 import type { Db } from '../db/knex.js';
-import { SYSTEM } from '../events/event-types.js';
+import { SYSTEM } from '../kernel/actor.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
@@ -21,7 +21,7 @@ import type { MessageService } from '../messages/message-service.js';
 import { messageStore } from '../messages/message-store.js';
 import { AccountGone, type BotApi } from './bot-api.js';
 import { blockedReason, classifyTelegramError, type Failure } from './telegram-errors.js';
-import { sendQueue, botKey, chatKey, type PacingRules, type QueuedSend } from './send-queue.js';
+import { sendQueue, botKey, chatKey, type PacingRules, type QueuedSend } from '../send-queue/send-queue.js';
 import { cardKeyboard, cardText, resolutionNotice, topicName, TOPIC_COLOR, type CardInput } from './ticket-card.js';
 
 export interface RetrySettings {

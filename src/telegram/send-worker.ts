@@ -8,7 +8,7 @@ import type { Knex } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { SendExecutor } from './send-executor.js';
-import { sendQueue, type PacingRules } from './send-queue.js';
+import { sendQueue, type PacingRules } from '../send-queue/send-queue.js';
 
 const ERROR_BACKOFF_MS = 1_000;
 

@@ -5,7 +5,7 @@
  * workers, so a slow handler never makes Telegram time out and resend.
  */
 import type { Knex } from '../db/knex.js';
-import { AppError } from '../http/errors.js';
+import { AppError } from '../kernel/errors.js';
 import { idParams } from '../http/common-schemas.js';
 import type { RouteDef } from '../http/route.js';
 import type { Clock } from '../lib/clock.js';

@@ -13,14 +13,14 @@ import { presentContact, type ContactService } from '../contacts/contact-service
 import { toContact, type Contact } from '../contacts/contact-store.js';
 import type { Db } from '../db/knex.js';
 import { eventRow, eventStore, type NewEvent } from '../events/event-store.js';
-import { SYSTEM, type Actor } from '../events/event-types.js';
-import { AppError, notFound } from '../http/errors.js';
-import { paginate, type PageRequest } from '../http/pagination.js';
+import { SYSTEM, type Actor } from '../kernel/actor.js';
+import { AppError, notFound } from '../kernel/errors.js';
+import { paginate, type PageRequest } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags } from '../lib/tags.js';
 import { messageStore } from '../messages/message-store.js';
-import { sendQueue } from '../telegram/send-queue.js';
+import { sendQueue } from '../send-queue/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
 import { contactOf, ticketStore, toTicket, type NewTicket, type Ticket, type TicketChanges } from './ticket-store.js';

@@ -1,6 +1,6 @@
 /** Webhook endpoints and their delivery log: rows ↔ objects, and the API's shapes. */
 import type { Db } from '../db/knex.js';
-import { paginate, type PageRequest } from '../http/pagination.js';
+import { paginate, type PageRequest } from '../kernel/pagination.js';
 import type { DeliveryJson, DeliveryStatus, WebhookJson } from './webhook-schemas.js';
 
 export interface Endpoint {

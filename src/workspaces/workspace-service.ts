@@ -5,7 +5,7 @@
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, notFound } from '../kernel/errors.js';
 import type { PatchWorkspaceBody, WorkspaceJson } from './workspace-schemas.js';
 import { workspaceStore, type Workspace } from './workspace-store.js';
 

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { accountStore } from '../../src/accounts/account-store.js';
 import { verifyBotToken } from '../../src/accounts/bot-token.js';
-import { AppError } from '../../src/http/errors.js';
+import { AppError } from '../../src/kernel/errors.js';
 import { makeAccount, makeKey, makeWorkspace } from '../helpers/factories.js';
 import { startFakeBotApi, type FakeBotApi } from '../helpers/fake-bot-api.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ALL_SCOPES } from '../../src/auth/scopes.js';
+import { ALL_SCOPES } from '../../src/kernel/scopes.js';
 import { makeKey, makeWorkspace } from '../helpers/factories.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
 import { useTestDatabase } from '../helpers/test-db.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateToken, hashToken } from '../../src/auth/api-key-token.js';
 import { apiKeyRoutes } from '../../src/auth/api-key-routes.js';
-import { ALL_SCOPES, type Scope } from '../../src/auth/scopes.js';
+import { ALL_SCOPES, type Scope } from '../../src/kernel/scopes.js';
 import { createKnex, type Knex } from '../../src/db/knex.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { workspaceRoutes } from '../../src/workspaces/workspace-routes.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { AppError } from '../../src/http/errors.js';
+import { AppError } from '../../src/kernel/errors.js';
 import type { RouteDef } from '../../src/http/route.js';
 import { createKnex } from '../../src/db/knex.js';
 import { makeKey } from '../helpers/factories.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ALL_SCOPES, type Scope } from '../../src/auth/scopes.js';
+import { ALL_SCOPES, type Scope } from '../../src/kernel/scopes.js';
 import { contactRoutes } from '../../src/contacts/contact-routes.js';
 import { messageRoutes } from '../../src/messages/message-routes.js';
 import { ticketRoutes } from '../../src/tickets/ticket-routes.js';

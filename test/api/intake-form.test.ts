@@ -4,7 +4,7 @@
  * the default), Idempotency-Key on PUT, sandbox and live alike, scopes and tenancy.
  */
 import assert from 'node:assert/strict';
-import { ALL_SCOPES } from '../../src/auth/scopes.js';
+import { ALL_SCOPES } from '../../src/kernel/scopes.js';
 import { DEFAULT_INTAKE_FORM } from '../../src/intake/intake-form.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { makeKey, makeWorkspace } from '../helpers/factories.js';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type supertest from 'supertest';
-import { SYSTEM } from '../../src/events/event-types.js';
+import { SYSTEM } from '../../src/kernel/actor.js';
 import { STATUSES, type TicketStatus } from '../../src/tickets/ticket-status.js';
 import { makeAccount, makeAgent, makeKey, makeReachableContact, makeTeam, makeWorkspace } from '../helpers/factories.js';
 import { FakeClock } from '../helpers/fake-clock.js';

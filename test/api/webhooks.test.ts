@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { ALL_SCOPES } from '../../src/auth/scopes.js';
+import { ALL_SCOPES } from '../../src/kernel/scopes.js';
 import { deliveryQueue } from '../../src/webhooks/delivery-queue.js';
 import { createWebhookWorker } from '../../src/webhooks/webhook-worker.js';
 import { FakeClock } from '../helpers/fake-clock.js';

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Knex } from '../../src/db/knex.js';
 import { problemSchema } from '../../src/http/common-schemas.js';
-import { AppError } from '../../src/http/errors.js';
+import { AppError } from '../../src/kernel/errors.js';
 import type { AppContext, RouteDef } from '../../src/http/route.js';
 
 /** The advisory lock id the `/v1/test/effects/lock` route waits for. */

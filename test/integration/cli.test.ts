@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ALL_SCOPES } from '../../src/auth/scopes.js';
+import { ALL_SCOPES } from '../../src/kernel/scopes.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
 import { useTestDatabase } from '../helpers/test-db.js';
 

@@ -5,7 +5,7 @@
  * the services as the Telegram module will call them.
  */
 import assert from 'node:assert/strict';
-import { AppError } from '../../src/http/errors.js';
+import { AppError } from '../../src/kernel/errors.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { makeAccount, makeAgent, makeKey, makeReachableContact, makeWorkspace } from '../helpers/factories.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { AppError } from '../../src/http/errors.js';
-import { paginate, type SortColumn } from '../../src/http/pagination.js';
+import { AppError } from '../../src/kernel/errors.js';
+import { paginate, type SortColumn } from '../../src/kernel/pagination.js';
 import { useTestDatabase } from '../helpers/test-db.js';
 
 describe('paginate (offset and keyset cursor)', () => {

@@ -12,7 +12,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import type { Config } from '../../src/config.js';
-import { SYSTEM } from '../../src/events/event-types.js';
+import { SYSTEM } from '../../src/kernel/actor.js';
 import { deliveryQueue } from '../../src/webhooks/delivery-queue.js';
 import { createWebhookWorker, type WebhookWorker } from '../../src/webhooks/webhook-worker.js';
 import { makeKey, makeWorkspace } from '../helpers/factories.js';

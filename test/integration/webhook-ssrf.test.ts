@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo, type LookupFunction } from 'node:net';
-import { SYSTEM } from '../../src/events/event-types.js';
+import { SYSTEM } from '../../src/kernel/actor.js';
 import type { AttemptResult } from '../../src/webhooks/retry-policy.js';
 import { createWebhookSender, type WebhookSender } from '../../src/webhooks/webhook-sender.js';
 import { createWebhookWorker } from '../../src/webhooks/webhook-worker.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ALL_SCOPES, expandScopes, isScope } from '../../src/auth/scopes.js';
+import { ALL_SCOPES, expandScopes, isScope } from '../../src/kernel/scopes.js';
 
 describe('scopes', () => {
   it('knows exactly the eleven scopes of the contract', () => {

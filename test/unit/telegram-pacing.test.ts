@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { TelegramError } from 'telegraf';
 import { newId } from '../../src/lib/ids.js';
 import { parseCommand, parseTagChanges } from '../../src/telegram/commands.js';
-import { earliestSlot, take, type WindowRule, type WindowState } from '../../src/telegram/pacing.js';
+import { earliestSlot, take, type WindowRule, type WindowState } from '../../src/send-queue/pacing.js';
 import { blockedReason, classifyTelegramError } from '../../src/telegram/telegram-errors.js';
 import {
   cardKeyboard, cardText, priorityKeyboard, resolutionNotice, STATUS_EMOJI, TOPIC_NAME_MAX, topicName, type CardInput,
