@@ -49,7 +49,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   const apiRoutes: RouteDef[] = [
     ...apiKeyRoutes(services.apiKeys, deps.clock),
     ...workspaceRoutes(services.workspaces),
-    ...ticketRoutes(services.tickets, services.messages),
+    ...ticketRoutes(services.tickets),
     ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
     ...webhookRoutes(services.webhooks, deps.clock),

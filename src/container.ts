@@ -7,7 +7,7 @@ import { createApiKeyService } from './auth/api-key-service.js';
 import { createWorkspaceService } from './workspaces/workspace-service.js';
 import { createContactService } from './contacts/contact-service.js';
 import { createMessageService } from './messages/message-service.js';
-import { createTicketService } from './tickets/ticket-service.js';
+import { createTicketService, type TicketNotes } from './tickets/ticket-service.js';
 import { createWebhookService } from './webhooks/webhook-service.js';
 import { createAccountService } from './accounts/account-service.js';
 import { createIntakeFormService } from './intake/intake-form-service.js';
@@ -22,13 +22,16 @@ export interface Deps {
 export function createServices(deps: Deps) {
   const { clock } = deps;
   const contacts = createContactService({ clock });
-  const tickets = createTicketService({ clock, contacts });
+  // Tickets post notes through messages, and messages build on tickets: the port is bound late.
+  const notes = { add: (...args: Parameters<TicketNotes['add']>) => messages.addNote(...args) };
+  const tickets = createTicketService({ clock, contacts, notes });
+  const messages = createMessageService({ clock, contacts, tickets });
   return {
     workspaces: createWorkspaceService({ clock }),
     apiKeys: createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours }),
     contacts,
     tickets,
-    messages: createMessageService({ clock, contacts, tickets }),
+    messages,
     webhooks: createWebhookService({ clock, config: deps.config.webhooks }),
     accounts: createAccountService({ clock, telegram: deps.config.telegram }),
     intakeForms: createIntakeFormService({ clock }),

@@ -1,10 +1,12 @@
 import { apiActor } from '../http/actor.js';
 import { idParams } from '../http/common-schemas.js';
 import type { AppContext, RouteDef } from '../http/route.js';
-import { messageSchema, sendMessageBody, sentMessageSchema, type SendMessageBody } from './message-schemas.js';
+import { pageSchema } from '../http/pagination.js';
+import { listTicketMessagesQuery, messageSchema, postTicketMessageBody, sendMessageBody, sentMessageSchema, type SendMessageBody } from './message-schemas.js';
 import type { MessageService } from './message-service.js';
 import { presentMessage } from './message-store.js';
 
+/** /v1/messages and a ticket's thread (/v1/tickets/{id}/messages). */
 export function messageRoutes(messages: MessageService): RouteDef[] {
   const ws = (ctx: AppContext) => ctx.state.auth.workspace.id;
   return [
@@ -26,6 +28,27 @@ export function messageRoutes(messages: MessageService): RouteDef[] {
       responses: { 200: { description: 'The message', schema: messageSchema } },
       async handler(ctx) {
         ctx.body = presentMessage(await messages.get(ctx.state.db, ws(ctx), ctx.state.input.params.id));
+      },
+    },
+    {
+      method: 'get', path: '/v1/tickets/:id/messages', tag: 'tickets', auth: 'key', scope: 'read:messages', params: idParams('tkt'), notFoundLabel: 'Ticket',
+      summary: 'The ticket\'s thread, oldest first (internal notes included)',
+      query: listTicketMessagesQuery,
+      responses: { 200: { description: 'A page of messages', schema: pageSchema(messageSchema) } },
+      async handler(ctx) {
+        ctx.body = await messages.listForTicket(ctx.state.db, ws(ctx), ctx.state.input.params.id, ctx.state.input.query);
+      },
+    },
+    {
+      method: 'post', path: '/v1/tickets/:id/messages', tag: 'tickets', auth: 'key', scope: 'write:messages', params: idParams('tkt'), notFoundLabel: 'Ticket',
+      summary: 'Reply to the customer (queued for Telegram) or, with internal: true, add a note',
+      body: postTicketMessageBody,
+      responses: { 201: { description: 'The message', schema: messageSchema } },
+      async handler(ctx) {
+        const m = await messages.postToTicket(ctx.state.db, ctx.state.auth.workspace, ctx.state.input.params.id, ctx.state.input.body, apiActor(ctx));
+        ctx.status = 201;
+        ctx.set('Location', `/v1/messages/${m.id}`);
+        ctx.body = presentMessage(m);
       },
     },
   ];

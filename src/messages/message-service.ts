@@ -99,6 +99,11 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
   }
 
   const service = {
+    /** An internal note on a ticket: never sent to the customer. */
+    addNote(db: Db, t: { id: string; workspaceId: string; contactId: string; accountId: string | null }, text: string, actor: Actor, at: Date = clock.now()): Promise<Message> {
+      return messageStore.insertNote(db, { id: newId('msg'), workspaceId: t.workspaceId, ticketId: t.id, contactId: t.contactId, accountId: t.accountId, author: actor, text, at });
+    },
+
     async get(db: Db, workspaceId: string, id: string): Promise<Message> {
       const m = await messageStore.findById(db, workspaceId, id);
       if (!m) throw notFound('Message');

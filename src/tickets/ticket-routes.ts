@@ -4,15 +4,12 @@ import { idParams } from '../http/common-schemas.js';
 import { pageSchema, paginationQueryProperties } from '../http/pagination.js';
 import type { AppContext, RouteDef } from '../http/route.js';
 import { requireOneOf } from '../http/validation.js';
-import { listTicketMessagesQuery, messageSchema, postTicketMessageBody } from '../messages/message-schemas.js';
-import type { MessageService } from '../messages/message-service.js';
-import { presentMessage } from '../messages/message-store.js';
 import { assignBody, changeStatusBody, createTicketBody, listTicketsQuery, patchTicketBody, ticketSchema, type CreateTicketBody, type PatchTicketBody } from './ticket-schemas.js';
 import { presentTicket, type TicketService, type TicketView, type Workspace } from './ticket-service.js';
 
 const present = (v: TicketView) => presentTicket(v.ticket, v.contact);
 
-export function ticketRoutes(tickets: TicketService, messages: MessageService): RouteDef[] {
+export function ticketRoutes(tickets: TicketService): RouteDef[] {
   const workspace = (ctx: AppContext): Workspace => ctx.state.auth.workspace;
   const ws = (ctx: AppContext) => ctx.state.auth.workspace.id;
   const id = (ctx: AppContext): string => ctx.state.input.params.id;
@@ -85,27 +82,6 @@ export function ticketRoutes(tickets: TicketService, messages: MessageService): 
       responses: ticketResponse,
       async handler(ctx) {
         ctx.body = present(await tickets.assign(ctx.state.db, ws(ctx), id(ctx), ctx.state.input.body, apiActor(ctx)));
-      },
-    },
-    {
-      method: 'get', path: '/v1/tickets/:id/messages', tag, auth: 'key', scope: 'read:messages', ...one,
-      summary: 'The ticket\'s thread, oldest first (internal notes included)',
-      query: listTicketMessagesQuery,
-      responses: { 200: { description: 'A page of messages', schema: pageSchema(messageSchema) } },
-      async handler(ctx) {
-        ctx.body = await messages.listForTicket(ctx.state.db, ws(ctx), id(ctx), ctx.state.input.query);
-      },
-    },
-    {
-      method: 'post', path: '/v1/tickets/:id/messages', tag, auth: 'key', scope: 'write:messages', ...one,
-      summary: 'Reply to the customer (queued for Telegram) or, with internal: true, add a note',
-      body: postTicketMessageBody,
-      responses: { 201: { description: 'The message', schema: messageSchema } },
-      async handler(ctx) {
-        const m = await messages.postToTicket(ctx.state.db, workspace(ctx), id(ctx), ctx.state.input.body, apiActor(ctx));
-        ctx.status = 201;
-        ctx.set('Location', `/v1/messages/${m.id}`);
-        ctx.body = presentMessage(m);
       },
     },
     {

@@ -19,7 +19,6 @@ import { paginate, type PageRequest } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags } from '../lib/tags.js';
-import { messageStore } from '../messages/message-store.js';
 import { sendQueue } from '../send-queue/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
@@ -71,8 +70,16 @@ export type MoveReason = 'api' | 'agent_reply' | 'customer_message' | 'auto_clos
 const STATUS_EVENT: Partial<Record<TicketStatus, 'ticket.resolved' | 'ticket.closed'>> = { resolved: 'ticket.resolved', closed: 'ticket.closed' };
 
 
-export function createTicketService(deps: { clock: Clock; contacts: ContactService }) {
-  const { clock, contacts } = deps;
+/**
+ * Internal notes on a ticket (a status change or assignment with a note). Notes are messages,
+ * which depend on tickets: the messages module provides this, wired in the container.
+ */
+export interface TicketNotes {
+  add(db: Db, ticket: Ticket, text: string, actor: Actor, at: Date): Promise<unknown>;
+}
+
+export function createTicketService(deps: { clock: Clock; contacts: ContactService; notes: TicketNotes }) {
+  const { clock, contacts, notes } = deps;
 
   async function teamInWorkspace(db: Db, workspaceId: string, id: string): Promise<void> {
     if (!(await teamStore.findById(db, workspaceId, id))) throw notFound('Team');
@@ -105,10 +112,6 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       if (!account) throw notFound('Account');
     }
     return { contact, account };
-  }
-
-  async function addNote(db: Db, t: Ticket, text: string, actor: Actor, at: Date): Promise<void> {
-    await messageStore.insertNote(db, { id: newId('msg'), workspaceId: t.workspaceId, ticketId: t.id, contactId: t.contactId, accountId: t.accountId, author: actor, text, at });
   }
 
   const service = {
@@ -195,7 +198,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const why = refusal(view.ticket.status, to);
       if (why) throw new AppError('invalid_transition', why, { fields: { from: view.ticket.status, to } });
       const moved = await service.move(db, view, to, actor, 'api', note);
-      if (note) await addNote(db, moved.ticket, note, actor, clock.now());
+      if (note) await notes.add(db, moved.ticket, note, actor, clock.now());
       return moved;
     },
 
@@ -238,7 +241,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
         if (body.note) detail.note = body.note;
         await eventStore.record(db, workspaceId, at, [{ type: 'ticket.assigned', actor, ticketId: id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail }]);
       }
-      if (body.note) await addNote(db, after, body.note, actor, at);
+      if (body.note) await notes.add(db, after, body.note, actor, at);
       return { ticket: after, contact: view.contact };
     },
 
