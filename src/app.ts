@@ -62,7 +62,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   const openApi = () => (openApiDoc ??= buildOpenApi(routes, VERSION));
   const routes: RouteDef[] = [
     ...systemRoutes({ db, registry: metrics.registry, openApi, docsPage: () => (docsHtml ??= renderDocsPage(openApi() as any)) }),
-    ...telegramRoutes({ db, clock: deps.clock, webhookSecret: config.telegram.webhookSecret, onStored: opts.onTelegramUpdate }),
+    ...telegramRoutes({ db, clock: deps.clock, accounts: services.accounts, webhookSecret: config.telegram.webhookSecret, onStored: opts.onTelegramUpdate }),
     ...apiRoutes,
   ];
 

@@ -9,6 +9,9 @@ import { createContactService } from './contacts/contact-service.js';
 import { createMessageService } from './messages/message-service.js';
 import { createTicketService, type TicketNotes } from './tickets/ticket-service.js';
 import { createWebhookService } from './webhooks/webhook-service.js';
+import { createAgentService } from './agents/agent-service.js';
+import { createMetricsService } from './metrics/metrics-service.js';
+import { createTopicService } from './topics/topic-service.js';
 import { createAccountService } from './accounts/account-service.js';
 import { createIntakeFormService } from './intake/intake-form-service.js';
 
@@ -24,8 +27,11 @@ export function createServices(deps: Deps) {
   const contacts = createContactService({ clock });
   // Tickets post notes through messages, and messages build on tickets: the port is bound late.
   const notes = { add: (...args: Parameters<TicketNotes['add']>) => messages.addNote(...args) };
-  const tickets = createTicketService({ clock, contacts, notes });
+  const agents = createAgentService({ clock });
+  const accounts = createAccountService({ clock, telegram: deps.config.telegram });
+  const tickets = createTicketService({ clock, contacts, agents, accounts, notes });
   const messages = createMessageService({ clock, contacts, tickets });
+  const topics = createTopicService({ tickets, agents, accounts });
   return {
     workspaces: createWorkspaceService({ clock }),
     apiKeys: createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours }),
@@ -33,7 +39,10 @@ export function createServices(deps: Deps) {
     tickets,
     messages,
     webhooks: createWebhookService({ clock, config: deps.config.webhooks }),
-    accounts: createAccountService({ clock, telegram: deps.config.telegram }),
+    accounts,
+    agents,
+    topics,
+    metrics: createMetricsService(),
     intakeForms: createIntakeFormService({ clock }),
   };
 }

@@ -17,13 +17,16 @@
  * Telegram is asked before the lock is taken (getMe may take up to 5 s).
  */
 import type { Config } from '../config.js';
+import type { Logger } from '../lib/logger.js';
+import { toContact, type Contact } from '../contacts/contact.js';
+import { sendQueue } from '../send-queue/send-queue.js';
 import { lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
 import { AppError, notFound } from '../kernel/errors.js';
 import type { PageRequest } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import type { CreateAccountBody, PatchAccountBody } from './account-schemas.js';
-import { accountStore, type AccountRecord } from './account-store.js';
+import { accountStore, type Account, type AccountRecord, type RunnableAccount } from './account-store.js';
 import { botIdOf, verifyBotToken, type BotIdentity } from './bot-token.js';
 
 /** lockKey namespace of the transaction lock that serialises changes to a workspace's bots. */
@@ -88,6 +91,58 @@ export function createAccountService(deps: { clock: Clock; telegram: Pick<Config
   }
 
   return {
+    /** A bot of the workspace (not removed), or null. */
+    findById: (db: Db, workspaceId: string, id: string): Promise<Account | null> => accountStore.findById(db, workspaceId, id),
+
+    /** A contact and the bot a new ticket of theirs belongs to, in one round trip (ticket creation is a hot path). */
+    async contactWithPreferredBot(db: Db, workspaceId: string, contactId: string): Promise<{ contact: Contact; account: Account | null } | null> {
+      const found = await accountStore.contactWithPreferred(db, workspaceId, contactId);
+      return found && { contact: toContact(found.contactRow), account: found.account };
+    },
+
+    /** The bot a new ticket of this contact belongs to: the one they last wrote to, else the default. */
+    preferredFor: (db: Db, workspaceId: string, contactId: string): Promise<Account | null> => accountStore.preferredFor(db, workspaceId, contactId),
+
+    /** The bot runtime's view: every bot to run (live workspaces, not removed, with a token). */
+    listRunnable: (db: Db): Promise<RunnableAccount[]> => accountStore.listRunnable(db),
+
+    /** One bot if it is runnable, else null (a removed bot's updates are dropped). */
+    findRunnable: (db: Db, id: string): Promise<RunnableAccount | null> => accountStore.findRunnable(db, id),
+
+    /** The token to call Telegram with; null for a removed bot. */
+    tokenOf: (db: Db, id: string): Promise<string | null> => accountStore.tokenOf(db, id),
+
+    /** What getMe said the bot's username is (it can change in @BotFather). */
+    async rememberUsername(db: Db, id: string, username: string): Promise<void> {
+      await accountStore.update(db, id, { bot_username: username });
+    },
+
+    /** Of the bots sharing a support group, the one that answers in General: the oldest connected. */
+    async speakerOfGroup(db: Db, workspaceId: string, chatId: number): Promise<string | null> {
+      return (await accountStore.oldestInGroup(db, workspaceId, chatId))?.id ?? null;
+    },
+
+    /**
+     * TELEGRAM_BOT_TOKEN → the default workspace's bot. The bot id is the token's numeric part,
+     * so this needs no call to Telegram (start-up must not depend on it being reachable).
+     */
+    async syncDefaultBot(db: Db, token: string, supportChatId: number | null, logger: Logger): Promise<void> {
+      const botUserId = Number(token.split(':')[0]);
+      const at = clock.now();
+      await lockWorkspace(db, 'ws_default');
+      const existing = await accountStore.findByBotUserId(db, botUserId);
+      if (existing && existing.workspaceId !== 'ws_default') {
+        logger.error({ account_id: existing.id }, `TELEGRAM_BOT_TOKEN is ignored: this bot is connected to workspace ${existing.workspaceId} through the API`);
+        return;
+      }
+      if (existing) {
+        await accountStore.update(db, existing.id, { bot_token: token, ...(supportChatId !== null ? { support_chat_id: supportChatId } : {}), updated_at: at });
+        return;
+      }
+      const isDefault = !(await accountStore.hasDefault(db, 'ws_default'));
+      await accountStore.insert(db, { workspaceId: 'ws_default', name: 'Default bot', botUserId, botToken: token, supportChatId, isDefault, at });
+    },
+
     async create(db: Db, ws: WorkspaceRef, body: CreateAccountBody): Promise<AccountRecord> {
       checkSupportChatId(body.support_chat_id);
       const bot = await identify(ws, body.bot_token);
@@ -152,7 +207,7 @@ export function createAccountService(deps: { clock: Clock; telegram: Pick<Config
       const account = await find(db, workspaceId, id, { lock: true });
       const now = clock.now();
       await accountStore.softDelete(db, account.id, now);
-      await accountStore.cancelQueuedSends(db, account.id, now);
+      await sendQueue.cancelForAccount(db, account.id, now);
       if (account.isDefault) {
         const heir = await accountStore.oldest(db, workspaceId);
         if (heir) await accountStore.update(db, heir.id, { is_default: true, updated_at: now });

@@ -163,10 +163,18 @@ export const accountStore = {
     await db('accounts').where({ id }).update({ deleted_at: at, is_default: false, bot_token: null, updated_at: at });
   },
 
-  /** Outbound Telegram calls still waiting for this bot will never be made. */
-  async cancelQueuedSends(db: Db, accountId: string, at: Date): Promise<number> {
-    return db('telegram_sends').where({ account_id: accountId, status: 'queued' })
-      .update({ status: 'cancelled', last_error: 'account removed', done_at: at });
+  async tokenOf(db: Db, id: string): Promise<string | null> {
+    return (await live(db).select('bot_token').where({ id }).first())?.bot_token ?? null;
+  },
+
+  async hasDefault(db: Db, workspaceId: string): Promise<boolean> {
+    return !!(await live(db).select('id').where({ workspace_id: workspaceId, is_default: true }).first());
+  },
+
+  /** The oldest bot connected to a support group (with a token). */
+  async oldestInGroup(db: Db, workspaceId: string, chatId: number): Promise<{ id: string } | null> {
+    return (await live(db).select('id').where({ workspace_id: workspaceId, support_chat_id: chatId }).whereNotNull('bot_token')
+      .orderBy('created_at').orderBy('id').first()) ?? null;
   },
 
   /** For the bot runtime: every bot to run — live workspaces, not removed, with a token. */

@@ -33,6 +33,27 @@ export const agentStore = {
     return row ? toAgent(row) : null;
   },
 
+  async findByUsername(db: Db, workspaceId: string, username: string): Promise<Agent | null> {
+    const row = await db('agents').where({ workspace_id: workspaceId }).whereRaw('lower(username) = ?', [username.toLowerCase()]).first();
+    return row ? toAgent(row) : null;
+  },
+
+  /**
+   * The agent of a Telegram user, inserted when missing (a concurrent insert of the same user
+   * is absorbed by the unique index), its name and username updated when they changed.
+   */
+  async upsertByTelegramUser(db: Db, workspaceId: string, a: { telegramUserId: number; name: string; username: string | null; at: Date }): Promise<Agent> {
+    const existing = await db('agents').where({ workspace_id: workspaceId, telegram_user_id: a.telegramUserId }).first();
+    if (!existing) {
+      await db('agents').insert({ id: newId('ag'), workspace_id: workspaceId, telegram_user_id: a.telegramUserId, name: a.name, username: a.username, role: 'agent', active: true, created_at: a.at, updated_at: a.at })
+        .onConflict(db.raw('(workspace_id, telegram_user_id) WHERE telegram_user_id IS NOT NULL')).ignore();
+    } else if (existing.name !== a.name || existing.username !== a.username) {
+      await db('agents').where({ id: existing.id }).update({ name: a.name, username: a.username, updated_at: a.at });
+    }
+    const row = await db('agents').where({ workspace_id: workspaceId, telegram_user_id: a.telegramUserId }).first();
+    return toAgent(row);
+  },
+
   async insert(db: Db, a: { workspaceId: string; name: string; telegramUserId?: number | null; username?: string | null; role?: Agent['role']; active?: boolean; at: Date }): Promise<Agent> {
     const [row] = await db('agents').insert({
       id: newId('ag'), workspace_id: a.workspaceId, name: a.name, telegram_user_id: a.telegramUserId ?? null,

@@ -5,7 +5,7 @@
  */
 import { stringify } from 'csv-stringify';
 import { pipeline, Readable } from 'node:stream';
-import type { Contact } from './contact-store.js';
+import type { Contact } from './contact.js';
 
 export const CSV_COLUMNS = [
   'id', 'telegram_user_id', 'username', 'name', 'first_name', 'last_name', 'email', 'phone',

@@ -6,7 +6,7 @@
  */
 import type { Db } from '../db/knex.js';
 import { eventStore, type NewEvent } from '../events/event-store.js';
-import type { Actor } from '../kernel/actor.js';
+import { SYSTEM, type Actor } from '../kernel/actor.js';
 import { AppError, notFound } from '../kernel/errors.js';
 import type { PageRequest } from '../kernel/pagination.js';
 import { paginate } from '../kernel/pagination.js';
@@ -14,7 +14,8 @@ import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags } from '../lib/tags.js';
 import type { ContactFilters, ContactJson, PatchContactBody } from './contact-schemas.js';
-import { contactStore, toContact, type Contact, type ContactFields } from './contact-store.js';
+import { toContact, type Contact, type ContactFields } from './contact.js';
+import { contactStore } from './contact-store.js';
 
 export const MAX_TAGS = 50;
 
@@ -222,6 +223,15 @@ export function createContactService(deps: { clock: Clock }) {
     /** The Telegram side records every private chat a contact writes from. */
     recordChat: contactStore.recordChat,
     chatFor: contactStore.chatFor,
+    contactOfChat: contactStore.contactOfChat,
+
+    /** The Telegram side: the contact blocked (kicked) or unblocked the bot; false when no contact has that chat. */
+    async setBlockedByChat(db: Db, accountId: string, chatId: number, blocked: boolean): Promise<Contact | null> {
+      const chat = await contactStore.contactOfChat(db, accountId, chatId);
+      if (!chat) return null;
+      const contact = await service.get(db, chat.workspaceId, chat.contactId);
+      return contact.blocked === blocked ? contact : service.update(db, chat.workspaceId, contact.id, { blocked }, SYSTEM);
+    },
   };
   return service;
 }

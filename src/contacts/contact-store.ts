@@ -1,49 +1,6 @@
 import type { Db, Knex } from '../db/knex.js';
 import type { ContactFilters } from './contact-schemas.js';
-
-export interface Contact {
-  id: string;
-  workspaceId: string;
-  telegramUserId: number | null;
-  username: string | null;
-  name: string | null;
-  firstName: string | null;
-  lastName: string | null;
-  email: string | null;
-  phone: string | null;
-  tags: string[];
-  customFields: Record<string, unknown>;
-  blocked: boolean;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-/** The columns a contact is written with (all but id, workspace and timestamps). */
-export type ContactFields = Omit<Contact, 'id' | 'workspaceId' | 'createdAt' | 'updatedAt'>;
-
-export const CONTACT_COLUMNS = [
-  'id', 'workspace_id', 'telegram_user_id', 'username', 'name', 'first_name', 'last_name',
-  'email', 'phone', 'tags', 'custom_fields', 'blocked', 'created_at', 'updated_at',
-] as const;
-
-export function toContact(r: any): Contact {
-  return {
-    id: r.id,
-    workspaceId: r.workspace_id,
-    telegramUserId: r.telegram_user_id,
-    username: r.username,
-    name: r.name,
-    firstName: r.first_name,
-    lastName: r.last_name,
-    email: r.email,
-    phone: r.phone,
-    tags: r.tags,
-    customFields: r.custom_fields,
-    blocked: r.blocked,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-}
+import { CONTACT_COLUMNS, toContact, type Contact, type ContactFields } from './contact.js';
 
 const COLUMN_OF: Record<keyof ContactFields, string> = {
   telegramUserId: 'telegram_user_id',
@@ -138,6 +95,12 @@ export const contactStore = {
        ON CONFLICT (contact_id, account_id) DO UPDATE SET chat_id = EXCLUDED.chat_id, last_inbound_at = EXCLUDED.last_inbound_at`,
       [c.workspaceId, c.contactId, c.accountId, c.chatId, c.at, c.at],
     );
+  },
+
+  /** The contact behind a bot's private chat, or null. */
+  async contactOfChat(db: Db, accountId: string, chatId: number): Promise<{ workspaceId: string; contactId: string } | null> {
+    const row = await db('contact_chats').select('workspace_id', 'contact_id').where({ account_id: accountId, chat_id: chatId }).first();
+    return row ? { workspaceId: row.workspace_id, contactId: row.contact_id } : null;
   },
 
   /**

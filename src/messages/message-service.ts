@@ -11,7 +11,8 @@
  */
 import { accountStore } from '../accounts/account-store.js';
 import type { ContactService } from '../contacts/contact-service.js';
-import { contactStore, type Contact } from '../contacts/contact-store.js';
+import { type Contact } from '../contacts/contact.js';
+import { contactStore } from '../contacts/contact-store.js';
 import type { Db } from '../db/knex.js';
 import { eventStore } from '../events/event-store.js';
 import { SYSTEM, type Actor } from '../kernel/actor.js';
@@ -184,18 +185,17 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
     },
 
     /**
-     * The Telegram side: an agent wrote in the ticket's topic. The message is copied to the
-     * customer by the send queue (an album item joins the album's copy). When it cannot be
-     * delivered (closed ticket, blocked customer, no private chat) nothing is queued and the
-     * reason is returned for the topic; a message that was written is then stored failed.
+     * The Telegram side: an agent wrote in the ticket's topic. The message is recorded as queued
+     * with the private chat it goes to (the caller queues the copy: topics.copyToCustomer). When
+     * it cannot be delivered (closed ticket, blocked customer, no private chat) the reason is
+     * returned for the topic; a message that was written is then stored failed.
      */
-    async replyFromTelegram(db: Db, ws: Workspace, ticketId: string, r: {
-      agentId: string; text: string; attachments: Record<string, unknown>[]; accountId: string;
-      source: { chatId: number; messageId: number; mediaGroupId?: string }; albumGatherMs: number;
-    }): Promise<{ message: Message | null; problem: string | null }> {
+    async replyFromTelegram(db: Db, ws: Workspace, ticketId: string, r: { agentId: string; text: string; attachments: Record<string, unknown>[] }): Promise<{
+      message: Message | null; view: TicketView; chat: { accountId: string; chatId: number } | null; problem: string | null;
+    }> {
       const view = await tickets.get(db, ws.id, ticketId, { forUpdate: true });
       const { ticket, contact } = view;
-      if (ticket.status === 'closed') return { message: null, problem: 'This ticket is closed, so the customer did not get this message. Their next message opens a new ticket.' };
+      if (ticket.status === 'closed') return { message: null, view, chat: null, problem: 'This ticket is closed, so the customer did not get this message. Their next message opens a new ticket.' };
       const at = clock.now();
       const actor: Actor = { type: 'agent', id: r.agentId };
       const chat = contact.blocked ? null : await contacts.chatFor(db, ws.id, contact.id, ticket.accountId);
@@ -205,22 +205,24 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
         visibility: 'public', authorType: 'agent', authorId: r.agentId, text: r.text, attachments: r.attachments,
         status: problem ? 'failed' : 'queued', failureReason: problem, simulated: false, createdAt: at, sentAt: null,
       });
-      await db('message_telegram_refs').insert({ account_id: r.accountId, chat_id: r.source.chatId, telegram_message_id: r.source.messageId, message_id: message.id, role: 'original' })
-        .onConflict(['account_id', 'chat_id', 'telegram_message_id']).ignore();
       if (problem) {
         await eventStore.record(db, ws.id, at, [{ type: 'message.failed', actor, ticketId, contactId: contact.id, messageId: message.id, payload: presentMessage(message), detail: { reason: problem } }]);
-        return { message, problem: `Not delivered: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}.` };
-      }
-      // The copy is made by the bot that holds the customer's private chat.
-      const send = { workspaceId: ws.id, accountId: chat!.accountId, chatId: chat!.chatId, op: 'copy_message' as const, ticketId, messageId: message.id, at };
-      if (r.source.mediaGroupId) {
-        await sendQueue.enqueueAlbumItem(db, { ...send, payload: { from_chat_id: r.source.chatId, message_ids: [r.source.messageId], media_group_id: r.source.mediaGroupId } }, r.albumGatherMs);
-      } else {
-        await sendQueue.enqueue(db, { ...send, payload: { from_chat_id: r.source.chatId, message_ids: [r.source.messageId] } });
+        return { message, view, chat: null, problem: `Not delivered: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}.` };
       }
       const next = statusAfterAgentReply(ticket.status);
-      if (next) await tickets.move(db, view, next, actor, 'agent_reply');
-      return { message, problem: null };
+      const moved = next ? await tickets.move(db, view, next, actor, 'agent_reply') : view;
+      return { message, view: moved, chat, problem: null };
+    },
+
+    /**
+     * The Telegram side: the words of a message were edited (its original in Telegram).
+     * Returns the message when its copies should follow (public, and the words changed).
+     */
+    async editText(db: Db, workspaceId: string, id: string, text: string): Promise<Message | null> {
+      const m = await messageStore.findById(db, workspaceId, id);
+      if (!m || m.text === text) return null;
+      await messageStore.updateText(db, id, text);
+      return m.visibility === 'public' ? { ...m, text } : null;
     },
 
     /** The Telegram side: a queued message reached the customer. Settling twice is a no-op. */

@@ -88,6 +88,10 @@ export const messageStore = {
     });
   },
 
+  async updateText(db: Db, id: string, text: string): Promise<void> {
+    await db('messages').where({ id }).update({ text });
+  },
+
   async findById(db: Db, workspaceId: string, id: string): Promise<Message | null> {
     const row = await db('messages').select(COLUMNS).where({ workspace_id: workspaceId, id }).first();
     return row ? toMessage(row) : null;

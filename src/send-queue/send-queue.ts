@@ -110,6 +110,18 @@ export const sendQueue = {
     });
   },
 
+  /** Where a copy of our message was queued to go (bot and chat), or null. */
+  async findCopyTarget(db: Db, messageId: string): Promise<{ accountId: string; chatId: number } | null> {
+    const row = await db('telegram_sends').select('account_id', 'chat_id').where({ message_id: messageId, op: 'copy_message' }).first();
+    return row ? { accountId: row.account_id, chatId: Number(row.chat_id) } : null;
+  },
+
+  /** A removed bot: the calls still waiting for it will never be made. */
+  async cancelForAccount(db: Db, accountId: string, at: Date): Promise<number> {
+    return db('telegram_sends').where({ account_id: accountId, status: 'queued' })
+      .update({ status: 'cancelled', last_error: 'account removed', done_at: at });
+  },
+
   /**
    * An album item: joins the queued copy of the same album (same source chat and
    * media_group_id) so copyMessages keeps the grouping, else starts one that waits `gatherMs`

@@ -9,19 +9,15 @@
  * - successful commands get a 👍 reaction, not a message: the group has 20 messages a minute.
  */
 import type { Agent } from '../agents/agent-store.js';
-import { agentStore } from '../agents/agent-store.js';
 import type { Db } from '../db/knex.js';
 import type { Actor } from '../kernel/actor.js';
 import { AppError } from '../kernel/errors.js';
-import { newId } from '../lib/ids.js';
 import { normalizeTags } from '../lib/tags.js';
-import { messageStore } from '../messages/message-store.js';
 import { PRIORITIES, STATUSES, type Priority, type TicketStatus } from '../tickets/ticket-status.js';
 import { attachmentsOf, textOf, type BotCtx } from './bot-context.js';
 import { parseCommand, parseTagChanges } from './commands.js';
 import { mirrorEdit } from './customer-flow.js';
-import { sendQueue } from '../send-queue/send-queue.js';
-import { CARD_ACTIONS, priorityKeyboard } from './ticket-card.js';
+import { CARD_ACTIONS, priorityKeyboard } from '../topics/topic-card.js';
 
 const HELP = [
   'In a ticket topic, anything you write goes to the customer, except notes.',
@@ -46,35 +42,22 @@ interface TopicTicket {
 }
 
 async function ticketInTopic(c: BotCtx, chatId: number, threadId: number): Promise<TopicTicket | null> {
-  const r = await c.db('tickets').select('id', 'number', 'account_id', 'status', 'tags', 'contact_id')
-    .where({ workspace_id: c.ws.id, topic_chat_id: chatId, topic_thread_id: threadId }).first();
-  return r ? { id: r.id, topicChatId: chatId, contactId: r.contact_id, number: r.number, accountId: r.account_id, status: r.status, tags: r.tags } : null;
+  const t = await c.services.topics.ticketInTopic(c.db, c.ws.id, chatId, threadId);
+  return t ? { id: t.id, topicChatId: chatId, contactId: t.contactId, number: t.number, accountId: t.accountId, status: t.status, tags: t.tags } : null;
 }
 
 /** The agent behind a group member, registered on first use; name and username kept current. */
-async function agentFor(c: BotCtx, from: any): Promise<Agent> {
-  const name = [from.first_name, from.last_name].filter(Boolean).join(' ').slice(0, 200) || `User ${from.id}`;
-  const username = from.username ?? null;
-  const existing = await c.db('agents').where({ workspace_id: c.ws.id, telegram_user_id: from.id }).first();
-  if (!existing) {
-    await c.db('agents').insert({ id: newId('ag'), workspace_id: c.ws.id, telegram_user_id: from.id, name, username, role: 'agent', active: true, created_at: c.at, updated_at: c.at })
-      .onConflict(c.db.raw('(workspace_id, telegram_user_id) WHERE telegram_user_id IS NOT NULL')).ignore();
-  } else if (existing.name !== name || existing.username !== username) {
-    await c.db('agents').where({ id: existing.id }).update({ name, username, updated_at: c.at });
-  }
-  const row = await c.db('agents').where({ workspace_id: c.ws.id, telegram_user_id: from.id }).first();
-  return (await agentStore.findById(c.db, c.ws.id, row.id))!;
-}
+const agentFor = (c: BotCtx, from: any): Promise<Agent> =>
+  c.services.agents.registerMember(c.db, c.ws.id, { telegramUserId: from.id, firstName: from.first_name, lastName: from.last_name, username: from.username });
 
 /** Only one bot answers in General when several share the group: the oldest connected. */
 async function speaksForGroup(c: BotCtx, chatId: number): Promise<boolean> {
-  const first = await c.db('accounts').select('id').where({ workspace_id: c.ws.id, support_chat_id: chatId }).whereNull('deleted_at').whereNotNull('bot_token')
-    .orderBy('created_at').orderBy('id').first();
-  return !first || first.id === c.account.id;
+  const speaker = await c.services.accounts.speakerOfGroup(c.db, c.ws.id, chatId);
+  return !speaker || speaker === c.account.id;
 }
 
 async function note(db: Db, c: BotCtx, t: TopicTicket, agent: Agent, text: string): Promise<void> {
-  await messageStore.insertNote(db, { id: newId('msg'), workspaceId: c.ws.id, ticketId: t.id, contactId: t.contactId, accountId: t.accountId, author: { type: 'agent', id: agent.id }, text, at: c.at });
+  await c.services.messages.addNote(db, { id: t.id, workspaceId: c.ws.id, contactId: t.contactId, accountId: t.accountId }, text, { type: 'agent', id: agent.id }, c.at);
 }
 
 /**
@@ -116,9 +99,8 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
       return attempt(c, m, t, async (db) => {
         let target: Agent | null = agent;
         if (who.toLowerCase() !== 'me') {
-          const row = await db('agents').where({ workspace_id: c.ws.id }).whereRaw('lower(username) = ?', [who.replace(/^@/, '').toLowerCase()]).first();
-          if (!row) throw new AppError('not_found', `${who} is not an agent yet: they become one by writing in this group`);
-          target = await agentStore.findById(db, c.ws.id, row.id);
+          target = await c.services.agents.findByUsername(db, c.ws.id, who);
+          if (!target) throw new AppError('not_found', `${who} is not an agent yet: they become one by writing in this group`);
         }
         await tickets.assign(db, c.ws.id, t.id, { agent_id: target!.id }, actor);
       });
@@ -148,7 +130,7 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
       });
     }
     case 'ticket':
-      return sendQueue.enqueue(c.db, { workspaceId: c.ws.id, accountId: c.account.id, chatId: m.chat.id, op: 'post_card', ticketId: t.id, at: c.at });
+      return c.services.topics.repostCard(c.db, { id: t.id, workspaceId: c.ws.id, accountId: c.account.id }, m.chat.id, c.at);
     case 'help':
       return usage(HELP);
     case 'canned':
@@ -162,21 +144,11 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
 
 /** Today (UTC) in numbers, for /stats in General. */
 async function stats(c: BotCtx): Promise<string> {
-  const day = new Date(Date.UTC(c.at.getUTCFullYear(), c.at.getUTCMonth(), c.at.getUTCDate()));
-  const r = (await c.db.raw(
-    `SELECT count(*) FILTER (WHERE created_at >= :day) AS created,
-            count(*) FILTER (WHERE resolved_at >= :day) AS resolved,
-            count(*) FILTER (WHERE status IN ('open', 'in_progress', 'waiting_on_customer')) AS open,
-            count(*) FILTER (WHERE status IN ('open', 'in_progress', 'waiting_on_customer') AND assignee_id IS NULL) AS unassigned,
-            count(*) FILTER (WHERE first_response_at IS NULL AND first_response_due_at < :now AND status IN ('open', 'in_progress', 'waiting_on_customer')) AS overdue,
-            percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_response_at - created_at)) FILTER (WHERE first_response_at >= :day) AS median_first
-       FROM tickets WHERE workspace_id = :ws AND archived_at IS NULL`,
-    { day, now: c.at, ws: c.ws.id },
-  )).rows[0];
-  const minutes = r.median_first === null ? '—' : `${Math.round(Number(r.median_first) / 60)} min`;
+  const d = await c.services.metrics.today(c.db, c.ws.id, c.at);
+  const minutes = d.medianFirstResponseSeconds === null ? '—' : `${Math.round(d.medianFirstResponseSeconds / 60)} min`;
   return [
-    `📊 Today (UTC): ${r.created} new · ${r.resolved} resolved`,
-    `Open now: ${r.open} (${r.unassigned} unassigned) · first response overdue: ${r.overdue}`,
+    `📊 Today (UTC): ${d.created} new · ${d.resolved} resolved`,
+    `Open now: ${d.open} (${d.unassigned} unassigned) · first response overdue: ${d.firstResponseOverdue}`,
     `Median first response today: ${minutes}`,
   ].join('\n');
 }
@@ -196,7 +168,7 @@ export const agentFlow = {
     if (!t || (t.accountId && t.accountId !== c.account.id)) return;
     if (m.forum_topic_closed || m.forum_topic_reopened) {
       // Closed or reopened by hand in Telegram: remembered, so a customer message reopens it first.
-      await c.db('tickets').where({ id: t.id }).update({ topic_closed: !!m.forum_topic_closed });
+      await c.services.topics.closedByHand(c.db, t.id, !!m.forum_topic_closed);
       return;
     }
     if (m.forum_topic_created || m.forum_topic_edited || m.pinned_message) return;
@@ -205,25 +177,29 @@ export const agentFlow = {
     if (command) return runCommand(c, m, t, agent, command.name, command.args);
     const text = textOf(m);
     if (text.startsWith('//')) return attempt(c, m, t, (db) => note(db, c, t, agent, text.slice(2).trim() || text));
-    const { problem } = await c.services.messages.replyFromTelegram(c.db, c.ws, t.id, {
-      agentId: agent.id, text, attachments: attachmentsOf(m), accountId: c.account.id,
-      source: { chatId: m.chat.id, messageId: m.message_id, ...(m.media_group_id ? { mediaGroupId: m.media_group_id } : {}) },
-      albumGatherMs: c.albumGatherMs,
-    });
-    if (problem) await replyIn(c, m, t, `⚠️ ${problem}`);
+    const reply = await c.services.messages.replyFromTelegram(c.db, c.ws, t.id, { agentId: agent.id, text, attachments: attachmentsOf(m) });
+    const source = { chatId: m.chat.id, messageId: m.message_id, mediaGroupId: m.media_group_id ?? null };
+    if (reply.message && reply.chat) {
+      await c.services.topics.copyToCustomer(c.db, {
+        ticket: reply.view.ticket, sourceAccountId: c.account.id, chat: reply.chat, messageId: reply.message.id, source, albumGatherMs: c.albumGatherMs, at: c.at,
+      });
+    } else if (reply.message) {
+      await c.services.topics.recordOriginal(c.db, c.account.id, source, reply.message.id);
+    }
+    if (reply.problem) await replyIn(c, m, t, `⚠️ ${reply.problem}`);
   },
 
   async edited(c: BotCtx, m: any): Promise<void> {
     if (!m.from || m.from.is_bot) return;
-    const ref = await c.db('message_telegram_refs').where({ account_id: c.account.id, chat_id: m.chat.id, telegram_message_id: m.message_id, role: 'original' }).first();
-    if (ref) await mirrorEdit(c, ref.message_id, m);
+    const messageId = await c.services.topics.messageOfOriginal(c.db, c.account.id, m.chat.id, m.message_id);
+    if (messageId) await mirrorEdit(c, messageId, m);
   },
 
   /** The card's buttons: Take, Resolve, Priority (and the priority choice). */
   async callback(c: BotCtx, q: any): Promise<void> {
     const [action, ticketId, value] = String(q.data ?? '').split(':');
-    const row = ticketId ? await c.db('tickets').select('id', 'number', 'account_id', 'status', 'tags').where({ workspace_id: c.ws.id, id: ticketId }).first() : null;
-    if (!row || (row.account_id && row.account_id !== c.account.id)) {
+    const row = ticketId ? await c.services.tickets.find(c.db, c.ws.id, ticketId) : null;
+    if (!row || (row.accountId && row.accountId !== c.account.id)) {
       if (!row) await c.answer(q.id, 'This ticket is not in this workspace.', true);
       return;
     }

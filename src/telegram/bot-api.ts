@@ -3,6 +3,7 @@
  * reaches every call and errors arrive as TelegramError). Clients are cached per token;
  * tokens are read from the accounts table so every replica uses the current one.
  */
+import type { AccountService } from '../accounts/account-service.js';
 import { Telegram } from 'telegraf';
 import type { Db } from '../db/knex.js';
 
@@ -19,7 +20,7 @@ export interface BotApi {
   client(token: string): Telegram;
 }
 
-export function createBotApi(opts: { db: Db; apiRoot: string; timeoutMs: number; tokenCacheMs?: number }): BotApi {
+export function createBotApi(opts: { db: Db; accounts: Pick<AccountService, 'tokenOf'>; apiRoot: string; timeoutMs: number; tokenCacheMs?: number }): BotApi {
   const clients = new Map<string, Telegram>();
   const tokens = new Map<string, { token: string | null; until: number }>();
   const tokenCacheMs = opts.tokenCacheMs ?? 5_000;
@@ -37,8 +38,7 @@ export function createBotApi(opts: { db: Db; apiRoot: string; timeoutMs: number;
   async function tokenOf(accountId: string): Promise<string | null> {
     const cached = tokens.get(accountId);
     if (cached && cached.until > Date.now()) return cached.token;
-    const row = await opts.db('accounts').select('bot_token').where({ id: accountId }).whereNull('deleted_at').first();
-    const token = row?.bot_token ?? null;
+    const token = await opts.accounts.tokenOf(opts.db, accountId);
     tokens.set(accountId, { token, until: Date.now() + tokenCacheMs });
     return token;
   }

@@ -6,13 +6,11 @@
  * picked up by a periodic reconcile. A misconfigured group never stops the service: one log
  * line says what to fix.
  */
-import { accountStore, type RunnableAccount } from '../accounts/account-store.js';
-import { ACCOUNTS_LOCK } from '../accounts/account-service.js';
+import type { RunnableAccount } from '../accounts/account-store.js';
+import type { AccountService } from '../accounts/account-service.js';
 import type { Config } from '../config.js';
-import { lockKey } from '../db/advisory-lock.js';
 import type { Knex } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
-import { newId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import type { BotApi } from './bot-api.js';
 import { ALLOWED_UPDATES, startPoller, type Poller } from './poller.js';
@@ -26,33 +24,12 @@ export interface BotRuntime {
   reconcile(): Promise<void>;
 }
 
-/**
- * TELEGRAM_BOT_TOKEN → the default workspace's bot. The bot id is the token's numeric part,
- * so this needs no call to Telegram (start-up must not depend on it being reachable).
- */
-export async function syncDefaultAccount(db: Knex, config: Config, clock: Clock, logger: Logger): Promise<void> {
+/** TELEGRAM_BOT_TOKEN → the default workspace's bot (see AccountService.syncDefaultBot). */
+export async function syncDefaultAccount(db: Knex, accounts: AccountService, config: Config, logger: Logger): Promise<void> {
   const token = config.telegram.botToken;
   if (!token) return;
-  const botUserId = Number(token.split(':')[0]);
   const supportChatId = config.telegram.supportChatId === null ? null : Number(config.telegram.supportChatId);
-  const at = clock.now();
-  await db.transaction(async (tx) => {
-    await tx.raw('SELECT pg_advisory_xact_lock(?)', [lockKey(ACCOUNTS_LOCK, 'ws_default')]);
-    const existing = await tx('accounts').where({ bot_user_id: botUserId }).whereNull('deleted_at').first();
-    if (existing && existing.workspace_id !== 'ws_default') {
-      logger.error({ account_id: existing.id }, `TELEGRAM_BOT_TOKEN is ignored: this bot is connected to workspace ${existing.workspace_id} through the API`);
-      return;
-    }
-    if (existing) {
-      await tx('accounts').where({ id: existing.id }).update({ bot_token: token, ...(supportChatId !== null ? { support_chat_id: supportChatId } : {}), updated_at: at });
-      return;
-    }
-    const hasDefault = await tx('accounts').where({ workspace_id: 'ws_default', is_default: true }).whereNull('deleted_at').first();
-    await tx('accounts').insert({
-      id: newId('acc'), workspace_id: 'ws_default', name: 'Default bot', bot_user_id: botUserId, bot_token: token,
-      support_chat_id: supportChatId, is_default: !hasDefault, created_at: at, updated_at: at,
-    });
-  });
+  await db.transaction((tx) => accounts.syncDefaultBot(tx, token, supportChatId, logger));
 }
 
 /**
@@ -60,7 +37,7 @@ export async function syncDefaultAccount(db: Knex, config: Config, clock: Clock,
  * admin with Manage Topics (and Pin Messages for the card). Logs one line per problem, with
  * the fix; never throws.
  */
-export async function checkSetup(db: Knex, api: BotApi, logger: Logger, a: RunnableAccount): Promise<boolean> {
+export async function checkSetup(db: Knex, api: BotApi, accounts: AccountService, logger: Logger, a: RunnableAccount): Promise<boolean> {
   const log = logger.child({ account_id: a.id });
   const telegram = api.client(a.token);
   let me: { id: number; username: string };
@@ -72,7 +49,7 @@ export async function checkSetup(db: Knex, api: BotApi, logger: Logger, a: Runna
     else log.error({ reason: f.reason }, `Telegram refuses the token of bot ${a.botUserId}: create a new token with @BotFather and set it (TELEGRAM_BOT_TOKEN or PATCH /v1/accounts/${a.id})`);
     return false;
   }
-  if (me.username !== a.botUsername) await db('accounts').where({ id: a.id }).update({ bot_username: me.username });
+  if (me.username !== a.botUsername) await accounts.rememberUsername(db, a.id, me.username);
   const bot = `@${me.username}`;
   if (a.supportChatId === null) {
     log.warn(`${bot} has no support group: set TELEGRAM_SUPPORT_CHAT_ID (or support_chat_id through /v1/accounts) to the forum supergroup's id; until then tickets get no topic`);
@@ -107,7 +84,7 @@ export async function checkSetup(db: Knex, api: BotApi, logger: Logger, a: Runna
 }
 
 export function createBotRuntime(deps: {
-  db: Knex; logger: Logger; clock: Clock; api: BotApi; config: Config; onUpdateStored: () => void; reconcileIntervalMs: number;
+  db: Knex; logger: Logger; clock: Clock; api: BotApi; config: Config; accounts: AccountService; onUpdateStored: () => void; reconcileIntervalMs: number;
 }): BotRuntime {
   const { db, api, config, clock } = deps;
   const logger = deps.logger.child({ component: 'telegram' });
@@ -117,7 +94,7 @@ export function createBotRuntime(deps: {
 
   async function startBot(a: RunnableAccount): Promise<{ token: string; poller: Poller | null }> {
     // In the background: a slow Telegram must not hold up the other bots.
-    void checkSetup(db, api, logger, a).catch((err) => logger.error({ err, account_id: a.id }, 'checking the bot\'s support group failed'));
+    void checkSetup(db, api, deps.accounts, logger, a).catch((err) => logger.error({ err, account_id: a.id }, 'checking the bot\'s support group failed'));
     if (config.telegram.webhookUrl) {
       const url = `${config.telegram.webhookUrl}/telegram/${a.id}/webhook`;
       try {
@@ -136,7 +113,7 @@ export function createBotRuntime(deps: {
   }
 
   async function reconcileOnce(): Promise<void> {
-    const wanted = await accountStore.listRunnable(db);
+    const wanted = await deps.accounts.listRunnable(db);
     const ids = new Set(wanted.map((a) => a.id));
     for (const [id, bot] of running) {
       const now = wanted.find((a) => a.id === id);
@@ -158,7 +135,7 @@ export function createBotRuntime(deps: {
 
   const runtime: BotRuntime = {
     async start() {
-      await syncDefaultAccount(db, config, clock, logger);
+      await syncDefaultAccount(db, deps.accounts, config, logger);
       await runtime.reconcile();
       timer = setInterval(() => { void runtime.reconcile(); }, deps.reconcileIntervalMs);
       timer.unref();

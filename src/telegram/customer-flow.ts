@@ -7,14 +7,12 @@
  *   they choose with buttons, and the choice holds for a while);
  * - the form's state lives in telegram_chats, so a restart or another replica continues it.
  */
-import type { Contact } from '../contacts/contact-store.js';
-import { eventStore } from '../events/event-store.js';
+import type { Contact } from '../contacts/contact.js';
 import type { Actor } from '../kernel/actor.js';
 import { SYSTEM } from '../kernel/actor.js';
 import { AppError } from '../kernel/errors.js';
 import { checkAnswer, questionText, ticketFromAnswers, type AnswerInput, type IntakeForm, type StoredAnswer } from '../intake/intake-form.js';
 import { lockKey } from '../db/advisory-lock.js';
-import { sendQueue } from '../send-queue/send-queue.js';
 import { attachmentsOf, CUSTOMER_LOCK, textOf, type BotCtx } from './bot-context.js';
 import { parseCommand } from './commands.js';
 
@@ -73,10 +71,8 @@ async function contactFor(c: BotCtx, from: any): Promise<Contact> {
 
 /** Tickets of this customer with this bot that are not closed, most recently active first. */
 async function openTickets(c: BotCtx, contactId: string): Promise<{ id: string; number: number; subject: string }[]> {
-  return c.db('tickets').select('id', 'number', 'subject')
-    .where({ workspace_id: c.ws.id, contact_id: contactId, account_id: c.account.id })
-    .whereNot('status', 'closed').whereNull('archived_at')
-    .orderBy('updated_at', 'desc').limit(10);
+  const open = await c.services.tickets.openOfContact(c.db, c.ws.id, contactId, c.account.id);
+  return open.map((t) => ({ id: t.id, number: t.number, subject: t.subject }));
 }
 
 function formKeyboard(form: IntakeForm, step: number): unknown {
@@ -170,19 +166,10 @@ async function completeForm(c: BotCtx, s: ChatState, contact: Contact): Promise<
 /** A customer message into a ticket: recorded (which may reopen or resume it) and copied into its topic. */
 async function relay(c: BotCtx, ticketId: string, m: { chatId: number; messageId: number; text: string; attachments: Record<string, unknown>[]; mediaGroupId: string | null }): Promise<void> {
   const { message, ticket } = await c.services.messages.recordInbound(c.db, c.ws, ticketId, { text: m.text, attachments: m.attachments, accountId: c.account.id, chatId: m.chatId });
-  await c.db('message_telegram_refs').insert({ account_id: c.account.id, chat_id: m.chatId, telegram_message_id: m.messageId, message_id: message.id, role: 'original' })
-    .onConflict(['account_id', 'chat_id', 'telegram_message_id']).ignore();
-  const group = ticket.ticket.topicChatId ?? c.account.supportChatId;
-  if (group === null) return;
-  const send = { workspaceId: c.ws.id, accountId: c.account.id, chatId: group, ticketId, at: c.at };
-  // A topic closed by hand in Telegram is reopened first (same chat, so it goes out before the copy).
-  const row = await c.db('tickets').select('topic_closed').where({ id: ticketId }).first();
-  if (row?.topic_closed) await sendQueue.enqueue(c.db, { ...send, op: 'reopen_topic' });
-  if (m.mediaGroupId) {
-    await sendQueue.enqueueAlbumItem(c.db, { ...send, op: 'copy_message', payload: { from_chat_id: m.chatId, message_ids: [m.messageId], media_group_id: m.mediaGroupId, in_topic: true } }, c.albumGatherMs);
-  } else {
-    await sendQueue.enqueue(c.db, { ...send, op: 'copy_message', messageId: message.id, payload: { from_chat_id: m.chatId, message_ids: [m.messageId], in_topic: true } });
-  }
+  await c.services.topics.copyIntoTopic(c.db, {
+    ticket: ticket.ticket, account: c.account, messageId: message.id,
+    source: { chatId: m.chatId, messageId: m.messageId, mediaGroupId: m.mediaGroupId }, albumGatherMs: c.albumGatherMs, at: c.at,
+  });
 }
 
 const relayMessage = (c: BotCtx, ticketId: string, m: any) =>
@@ -244,9 +231,9 @@ export const customerFlow = {
 
   /** An edit of a message already relayed: the copy in the topic is edited to match. */
   async edited(c: BotCtx, m: any): Promise<void> {
-    const ref = await c.db('message_telegram_refs').where({ account_id: c.account.id, chat_id: m.chat.id, telegram_message_id: m.message_id, role: 'original' }).first();
-    if (!ref) return; // a form answer, or never relayed
-    await mirrorEdit(c, ref.message_id, m);
+    const messageId = await c.services.topics.messageOfOriginal(c.db, c.account.id, m.chat.id, m.message_id);
+    if (!messageId) return; // a form answer, or never relayed
+    await mirrorEdit(c, messageId, m);
   },
 
   async callback(c: BotCtx, q: any): Promise<void> {
@@ -283,16 +270,9 @@ export const customerFlow = {
       }
     } else if (kind === 'csat') {
       const rating = Number(b);
-      const ticket = await c.db('tickets').where({ workspace_id: c.ws.id, id: a, contact_id: contact.id }).first();
-      if (!ticket || !Number.isInteger(rating) || rating < 1 || rating > 5) {
+      if (!(await c.services.tickets.recordCsat(c.db, c.ws.id, a, contact.id, rating, c.at))) {
         await c.answer(q.id, 'This rating cannot be recorded.');
       } else {
-        await c.db('tickets').where({ id: ticket.id }).update({ csat_rating: rating, csat_at: c.at });
-        await eventStore.record(c.db, c.ws.id, c.at, [{
-          type: 'csat.received', actor: { type: 'contact', id: contact.id }, ticketId: ticket.id, contactId: contact.id,
-          payload: { ticket_id: ticket.id, ticket_number: ticket.number, contact_id: contact.id, rating, rated_at: c.at.toISOString() },
-          detail: { rating },
-        }]);
         await c.answer(q.id, `Thank you! You rated us ${rating}/5.`);
       }
     } else {
@@ -303,11 +283,7 @@ export const customerFlow = {
 
   /** Blocking or unblocking the bot (my_chat_member in a private chat). */
   async membership(c: BotCtx, u: any): Promise<void> {
-    const chat = await c.db('contact_chats').where({ account_id: c.account.id, chat_id: u.chat.id }).first();
-    if (!chat) return;
-    const blocked = u.new_chat_member?.status === 'kicked';
-    const contact = await c.services.contacts.get(c.db, c.ws.id, chat.contact_id);
-    if (contact.blocked !== blocked) await c.services.contacts.update(c.db, c.ws.id, contact.id, { blocked }, SYSTEM);
+    await c.services.contacts.setBlockedByChat(c.db, c.account.id, u.chat.id, u.new_chat_member?.status === 'kicked');
   },
 };
 
@@ -317,25 +293,8 @@ export const customerFlow = {
  * unchanged words queue nothing.
  */
 export async function mirrorEdit(c: BotCtx, messageId: string, m: any): Promise<void> {
-  const msg = await c.db('messages').where({ id: messageId }).first();
-  if (!msg || msg.visibility !== 'public') {
-    if (msg) await c.db('messages').where({ id: messageId }).update({ text: textOf(m) });
-    return;
-  }
   const text = textOf(m);
-  if (text === msg.text) return;
-  await c.db('messages').where({ id: messageId }).update({ text });
-  const copy = await c.db('message_telegram_refs').where({ message_id: messageId, role: 'copy' }).first();
-  // Where the copy lives (or will: the queued copy is ahead in the same chat's order).
-  const target = copy ? { accountId: copy.account_id, chatId: Number(copy.chat_id) } : await copyTarget(c, msg);
-  if (!target) return;
-  await sendQueue.enqueue(c.db, {
-    workspaceId: c.ws.id, accountId: target.accountId, chatId: target.chatId, op: 'edit_copy', ticketId: msg.ticket_id,
-    payload: { message_id: messageId, ...(m.caption !== undefined || m.text === undefined ? { caption: text } : { text }) }, at: c.at,
-  });
-}
-
-async function copyTarget(c: BotCtx, msg: any): Promise<{ accountId: string; chatId: number } | null> {
-  const row = await c.db('telegram_sends').select('account_id', 'chat_id').where({ message_id: msg.id, op: 'copy_message' }).first();
-  return row ? { accountId: row.account_id, chatId: Number(row.chat_id) } : null;
+  const changed = await c.services.messages.editText(c.db, c.ws.id, messageId, text);
+  if (!changed) return;
+  await c.services.topics.mirrorEdit(c.db, { workspaceId: c.ws.id, ticketId: changed.ticketId, messageId, text, caption: m.caption !== undefined || m.text === undefined, at: c.at });
 }

@@ -15,14 +15,13 @@ import type { ContactService } from '../contacts/contact-service.js';
 import type { Db } from '../db/knex.js';
 import { SYSTEM } from '../kernel/actor.js';
 import type { Clock } from '../lib/clock.js';
-import { newId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import type { MessageService } from '../messages/message-service.js';
-import { messageStore } from '../messages/message-store.js';
+import type { TopicService, TopicTicket } from '../topics/topic-service.js';
 import { AccountGone, type BotApi } from './bot-api.js';
 import { blockedReason, classifyTelegramError, type Failure } from './telegram-errors.js';
 import { sendQueue, botKey, chatKey, type PacingRules, type QueuedSend } from '../send-queue/send-queue.js';
-import { cardKeyboard, cardText, resolutionNotice, topicName, TOPIC_COLOR, type CardInput } from './ticket-card.js';
+import { cardKeyboard, cardText, resolutionNotice, topicName, TOPIC_COLOR } from '../topics/topic-card.js';
 
 export interface RetrySettings {
   maxFailures: number;
@@ -40,50 +39,8 @@ class Skip {
 /** A row rendered from a ticket that is gone, or an op that cannot be done by design. */
 class Permanent extends Error {}
 
-interface TopicTicket extends CardInput {
-  workspaceId: string;
-  accountId: string | null;
-  contactId: string;
-  supportChatId: number | null;
-  topicChatId: number | null;
-  topicThreadId: number | null;
-  topicName: string | null;
-  topicClosed: boolean;
-  cardMessageId: number | null;
-  cardTextShown: string | null;
-  cardPinned: boolean;
-}
-
-const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-
-async function loadTicket(db: Db, ticketId: string): Promise<TopicTicket | null> {
-  const r = (await db.raw(
-    `SELECT t.*, c.name AS c_name, c.first_name AS c_first, c.last_name AS c_last, c.username AS c_username,
-            c.telegram_user_id AS c_tg, c.email AS c_email, ag.name AS ag_name, ag.username AS ag_username,
-            tm.name AS team_name, acc.support_chat_id AS acc_support_chat_id
-       FROM tickets t
-       JOIN contacts c ON c.id = t.contact_id
-       LEFT JOIN agents ag ON ag.id = t.assignee_id
-       LEFT JOIN teams tm ON tm.id = t.team_id
-       LEFT JOIN accounts acc ON acc.id = t.account_id
-      WHERE t.id = ?`,
-    [ticketId],
-  )).rows[0];
-  if (!r) return null;
-  return {
-    id: r.id, workspaceId: r.workspace_id, accountId: r.account_id, contactId: r.contact_id, number: r.number, subject: r.subject,
-    description: r.description, status: r.status, priority: r.priority, category: r.category, tags: r.tags,
-    customer: { name: r.c_name ?? ([r.c_first, r.c_last].filter(Boolean).join(' ') || null), username: r.c_username, telegramUserId: num(r.c_tg), email: r.c_email },
-    assignee: r.ag_name ? { name: r.ag_name, username: r.ag_username } : null, team: r.team_name,
-    firstResponseDueAt: r.first_response_due_at, resolutionDueAt: r.resolution_due_at,
-    supportChatId: num(r.acc_support_chat_id), topicChatId: num(r.topic_chat_id), topicThreadId: num(r.topic_thread_id),
-    topicName: r.topic_name, topicClosed: r.topic_closed, cardMessageId: num(r.topic_card_message_id), cardTextShown: r.topic_card_text,
-    cardPinned: r.topic_card_pinned,
-  };
-}
-
-export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock; api: BotApi; messages: MessageService; contacts: ContactService; retry: RetrySettings; pacing: PacingRules }) {
-  const { db, logger, clock, messages, contacts, retry } = deps;
+export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock; api: BotApi; messages: MessageService; contacts: ContactService; topics: TopicService; retry: RetrySettings; pacing: PacingRules }) {
+  const { db, logger, clock, messages, contacts, topics, retry } = deps;
   /**
    * Calls for one row. A row that posts more than one message into its chat (a topic with its
    * card, then the message) spaces them by the chat's one-a-second rule.
@@ -106,7 +63,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
   };
 
   async function ticketOf(s: QueuedSend): Promise<TopicTicket> {
-    const t = s.ticketId ? await loadTicket(db, s.ticketId) : null;
+    const t = s.ticketId ? await topics.view(db, s.workspaceId, s.ticketId) : null;
     if (!t) throw new Permanent(`ticket ${s.ticketId} not found`);
     return t;
   }
@@ -122,19 +79,16 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
     if (t.topicThreadId === null) {
       const name = topicName(t);
       const topic = await api.call<{ message_thread_id: number }>(s.accountId, 'createForumTopic', { chat_id: chatId, name, icon_color: TOPIC_COLOR[t.priority] });
-      await db('tickets').where({ id: t.id }).update({
-        topic_chat_id: chatId, topic_thread_id: topic.message_thread_id, topic_name: name, topic_closed: false,
-        topic_card_message_id: null, topic_card_text: null, topic_card_pinned: false,
-      });
-      t = { ...t, topicChatId: chatId, topicThreadId: topic.message_thread_id, topicName: name, topicClosed: false, cardMessageId: null, cardTextShown: null, cardPinned: false };
+      await topics.topicCreated(db, t.id, chatId, topic.message_thread_id, name);
+      t = { ...t, topicChatId: chatId, topicThreadId: topic.message_thread_id, name, closed: false, cardMessageId: null, cardText: null, cardPinned: false };
       logger.info({ ticket_id: t.id, chat_id: chatId, thread_id: topic.message_thread_id }, 'forum topic created');
     }
     chatId = t.topicChatId!;
     if (t.cardMessageId === null) {
       const text = cardText(t);
       const card = await api.call<{ message_id: number }>(s.accountId, 'sendMessage', { chat_id: chatId, message_thread_id: t.topicThreadId, text, reply_markup: cardKeyboard(t) });
-      await db('tickets').where({ id: t.id }).update({ topic_card_message_id: card.message_id, topic_card_text: text, topic_card_pinned: false });
-      t = { ...t, cardMessageId: card.message_id, cardTextShown: text, cardPinned: false };
+      await topics.shown(db, t.id, { cardMessageId: card.message_id, cardText: text, cardPinned: false });
+      t = { ...t, cardMessageId: card.message_id, cardText: text, cardPinned: false };
     }
     if (!t.cardPinned) {
       try {
@@ -145,7 +99,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
         // Missing pin rights must not stop the ticket: the card is there, just not pinned.
         logger.warn({ ticket_id: t.id, reason: f.reason }, 'could not pin the ticket card: give the bot the right to pin messages');
       }
-      await db('tickets').where({ id: t.id }).update({ topic_card_pinned: true });
+      await topics.shown(db, t.id, { cardPinned: true });
       t = { ...t, cardPinned: true };
     }
     return { chatId, threadId: t.topicThreadId!, ticket: t };
@@ -153,11 +107,9 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
 
   /** Forgets a topic Telegram says is gone (only if no one has replaced it meanwhile). */
   async function forgetTopic(t: TopicTicket, reason: string): Promise<TopicTicket> {
-    await db('tickets').where({ id: t.id, topic_thread_id: t.topicThreadId }).update({
-      topic_thread_id: null, topic_name: null, topic_closed: false, topic_card_message_id: null, topic_card_text: null, topic_card_pinned: false,
-    });
+    await topics.topicGone(db, t);
     logger.warn({ ticket_id: t.id, thread_id: t.topicThreadId, reason }, 'forum topic is gone: recreating it');
-    return { ...t, topicThreadId: null, topicName: null, topicClosed: false, cardMessageId: null, cardTextShown: null, cardPinned: false };
+    return { ...t, topicThreadId: null, name: null, closed: false, cardMessageId: null, cardText: null, cardPinned: false };
   }
 
   async function reopenTopic(s: QueuedSend, t: TopicTicket): Promise<void> {
@@ -166,7 +118,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
     } catch (err) {
       if (classifyTelegramError(err).kind !== 'not_modified') throw err;
     }
-    await db('tickets').where({ id: t.id }).update({ topic_closed: false });
+    await topics.shown(db, t.id, { closed: false });
   }
 
   /**
@@ -196,20 +148,9 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
   async function messageIdsOf(s: QueuedSend): Promise<string[]> {
     const ids = new Set<string>(s.messageId ? [s.messageId] : []);
     if (s.op === 'copy_message' && s.payload.from_chat_id !== undefined) {
-      const refs = await db('message_telegram_refs').select('message_id')
-        .where({ account_id: s.accountId, chat_id: s.payload.from_chat_id }).whereIn('telegram_message_id', s.payload.message_ids ?? []);
-      for (const r of refs) ids.add(r.message_id);
+      for (const id of await topics.messageIdsOf(db, s.accountId, Number(s.payload.from_chat_id), (s.payload.message_ids ?? []).map(Number))) ids.add(id);
     }
     return [...ids];
-  }
-
-  async function addCopyRefs(tx: Db, s: QueuedSend, chatId: number, pairs: [number, number][]): Promise<void> {
-    for (const [source, copy] of pairs) {
-      if (!copy) continue; // Telegram answers 0 for a video it scheduled instead of sending (research §4.1)
-      const ref = await tx('message_telegram_refs').select('message_id').where({ account_id: s.accountId, chat_id: s.payload.from_chat_id, telegram_message_id: source }).first();
-      if (!ref) continue;
-      await tx('message_telegram_refs').insert({ account_id: s.accountId, chat_id: chatId, telegram_message_id: copy, message_id: ref.message_id, role: 'copy' }).onConflict(['account_id', 'chat_id', 'telegram_message_id']).ignore();
-    }
   }
 
   const ops: { [op: string]: (s: QueuedSend) => Promise<Effects | Skip> } = {
@@ -220,7 +161,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
         : await api.call<{ message_id: number; chat: { id: number } }>(s.accountId, 'sendMessage', { chat_id: s.chatId, ...body });
       return async (tx) => {
         if (!s.messageId) return;
-        await tx('message_telegram_refs').insert({ account_id: s.accountId, chat_id: sent.chat.id, telegram_message_id: sent.message_id, message_id: s.messageId, role: 'copy' }).onConflict(['account_id', 'chat_id', 'telegram_message_id']).ignore();
+        await topics.recordCopy(tx, s.accountId, sent.chat.id, sent.message_id, s.messageId);
         await messages.markSent(tx, s.messageId, clock.now());
       };
     },
@@ -239,19 +180,19 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       // Telegram skips messages it cannot copy, so ids only pair up when nothing was skipped.
       const pairs: [number, number][] = copies.length === ids.length ? ids.map((id, i) => [id, copies[i].message_id]) : [];
       return async (tx) => {
-        await addCopyRefs(tx, s, target, pairs);
+        await topics.recordCopies(tx, s.accountId, Number(s.payload.from_chat_id), target, pairs);
         for (const id of await messageIdsOf(s)) await messages.markSent(tx, id, clock.now());
       };
     },
 
     async edit_copy(s) {
-      const copies = await db('message_telegram_refs').where({ message_id: s.payload.message_id, role: 'copy' });
+      const copies = await topics.copiesOf(db, s.payload.message_id);
       if (!copies.length) return new Skip('no copy to edit');
       for (const c of copies) {
-        const body = { chat_id: Number(c.chat_id), message_id: Number(c.telegram_message_id) };
+        const body = { chat_id: c.chatId, message_id: c.telegramMessageId };
         try {
-          if (s.payload.caption !== undefined) await api.call(c.account_id, 'editMessageCaption', { ...body, caption: s.payload.caption });
-          else await api.call(c.account_id, 'editMessageText', { ...body, text: s.payload.text });
+          if (s.payload.caption !== undefined) await api.call(c.accountId, 'editMessageCaption', { ...body, caption: s.payload.caption });
+          else await api.call(c.accountId, 'editMessageText', { ...body, text: s.payload.text });
         } catch (err) {
           if (classifyTelegramError(err).kind !== 'not_modified') throw err;
         }
@@ -279,14 +220,14 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       } catch (err) {
         if (classifyTelegramError(err).kind !== 'permanent') throw err;
       }
-      return async (tx) => { await tx('tickets').where({ id: t.id }).update({ topic_card_message_id: card.message_id, topic_card_text: text, topic_card_pinned: true }); };
+      return async (tx) => { await topics.shown(tx, t.id, { cardMessageId: card.message_id, cardText: text, cardPinned: true }); };
     },
 
     async rename_topic(s) {
       const t = await ticketOf(s);
       if (t.topicThreadId === null) return new Skip('no topic yet: it is created with the current name');
       const name = topicName(t);
-      if (name === t.topicName) return new Skip('name unchanged');
+      if (name === t.name) return new Skip('name unchanged');
       try {
         await api.call(s.accountId, 'editForumTopic', { chat_id: t.topicChatId, message_thread_id: t.topicThreadId, name });
       } catch (err) {
@@ -297,32 +238,32 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
         }
         if (f.kind !== 'not_modified') throw err;
       }
-      return async (tx) => { await tx('tickets').where({ id: t.id, topic_thread_id: t.topicThreadId }).update({ topic_name: name }); };
+      return async (tx) => { if ((await topics.view(tx, t.workspaceId, t.id))?.topicThreadId === t.topicThreadId) await topics.shown(tx, t.id, { name }); };
     },
 
     async edit_card(s) {
       const t = await ticketOf(s);
       if (t.topicThreadId === null || t.cardMessageId === null) return new Skip('no card yet: it is posted with the current state');
       const text = cardText(t);
-      if (text === t.cardTextShown) return new Skip('card unchanged');
+      if (text === t.cardText) return new Skip('card unchanged');
       try {
         await api.call(s.accountId, 'editMessageText', { chat_id: t.topicChatId, message_id: t.cardMessageId, text, reply_markup: cardKeyboard(t) ?? { inline_keyboard: [] } });
       } catch (err) {
         const f = classifyTelegramError(err);
-        if (f.kind === 'not_modified') return async (tx) => { await tx('tickets').where({ id: t.id }).update({ topic_card_text: text }); };
+        if (f.kind === 'not_modified') return async (tx) => { await topics.shown(tx, t.id, { cardText: text }); };
         if (f.kind === 'topic_gone') {
           await ensureTopic(s, await forgetTopic(t, f.reason));
           return async () => undefined;
         }
         if (f.kind === 'permanent' && /message to edit not found/i.test(f.reason)) {
           // The card was deleted by hand: post a new one.
-          await db('tickets').where({ id: t.id }).update({ topic_card_message_id: null, topic_card_pinned: false });
+          await topics.shown(db, t.id, { cardMessageId: null, cardPinned: false });
           await ensureTopic(s, { ...t, cardMessageId: null, cardPinned: false });
           return async () => undefined;
         }
         throw err;
       }
-      return async (tx) => { await tx('tickets').where({ id: t.id, topic_card_message_id: t.cardMessageId }).update({ topic_card_text: text }); };
+      return async (tx) => { await topics.cardShown(tx, t.id, t.cardMessageId, { cardText: text }); };
     },
 
     async close_topic(s) {
@@ -355,7 +296,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       if (f.kind === 'topic_gone') return new Skip('the topic is gone');
       if (f.kind !== 'not_modified') throw err;
     }
-    return async (tx) => { await tx('tickets').where({ id: t.id, topic_thread_id: t.topicThreadId }).update({ topic_closed: closed }); };
+    return async (tx) => { if ((await topics.view(tx, t.workspaceId, t.id))?.topicThreadId === t.topicThreadId) await topics.shown(tx, t.id, { closed }); };
   }
 
   /** The customer blocked the bot (or left Telegram): contact blocked, messages failed, agents told in the topic. */
@@ -367,20 +308,14 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       const m = await messages.markFailed(tx, id, reason, clock.now());
       if (m) failed.push(m);
     }
-    const chat = s.chatId !== null ? await tx('contact_chats').where({ account_id: s.accountId, chat_id: s.chatId }).first() : null;
-    if (chat) {
-      const contact = await contacts.get(tx, chat.workspace_id, chat.contact_id);
-      if (!contact.blocked) await contacts.update(tx, chat.workspace_id, contact.id, { blocked: true }, SYSTEM);
-    }
+    if (s.chatId !== null) await contacts.setBlockedByChat(tx, s.accountId, s.chatId, true);
     const ticketId = s.ticketId ?? failed.find((m) => m.ticketId)?.ticketId ?? null;
     if (!ticketId) return;
-    const t = await loadTicket(tx, ticketId);
+    const t = await topics.view(tx, s.workspaceId, ticketId);
     if (!t) return;
     const text = `⚠️ Not delivered: ${reason.toLowerCase()}.`;
-    await messageStore.insertNote(tx, { id: newId('msg'), workspaceId: t.workspaceId, ticketId, contactId: t.contactId, accountId: t.accountId, author: SYSTEM, text, at: clock.now() });
-    if (t.accountId && (t.topicChatId ?? t.supportChatId) !== null) {
-      await sendQueue.enqueue(tx, { workspaceId: t.workspaceId, accountId: t.accountId, chatId: t.topicChatId ?? t.supportChatId, op: 'send_message', ticketId, payload: { text, in_topic: true }, at: clock.now() });
-    }
+    await messages.addNote(tx, t, text, SYSTEM, clock.now());
+    await topics.postInTopic(tx, t, text, clock.now());
   }
 
   async function failMessages(tx: Db, s: QueuedSend, reason: string): Promise<void> {

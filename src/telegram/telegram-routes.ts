@@ -9,11 +9,11 @@ import { AppError } from '../kernel/errors.js';
 import { idParams } from '../http/common-schemas.js';
 import type { RouteDef } from '../http/route.js';
 import type { Clock } from '../lib/clock.js';
-import { accountStore } from '../accounts/account-store.js';
+import type { AccountService } from '../accounts/account-service.js';
 import { updateInbox } from './update-inbox.js';
 import { secretMatches, webhookSecretFor } from './webhook-secret.js';
 
-export function telegramRoutes(deps: { db: Knex; clock: Clock; webhookSecret: string | null; onStored?: () => void }): RouteDef[] {
+export function telegramRoutes(deps: { db: Knex; clock: Clock; accounts: AccountService; webhookSecret: string | null; onStored?: () => void }): RouteDef[] {
   return [{
     method: 'post', path: '/telegram/:id/webhook', tag: 'telegram', auth: 'none',
     summary: 'Telegram delivers a bot\'s updates here in webhook mode (X-Telegram-Bot-Api-Secret-Token required)',
@@ -21,7 +21,7 @@ export function telegramRoutes(deps: { db: Knex; clock: Clock; webhookSecret: st
     body: { type: 'object' },
     responses: { 200: { description: 'Stored (or already seen)', schema: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } } } },
     async handler(ctx) {
-      const account = await accountStore.findRunnable(deps.db, ctx.state.input.params.id);
+      const account = await deps.accounts.findRunnable(deps.db, ctx.state.input.params.id);
       // Unknown bot and wrong secret look alike, and cost the same comparison.
       const expected = account ? webhookSecretFor(account.token, deps.webhookSecret) : 'no such bot';
       const given = ctx.get('x-telegram-bot-api-secret-token') || undefined;

@@ -27,9 +27,9 @@ export interface Telegram {
 export function createTelegram(deps: { config: Config; db: Knex; logger: Logger; clock: Clock; services: Services }): Telegram {
   const { config, db, logger, clock, services } = deps;
   const t = config.telegram;
-  const api = createBotApi({ db, apiRoot: t.apiRoot, timeoutMs: t.callTimeoutMs });
+  const api = createBotApi({ db, accounts: services.accounts, apiRoot: t.apiRoot, timeoutMs: t.callTimeoutMs });
   const executor = createSendExecutor({
-    db, logger: logger.child({ component: 'telegram-sends' }), clock, api, messages: services.messages, contacts: services.contacts,
+    db, logger: logger.child({ component: 'telegram-sends' }), clock, api, messages: services.messages, contacts: services.contacts, topics: services.topics,
     retry: { maxFailures: t.sends.maxFailures, baseDelayMs: t.sends.retryBaseMs, maxDelayMs: t.sends.retryMaxMs },
     pacing: t.sends.pacing,
   });
@@ -41,7 +41,7 @@ export function createTelegram(deps: { config: Config; db: Knex; logger: Logger;
     db, logger, clock, services, api, onHandled: () => sends.wake(),
     settings: { concurrency: t.updates.concurrency, pollIntervalMs: t.updates.pollIntervalMs, maxAttempts: t.updates.maxAttempts, albumGatherMs: t.albumGatherMs },
   });
-  const runtime = createBotRuntime({ db, logger, clock, api, config, onUpdateStored: () => updates.wake(), reconcileIntervalMs: t.reconcileIntervalMs });
+  const runtime = createBotRuntime({ db, logger, clock, api, config, accounts: services.accounts, onUpdateStored: () => updates.wake(), reconcileIntervalMs: t.reconcileIntervalMs });
   return {
     api, sends, updates, runtime,
     async start() {

@@ -5,7 +5,6 @@
  * handler that throws rolls everything back; the update is retried with backoff and, after
  * `maxAttempts`, set aside with its error so the chat is not stuck behind it.
  */
-import { accountStore } from '../accounts/account-store.js';
 import type { Services } from '../container.js';
 import type { Knex } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
@@ -46,7 +45,7 @@ export function createUpdateWorker(deps: { db: Knex; logger: Logger; clock: Cloc
       return await db.transaction(async (tx) => {
         claimed = await updateInbox.claimNext(tx, now);
         if (!claimed) return false;
-        const account = await accountStore.findRunnable(tx, claimed.accountId);
+        const account = await services.accounts.findRunnable(tx, claimed.accountId);
         if (account) {
           const bot = createBotCtx({ db: tx, account, ws: { id: account.workspaceId, mode: 'live' }, at: now, services, albumGatherMs: settings.albumGatherMs });
           await routeUpdate(claimed.payload, bot, api.client(account.token));

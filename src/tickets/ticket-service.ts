@@ -7,10 +7,11 @@
  *   another workspace's id is "not found" (and composite foreign keys make it impossible anyway);
  * - status moves follow ticket-status.ts; refused moves are 409 invalid_transition.
  */
-import { accountStore, type Account } from '../accounts/account-store.js';
-import { agentStore, teamStore } from '../agents/agent-store.js';
+import type { Account } from '../accounts/account-store.js';
+import type { AccountService } from '../accounts/account-service.js';
+import type { AgentService } from '../agents/agent-service.js';
 import { presentContact, type ContactService } from '../contacts/contact-service.js';
-import { toContact, type Contact } from '../contacts/contact-store.js';
+import type { Contact } from '../contacts/contact.js';
 import type { Db } from '../db/knex.js';
 import { eventRow, eventStore, type NewEvent } from '../events/event-store.js';
 import { SYSTEM, type Actor } from '../kernel/actor.js';
@@ -78,18 +79,11 @@ export interface TicketNotes {
   add(db: Db, ticket: Ticket, text: string, actor: Actor, at: Date): Promise<unknown>;
 }
 
-export function createTicketService(deps: { clock: Clock; contacts: ContactService; notes: TicketNotes }) {
-  const { clock, contacts, notes } = deps;
+export function createTicketService(deps: { clock: Clock; contacts: ContactService; agents: AgentService; accounts: AccountService; notes: TicketNotes }) {
+  const { clock, contacts, agents, accounts, notes } = deps;
 
-  async function teamInWorkspace(db: Db, workspaceId: string, id: string): Promise<void> {
-    if (!(await teamStore.findById(db, workspaceId, id))) throw notFound('Team');
-  }
-
-  async function activeAgent(db: Db, workspaceId: string, id: string): Promise<void> {
-    const agent = await agentStore.findById(db, workspaceId, id);
-    if (!agent) throw notFound('Agent');
-    if (!agent.active) throw new AppError('conflict', `Agent ${id} is inactive and cannot take tickets`);
-  }
+  const teamInWorkspace = (db: Db, workspaceId: string, id: string) => agents.requireTeam(db, workspaceId, id);
+  const activeAgent = (db: Db, workspaceId: string, id: string) => agents.requireActive(db, workspaceId, id);
 
   /**
    * The ticket's contact (by id, or matched/created from inline fields) and its bot: the one
@@ -99,16 +93,15 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
     let contact: Contact;
     let account: Account | null;
     if (body.contact_id) {
-      const found = await accountStore.contactWithPreferred(db, workspaceId, body.contact_id);
+      const found = await accounts.contactWithPreferredBot(db, workspaceId, body.contact_id);
       if (!found) throw notFound('Contact');
-      contact = toContact(found.contactRow);
-      account = found.account;
+      ({ contact, account } = found);
     } else {
       contact = (await contacts.upsert(db, workspaceId, body.contact!, actor)).contact;
-      account = body.account_id ? null : await accountStore.preferredFor(db, workspaceId, contact.id);
+      account = body.account_id ? null : await accounts.preferredFor(db, workspaceId, contact.id);
     }
     if (body.account_id) {
-      account = await accountStore.findById(db, workspaceId, body.account_id);
+      account = await accounts.findById(db, workspaceId, body.account_id);
       if (!account) throw notFound('Account');
     }
     return { contact, account };
@@ -243,6 +236,39 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       }
       if (body.note) await notes.add(db, after, body.note, actor, at);
       return { ticket: after, contact: view.contact };
+    },
+
+    /** Like get, but null when there is no such ticket in the workspace. */
+    findView: (db: Db, workspaceId: string, id: string): Promise<TicketView | null> => ticketStore.findWithContact(db, workspaceId, id),
+
+    /** Like get without the contact, and null when there is no such ticket in the workspace. */
+    find: (db: Db, workspaceId: string, id: string): Promise<Ticket | null> => ticketStore.findById(db, workspaceId, id),
+
+    /** The ticket living in a forum topic, or null. */
+    findByTopic: (db: Db, workspaceId: string, chatId: number, threadId: number): Promise<Ticket | null> => ticketStore.findByTopic(db, workspaceId, chatId, threadId),
+
+    /** A customer's tickets with one bot that are not closed (nor archived), most recently active first. */
+    openOfContact: (db: Db, workspaceId: string, contactId: string, accountId: string, limit = 10): Promise<Ticket[]> =>
+      ticketStore.openOfContact(db, workspaceId, contactId, accountId, limit),
+
+    /** Where the ticket's forum topic is (set by the topics module; null thread: to be recreated). */
+    setTopic: (db: Db, id: string, topic: { chatId: number | null; threadId: number | null }, opts: { ifThread?: number } = {}): Promise<void> =>
+      ticketStore.setTopic(db, id, topic, opts.ifThread),
+
+    /**
+     * The customer's 1-5 rating of a ticket of theirs: stored, and csat.received. False when
+     * the ticket is not theirs or the rating is out of range (nothing is written).
+     */
+    async recordCsat(db: Db, workspaceId: string, ticketId: string, contactId: string, rating: number, at: Date = clock.now()): Promise<boolean> {
+      const ticket = await ticketStore.findById(db, workspaceId, ticketId);
+      if (!ticket || ticket.contactId !== contactId || !Number.isInteger(rating) || rating < 1 || rating > 5) return false;
+      await ticketStore.setCsat(db, ticket.id, rating, at);
+      await eventStore.record(db, workspaceId, at, [{
+        type: 'csat.received', actor: { type: 'contact', id: contactId }, ticketId: ticket.id, contactId,
+        payload: { ticket_id: ticket.id, ticket_number: ticket.number, contact_id: contactId, rating, rated_at: at.toISOString() },
+        detail: { rating },
+      }]);
+      return true;
     },
 
     async timeline(db: Db, workspaceId: string, id: string, page: PageRequest) {

@@ -1,5 +1,5 @@
 import type { Db, Knex } from '../db/knex.js';
-import type { Contact } from '../contacts/contact-store.js';
+import type { Contact } from '../contacts/contact.js';
 import type { eventRow } from '../events/event-store.js';
 import type { ListTicketsQuery } from './ticket-schemas.js';
 import type { Priority, TicketStatus } from './ticket-status.js';
@@ -231,6 +231,39 @@ export const ticketStore = {
       });
     }
     return { query: q, order: SORTS[f.sort ?? '-created_at'], count: countFromCounters(db, workspaceId, f) };
+  },
+
+  async findById(db: Db, workspaceId: string, id: string): Promise<Ticket | null> {
+    const row = await db('tickets').select(SELECT_TICKET).where({ 'tickets.workspace_id': workspaceId, 'tickets.id': id }).first();
+    return row ? toTicket(row) : null;
+  },
+
+  async findByTopic(db: Db, workspaceId: string, chatId: number, threadId: number): Promise<Ticket | null> {
+    const row = await db('tickets').select(SELECT_TICKET).where({ 'tickets.workspace_id': workspaceId, 'tickets.topic_chat_id': chatId, 'tickets.topic_thread_id': threadId }).first();
+    return row ? toTicket(row) : null;
+  },
+
+  /** Not closed nor archived, of this contact with this bot, most recently active first. */
+  async openOfContact(db: Db, workspaceId: string, contactId: string, accountId: string, limit: number): Promise<Ticket[]> {
+    const rows = await db('tickets').select(SELECT_TICKET)
+      .where({ 'tickets.workspace_id': workspaceId, 'tickets.contact_id': contactId, 'tickets.account_id': accountId })
+      .whereNot('tickets.status', 'closed').whereNull('tickets.archived_at')
+      .orderBy('tickets.updated_at', 'desc').limit(limit);
+    return rows.map(toTicket);
+  },
+
+  /**
+   * The ticket's forum topic address; not a change of the ticket (updated_at stays). With
+   * `ifThread`, only while the thread is still that one (a topic recreated meanwhile wins).
+   */
+  async setTopic(db: Db, id: string, topic: { chatId: number | null; threadId: number | null }, ifThread?: number): Promise<void> {
+    const q = db('tickets').where({ id });
+    if (ifThread !== undefined) q.where({ topic_thread_id: ifThread });
+    await q.update({ topic_chat_id: topic.chatId, topic_thread_id: topic.threadId });
+  },
+
+  async setCsat(db: Db, id: string, rating: number, at: Date): Promise<void> {
+    await db('tickets').where({ id }).update({ csat_rating: rating, csat_at: at });
   },
 
   /** Resolved tickets past their workspace's auto-close age, locked (skipping ones in use). */

@@ -134,3 +134,14 @@ export async function startTelegramHarness(db: Knex, opts: HarnessOptions = {}):
     },
   };
 }
+
+/**
+ * Ticket rows with their topic's state (ticket_topics) under the columns' old names
+ * (topic_name, topic_closed, topic_card_message_id, topic_card_text, topic_card_pinned).
+ */
+export function ticketRows(db: Knex) {
+  return db('tickets').leftJoin('ticket_topics as tt', 'tt.ticket_id', 'tickets.id').select(
+    'tickets.*', 'tt.name as topic_name', db.raw('coalesce(tt.closed, false) as topic_closed'), 'tt.card_message_id as topic_card_message_id',
+    'tt.card_text as topic_card_text', db.raw('coalesce(tt.card_pinned, false) as topic_card_pinned'),
+  );
+}

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { updateInbox } from '../../src/telegram/update-inbox.js';
 import type { Call, Content, FakeUser, Message } from '../helpers/fake-bot-api.js';
-import { useTelegramHarness, type TelegramHarness } from '../helpers/telegram-harness.js';
+import { useTelegramHarness, type TelegramHarness, ticketRows } from '../helpers/telegram-harness.js';
 
 interface Opened {
   user: FakeUser;
@@ -103,7 +103,7 @@ describe('Telegram agents’ side: topics, cards, relay and commands (SPEC §3.2
     return { user, contactId, ticketId: t.id, number: t.number, threadId: t.topic.message_thread_id };
   }
 
-  const ticketRow = (id: string) => h.db('tickets').where({ id }).first();
+  const ticketRow = (id: string) => ticketRows(h.db).where({ 'tickets.id': id }).first();
 
   async function cardOf(o: Opened): Promise<Message> {
     const r = await ticketRow(o.ticketId);
@@ -179,7 +179,7 @@ describe('Telegram agents’ side: topics, cards, relay and commands (SPEC §3.2
       fake.userPresses(bot, sarah, { chatId: sarah.id, messageId: q4.message_id }, buttons(q4).find((b) => b.text === 'Skip')!.callback_data);
       await settle();
 
-      const row = await h.db('tickets').join('contacts', 'contacts.id', 'tickets.contact_id').where('contacts.telegram_user_id', sarah.id).select('tickets.*').first();
+      const row = await ticketRows(h.db).join('contacts', 'contacts.id', 'tickets.contact_id').where('contacts.telegram_user_id', sarah.id).first();
       assert.ok(row, 'the form created a ticket');
       assert.match(customerMessages(sarah).at(-1)!.text, new RegExp(`^Ticket #${row.number} created`));
       const o: Opened = { user: sarah, contactId: row.contact_id, ticketId: row.id, number: row.number, threadId: Number(row.topic_thread_id) };

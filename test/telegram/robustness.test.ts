@@ -15,7 +15,7 @@ import { createTelegram } from '../../src/telegram/telegram.js';
 import { updateInbox } from '../../src/telegram/update-inbox.js';
 import { webhookSecretFor } from '../../src/telegram/webhook-secret.js';
 import type { FakeUser, Message, Update } from '../helpers/fake-bot-api.js';
-import { useTelegramHarness, type TelegramHarness } from '../helpers/telegram-harness.js';
+import { useTelegramHarness, type TelegramHarness, ticketRows } from '../helpers/telegram-harness.js';
 
 // ------------------------------------------------------------------------------------------
 // Journeys shared by the tests
@@ -76,8 +76,8 @@ async function fillFormUntilEmail(h: TelegramHarness, user: FakeUser, subject: s
 interface TicketRow { id: string; number: number; subject: string; topic_chat_id: string | null; topic_thread_id: string | null; topic_card_message_id: string | null; topic_closed: boolean }
 
 async function ticketsOf(h: TelegramHarness, user: FakeUser): Promise<TicketRow[]> {
-  return h.db('tickets').join('contacts', 'contacts.id', 'tickets.contact_id')
-    .where('contacts.telegram_user_id', user.id).select('tickets.*').orderBy('tickets.number');
+  return ticketRows(h.db).join('contacts', 'contacts.id', 'tickets.contact_id')
+    .where('contacts.telegram_user_id', user.id).orderBy('tickets.number');
 }
 
 /** A customer with one open ticket whose topic (with its pinned card) exists. */
@@ -362,7 +362,7 @@ describe('Telegram robustness: inbound updates and topics (SPEC §3.3)', () => {
       h.fake.closeTopicByHand(h.group, t.threadId, agent);
       await settle(h);
       // As if the forum_topic_closed service message had never reached topicdesk.
-      await h.db('tickets').where({ id: t.id }).update({ topic_closed: false });
+      await h.db('ticket_topics').where({ ticket_id: t.id }).update({ closed: false });
 
       const mark = h.fake.calls.length;
       h.fake.userSends(h.bot, user, 'closed topic: hello?');

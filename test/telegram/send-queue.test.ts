@@ -18,10 +18,10 @@ import { createBotApi, type BotApi } from '../../src/telegram/bot-api.js';
 import { createSendExecutor, type RetrySettings } from '../../src/telegram/send-executor.js';
 import { chatKey, groupKey, sendQueue, type PacingRules } from '../../src/send-queue/send-queue.js';
 import { createSendWorker, type SendWorker } from '../../src/telegram/send-worker.js';
-import { topicName } from '../../src/telegram/ticket-card.js';
+import { topicName } from '../../src/topics/topic-card.js';
 import { ERR, startFakeBotApi, type Call, type FakeBot, type FakeBotApi, type FakeUser } from '../helpers/fake-bot-api.js';
 import { makeKey, makeReachableContact, makeWorkspace } from '../helpers/factories.js';
-import { useTelegramHarness, type TelegramHarness } from '../helpers/telegram-harness.js';
+import { useTelegramHarness, type TelegramHarness, ticketRows } from '../helpers/telegram-harness.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-db.js';
 
 // ------------------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ describe('telegram send queue', () => {
       const renames = callsInto(h.fake, 'editForumTopic', h.group.id, mark);
       assert.equal(edits.length, 1, 'one card edit for all the changes');
       assert.equal(renames.length, 1, 'one rename for all the changes');
-      const t = await h.db('tickets').where({ id: ticket.id }).first();
+      const t = await ticketRows(h.db).where({ 'tickets.id': ticket.id }).first();
       const topic = h.fake.topic(h.group.id, Number(t.topic_thread_id))!;
       assert.equal(topic.name, topicName({ status: t.status, number: t.number, subject: 'Login broken since Monday' }), 'the latest state');
       const card = h.fake.message(h.group.id, Number(t.topic_card_message_id))!;
@@ -527,9 +527,9 @@ describe('telegram send queue', () => {
       await database?.drop();
     });
 
-    const realApi = () => createBotApi({ db, apiRoot: fake.url, timeoutMs: 5_000 });
+    const realApi = () => createBotApi({ db, accounts: services.accounts, apiRoot: fake.url, timeoutMs: 5_000 });
     function worker(api: BotApi, o: { retry?: RetrySettings; leaseMs?: number } = {}): SendWorker {
-      const executor = createSendExecutor({ db, logger, clock: systemClock, api, messages: services.messages, contacts: services.contacts, retry: o.retry ?? RETRY, pacing: FAST });
+      const executor = createSendExecutor({ db, logger, clock: systemClock, api, messages: services.messages, contacts: services.contacts, topics: services.topics, retry: o.retry ?? RETRY, pacing: FAST });
       const w = createSendWorker({ db, logger, clock: systemClock, executor, settings: { concurrency: 8, pollIntervalMs: 20, leaseMs: o.leaseMs ?? 30_000, pacing: FAST } });
       workers.push(w);
       return w;
@@ -606,7 +606,7 @@ describe('telegram send queue', () => {
     it('network errors (connection refused) are retried with backoff and the message is then delivered', async () => {
       const { user, contactId } = await customer();
       const m = await queue(contactId, 'after a network blip');
-      const dead = createBotApi({ db, apiRoot: 'http://127.0.0.1:1', timeoutMs: 2_000 });
+      const dead = createBotApi({ db, accounts: services.accounts, apiRoot: 'http://127.0.0.1:1', timeoutMs: 2_000 });
       const live = realApi();
       let n = 0;
       const flaky: BotApi = { client: live.client, call: (a, method, p) => (n++ < 2 ? dead.call(a, method, p) : live.call(a, method, p)) };
@@ -624,7 +624,7 @@ describe('telegram send queue', () => {
     it('a network error that never clears fails the row and message after maxFailures, with a reason that does not leak the token', async () => {
       const { user, contactId } = await customer();
       const m = await queue(contactId, 'into the void');
-      const dead = createBotApi({ db, apiRoot: 'http://127.0.0.1:1', timeoutMs: 2_000 });
+      const dead = createBotApi({ db, accounts: services.accounts, apiRoot: 'http://127.0.0.1:1', timeoutMs: 2_000 });
       let n = 0;
       const counting: BotApi = { client: dead.client, call: (a, method, p) => { n++; return dead.call(a, method, p); } };
       worker(counting).start();

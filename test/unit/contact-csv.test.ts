@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { parse } from 'csv-parse/sync';
 import type { Readable } from 'node:stream';
 import { CSV_COLUMNS, contactsCsv, neutralizeFormula } from '../../src/contacts/contact-csv.js';
-import type { Contact } from '../../src/contacts/contact-store.js';
+import type { Contact } from '../../src/contacts/contact.js';
 
 /** The whole CSV as rows of cells (csv-parse: strict RFC 4180; throws on malformed input). */
 const parseCsv = (text: string): string[][] => parse(text, { relax_column_count: true });

@@ -11,9 +11,7 @@ import { newId } from '../../src/lib/ids.js';
 import { parseCommand, parseTagChanges } from '../../src/telegram/commands.js';
 import { earliestSlot, take, type WindowRule, type WindowState } from '../../src/send-queue/pacing.js';
 import { blockedReason, classifyTelegramError } from '../../src/telegram/telegram-errors.js';
-import {
-  cardKeyboard, cardText, priorityKeyboard, resolutionNotice, STATUS_EMOJI, TOPIC_NAME_MAX, topicName, type CardInput,
-} from '../../src/telegram/ticket-card.js';
+import { cardKeyboard, cardText, priorityKeyboard, resolutionNotice, STATUS_EMOJI, TOPIC_NAME_MAX, topicName, type CardInput } from '../../src/topics/topic-card.js';
 import { STATUSES } from '../../src/tickets/ticket-status.js';
 
 /** config/default.json telegram.sends.pacing. */
