@@ -13,6 +13,7 @@ import { apiKeyStore, type ApiKeyRow } from './api-key-store.js';
 import type { ApiKeyJson } from './api-key-schemas.js';
 import { generateToken, keyModeOf } from './api-key-token.js';
 import { expandScopes, type Scope } from '../kernel/scopes.js';
+import { inTransaction } from '../db/transaction.js';
 
 export function keyStatus(k: ApiKeyRow, now: Date): 'active' | 'expired' | 'revoked' {
   if (k.revokedAt) return 'revoked';
@@ -136,7 +137,7 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
       // One transaction: either the replacement exists and the old key's end is set, or neither.
       // The old key's row stays locked until commit: concurrent rotations (and a revoke racing
       // this one) are serialised, so a key is replaced at most once and never after its revocation.
-      return db.transaction(async (trx) => {
+      return inTransaction(db, async (trx) => {
         const old = await apiKeyStore.findById(trx, workspaceId, id, { forUpdate: true });
         if (!old) throw notFound('API key');
         const status = keyStatus(old, clock.now());

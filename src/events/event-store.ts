@@ -1,6 +1,7 @@
 /**
  * The events outbox. `record` must be called with the transaction of the change the
- * event describes: the event exists exactly when the change committed.
+ * event describes: the event exists exactly when the change committed. Who consumes the
+ * outbox (webhooks today) and how a new consumer hooks in: event-consumers.ts.
  */
 import type { Db } from '../db/knex.js';
 import { paginate, type PageRequest } from '../kernel/pagination.js';

@@ -21,6 +21,7 @@ import { Stream } from 'node:stream';
 import type { Context, Middleware } from 'koa';
 import { stringify } from 'safe-stable-stringify';
 import type { Knex } from '../db/knex.js';
+import { inTransaction, rollback } from '../db/transaction.js';
 import { AppError, type ErrorCode } from '../kernel/errors.js';
 import { renderProblem } from './errors.js';
 import type { AppState } from './route.js';
@@ -44,9 +45,6 @@ const NOT_STORED: ReadonlySet<ErrorCode> = new Set([
 const REPLAYED_HEADERS = ['location'];
 
 const LOCK_TIMEOUT = '55P03';
-
-/** Thrown inside the transaction to roll it back while keeping the response already set on ctx. */
-class RollBack extends Error {}
 
 function fingerprint(method: string, path: string, query: unknown, body: unknown): string {
   return createHash('sha256').update(`${method} ${path}\n${stringify(query)}\n${stringify(body ?? null)}`).digest('hex');
@@ -99,13 +97,11 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
   /** No key: still all-or-nothing. A 5xx answered without throwing rolls back too. */
   async function atomically(ctx: Context & { state: AppState }, next: () => Promise<unknown>): Promise<void> {
     try {
-      await opts.db.transaction(async (trx) => {
+      await inTransaction(opts.db, async (trx) => {
         ctx.state.db = trx;
         await next();
-        if (ctx.status >= 500) throw new RollBack();
+        if (ctx.status >= 500) rollback();
       });
-    } catch (err) {
-      if (!(err instanceof RollBack)) throw err;
     } finally {
       ctx.state.db = opts.db;
     }
@@ -117,102 +113,97 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
     const workspaceId = ctx.state.auth.workspace.id;
     const print = fingerprint(ctx.method, ctx.path, ctx.query, ctx.request.body);
 
-    try {
-      await opts.db.transaction(async (trx) => {
-        // Claim the key; an expired row that the cleanup job has not removed yet is taken over.
-        // A row another transaction has inserted but not committed makes this wait, for at most
-        // lockTimeoutMs: when that one commits we replay its response, when it rolls back we run.
-        // One round trip. PostgreSQL runs the parts of a WITH in no promised order; data
-        // dependencies fix it here: the INSERT takes its row from `cfg`, so the bound is set
-        // before it can wait, and the final set_config takes an argument computed from `ins`,
-        // so the setting is restored only after the insert (the handler's own statements may
-        // wait as long as they need). `bounded` is selected only so set_config runs.
-        let claimed;
-        try {
-          claimed = await trx.raw(
-            `WITH cfg AS MATERIALIZED (
-               SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', ?, true) AS bounded
-             ),
-             ins AS (
-               INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status)
-               SELECT ?, ?, ?, ?, ?, 0 FROM cfg
-               ON CONFLICT (workspace_id, key) DO UPDATE
-                 SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
-                     response_status = 0, response_type = NULL, response_headers = '{}', response_body = NULL, created_at = now()
-                 WHERE i.created_at < now() - make_interval(hours => ?)
-               RETURNING 1
-             )
-             SELECT (SELECT count(*) FROM ins) AS claimed,
-                    set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM ins) >= 0 THEN '' END, true) AS restored`,
-            [`${lockTimeoutMs}ms`, workspaceId, key, print, ctx.method, ctx.path, opts.retentionHours],
-          );
-        } catch (err) {
-          // Only a lock timeout on the claim means "the same key is in flight"; one inside the
-          // handler is the handler's failure and must surface as such.
-          if ((err as { code?: string }).code === LOCK_TIMEOUT) {
-            throw new AppError('idempotency_key_in_progress', `A request with Idempotency-Key "${key}" is still being processed; retry shortly`, {
-              headers: { 'Retry-After': retryAfter },
-            });
-          }
-          throw err;
+    await inTransaction(opts.db, async (trx) => {
+      // Claim the key; an expired row that the cleanup job has not removed yet is taken over.
+      // A row another transaction has inserted but not committed makes this wait, for at most
+      // lockTimeoutMs: when that one commits we replay its response, when it rolls back we run.
+      // One round trip. PostgreSQL runs the parts of a WITH in no promised order; data
+      // dependencies fix it here: the INSERT takes its row from `cfg`, so the bound is set
+      // before it can wait, and the final set_config takes an argument computed from `ins`,
+      // so the setting is restored only after the insert (the handler's own statements may
+      // wait as long as they need). `bounded` is selected only so set_config runs.
+      let claimed;
+      try {
+        claimed = await trx.raw(
+          `WITH cfg AS MATERIALIZED (
+             SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', ?, true) AS bounded
+           ),
+           ins AS (
+             INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status)
+             SELECT ?, ?, ?, ?, ?, 0 FROM cfg
+             ON CONFLICT (workspace_id, key) DO UPDATE
+               SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
+                   response_status = 0, response_type = NULL, response_headers = '{}', response_body = NULL, created_at = now()
+               WHERE i.created_at < now() - make_interval(hours => ?)
+             RETURNING 1
+           )
+           SELECT (SELECT count(*) FROM ins) AS claimed,
+                  set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM ins) >= 0 THEN '' END, true) AS restored`,
+          [`${lockTimeoutMs}ms`, workspaceId, key, print, ctx.method, ctx.path, opts.retentionHours],
+        );
+      } catch (err) {
+        // Only a lock timeout on the claim means "the same key is in flight"; one inside the
+        // handler is the handler's failure and must surface as such.
+        if ((err as { code?: string }).code === LOCK_TIMEOUT) {
+          throw new AppError('idempotency_key_in_progress', `A request with Idempotency-Key "${key}" is still being processed; retry shortly`, {
+            headers: { 'Retry-After': retryAfter },
+          });
         }
+        throw err;
+      }
 
-        if (Number(claimed.rows[0].claimed) === 0) {
-          // The row is committed and (by ON CONFLICT DO UPDATE) locked by us: it cannot vanish here.
-          const stored = await trx('idempotency_keys').where({ workspace_id: workspaceId, key }).first();
-          if (stored.fingerprint !== print) {
-            throw new AppError('idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different request (${stored.method} ${stored.path})`);
-          }
-          ctx.status = stored.response_status;
-          for (const [h, v] of Object.entries(stored.response_headers as Record<string, string>)) ctx.set(h, v);
-          ctx.set('Idempotent-Replayed', 'true');
-          // No stored body: leave ctx.body unset, as the first response did (setting it to null
-          // would turn e.g. a 202 into a 204).
-          if (stored.response_body !== null) {
-            if (stored.response_type) ctx.type = stored.response_type;
-            ctx.body = stored.response_body;
-          }
-          return;
+      if (Number(claimed.rows[0].claimed) === 0) {
+        // The row is committed and (by ON CONFLICT DO UPDATE) locked by us: it cannot vanish here.
+        const stored = await trx('idempotency_keys').where({ workspace_id: workspaceId, key }).first();
+        if (stored.fingerprint !== print) {
+          throw new AppError('idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different request (${stored.method} ${stored.path})`);
         }
+        ctx.status = stored.response_status;
+        for (const [h, v] of Object.entries(stored.response_headers as Record<string, string>)) ctx.set(h, v);
+        ctx.set('Idempotent-Replayed', 'true');
+        // No stored body: leave ctx.body unset, as the first response did (setting it to null
+        // would turn e.g. a 202 into a 204).
+        if (stored.response_body !== null) {
+          if (stored.response_type) ctx.type = stored.response_type;
+          ctx.body = stored.response_body;
+        }
+        return;
+      }
 
-        // A savepoint so a business error can undo the handler's writes but keep the key. It is
-        // never released: COMMIT ends it anyway, and a RELEASE would be one more round trip
-        // inside the window where the handler may hold hot row locks (a workspace's ticket numbering).
-        await trx.raw('SAVEPOINT idempotent_handler');
-        try {
-          ctx.state.db = trx;
-          await next();
-        } catch (err) {
-          // Only business outcomes are remembered; everything else rolls the key back too.
-          if (!(err instanceof AppError) || NOT_STORED.has(err.code)) throw err;
-          await trx.raw('ROLLBACK TO SAVEPOINT idempotent_handler');
-          renderProblem(ctx, err);
-        } finally {
-          ctx.state.db = opts.db;
-        }
-        // A 5xx the handler answered without throwing: not an outcome to replay for 24 h.
-        if (ctx.status >= 500) throw new RollBack();
+      // A savepoint so a business error can undo the handler's writes but keep the key. It is
+      // never released: COMMIT ends it anyway, and a RELEASE would be one more round trip
+      // inside the window where the handler may hold hot row locks (a workspace's ticket numbering).
+      await trx.raw('SAVEPOINT idempotent_handler');
+      try {
+        ctx.state.db = trx;
+        await next();
+      } catch (err) {
+        // Only business outcomes are remembered; everything else rolls the key back too.
+        if (!(err instanceof AppError) || NOT_STORED.has(err.code)) throw err;
+        await trx.raw('ROLLBACK TO SAVEPOINT idempotent_handler');
+        renderProblem(ctx, err);
+      } finally {
+        ctx.state.db = opts.db;
+      }
+      // A 5xx the handler answered without throwing: not an outcome to replay for 24 h.
+      if (ctx.status >= 500) rollback();
 
-        const headers = Object.fromEntries(REPLAYED_HEADERS.filter((h) => ctx.response.get(h)).map((h) => [h, ctx.response.get(h)]));
-        const type = ctx.response.type;
-        const body = await bodyText(ctx.body);
-        // A secret shown once (a new API key's token) must not be kept for replays.
-        const kept = body !== null && ctx.state.replayBody && ctx.status < 300 ? JSON.stringify(ctx.state.replayBody(JSON.parse(body))) : body;
-        await trx('idempotency_keys').where({ workspace_id: workspaceId, key }).update({
-          response_status: ctx.status,
-          response_type: type || null,
-          response_headers: headers,
-          response_body: kept,
-        });
-        // Send the bytes we serialised, so a replay is identical (but for what replayBody hid).
-        if (body !== null) {
-          ctx.body = body;
-          ctx.type = type;
-        }
+      const headers = Object.fromEntries(REPLAYED_HEADERS.filter((h) => ctx.response.get(h)).map((h) => [h, ctx.response.get(h)]));
+      const type = ctx.response.type;
+      const body = await bodyText(ctx.body);
+      // A secret shown once (a new API key's token) must not be kept for replays.
+      const kept = body !== null && ctx.state.replayBody && ctx.status < 300 ? JSON.stringify(ctx.state.replayBody(JSON.parse(body))) : body;
+      await trx('idempotency_keys').where({ workspace_id: workspaceId, key }).update({
+        response_status: ctx.status,
+        response_type: type || null,
+        response_headers: headers,
+        response_body: kept,
       });
-    } catch (err) {
-      if (err instanceof RollBack) return;
-      throw err;
-    }
+      // Send the bytes we serialised, so a replay is identical (but for what replayBody hid).
+      if (body !== null) {
+        ctx.body = body;
+        ctx.type = type;
+      }
+    });
   };
 }

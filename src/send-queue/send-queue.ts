@@ -15,6 +15,7 @@
  */
 import type { Db } from '../db/knex.js';
 import { earliestSlot, take, type WindowRule, type WindowState } from './pacing.js';
+import { inTransaction } from '../db/transaction.js';
 
 export type SendOp =
   | 'send_message' | 'copy_message' | 'edit_copy' | 'react'
@@ -159,7 +160,7 @@ export const sendQueue = {
    */
   async claim(db: Db, opts: { now: Date; limit: number; leaseMs: number; rules: PacingRules }): Promise<{ claimed: QueuedSend[]; nextAt: Date | null }> {
     const { now, rules } = opts;
-    return db.transaction(async (tx) => {
+    return inTransaction(db, async (tx) => {
       await tx.raw(
         `UPDATE telegram_sends SET status = ${REQUEUE_OR_CANCEL}, next_attempt_at = ?, done_at = CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END,
                 last_error = 'lease expired: the worker stopped before recording the outcome'

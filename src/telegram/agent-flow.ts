@@ -18,6 +18,7 @@ import { attachmentsOf, textOf, type BotCtx } from './bot-context.js';
 import { parseCommand, parseTagChanges } from './commands.js';
 import { mirrorEdit } from './customer-flow.js';
 import { CARD_ACTIONS, priorityKeyboard } from '../topics/topic-card.js';
+import { inTransaction } from '../db/transaction.js';
 
 const HELP = [
   'In a ticket topic, anything you write goes to the customer, except notes.',
@@ -74,7 +75,7 @@ const replyIn = (c: BotCtx, m: any, t: TopicTicket, text: string) =>
 async function attempt(c: BotCtx, m: any, t: TopicTicket, fn: (db: Db) => Promise<string | void>): Promise<void> {
   let reply: string | void;
   try {
-    reply = await c.db.transaction((sp) => fn(sp));
+    reply = await inTransaction(c.db, (sp) => fn(sp));
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
     await replyIn(c, m, t, `⚠️ ${err.message}`);
@@ -208,7 +209,7 @@ export const agentFlow = {
     const { tickets } = c.services;
     const act = async (fn: (db: Db) => Promise<unknown>, done: string) => {
       try {
-        await c.db.transaction((sp) => fn(sp));
+        await inTransaction(c.db, (sp) => fn(sp));
         await c.answer(q.id, done);
       } catch (err) {
         if (!(err instanceof AppError)) throw err;

@@ -16,6 +16,7 @@ import type { BotApi } from './bot-api.js';
 import { ALLOWED_UPDATES, startPoller, type Poller } from './poller.js';
 import { classifyTelegramError } from './telegram-errors.js';
 import { webhookSecretFor } from './webhook-secret.js';
+import { inTransaction } from '../db/transaction.js';
 
 export interface BotRuntime {
   start(): Promise<void>;
@@ -29,7 +30,7 @@ export async function syncDefaultAccount(db: Knex, accounts: AccountService, con
   const token = config.telegram.botToken;
   if (!token) return;
   const supportChatId = config.telegram.supportChatId === null ? null : Number(config.telegram.supportChatId);
-  await db.transaction((tx) => accounts.syncDefaultBot(tx, token, supportChatId, logger));
+  await inTransaction(db, (tx) => accounts.syncDefaultBot(tx, token, supportChatId, logger));
 }
 
 /**

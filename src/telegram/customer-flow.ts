@@ -15,6 +15,7 @@ import { checkAnswer, questionText, ticketFromAnswers, type AnswerInput, type In
 import { lockKey } from '../db/advisory-lock.js';
 import { attachmentsOf, CUSTOMER_LOCK, textOf, type BotCtx } from './bot-context.js';
 import { parseCommand } from './commands.js';
+import { inTransaction } from '../db/transaction.js';
 
 /** After choosing (or opening) a ticket, the customer's next messages go there for this long. */
 const CHOICE_HOLDS_MS = 30 * 60_000;
@@ -62,7 +63,7 @@ async function saveChat(c: BotCtx, s: ChatState): Promise<void> {
 async function contactFor(c: BotCtx, from: any): Promise<Contact> {
   const names = { first_name: from.first_name?.slice(0, 200), ...(from.last_name ? { last_name: from.last_name.slice(0, 200) } : {}) };
   try {
-    return await c.db.transaction(async (sp) => (await c.services.contacts.upsert(sp, c.ws.id, { telegram_user_id: from.id, ...(from.username ? { username: from.username } : {}), ...names }, SYSTEM)).contact);
+    return await inTransaction(c.db, async (sp) => (await c.services.contacts.upsert(sp, c.ws.id, { telegram_user_id: from.id, ...(from.username ? { username: from.username } : {}), ...names }, SYSTEM)).contact);
   } catch (err) {
     if (!(err instanceof AppError)) throw err;
     return (await c.services.contacts.upsert(c.db, c.ws.id, { telegram_user_id: from.id, ...names }, SYSTEM)).contact;
@@ -134,7 +135,7 @@ async function completeForm(c: BotCtx, s: ChatState, contact: Contact): Promise<
     if (!value || contact[key]) continue;
     try {
       // A savepoint: an address another contact already has must not undo the ticket.
-      await c.db.transaction((sp) => c.services.contacts.update(sp, c.ws.id, contact.id, { [key]: value }, actor));
+      await inTransaction(c.db, (sp) => c.services.contacts.update(sp, c.ws.id, contact.id, { [key]: value }, actor));
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       customFields[key] = value;

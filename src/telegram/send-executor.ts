@@ -22,6 +22,7 @@ import { AccountGone, type BotApi } from './bot-api.js';
 import { blockedReason, classifyTelegramError, type Failure } from './telegram-errors.js';
 import { sendQueue, botKey, chatKey, type PacingRules, type QueuedSend } from '../send-queue/send-queue.js';
 import { cardKeyboard, cardText, resolutionNotice, topicName, TOPIC_COLOR } from '../topics/topic-card.js';
+import { inTransaction, rollback } from '../db/transaction.js';
 
 export interface RetrySettings {
   maxFailures: number;
@@ -329,15 +330,8 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
 
   /** Records the outcome in one transaction; a lost lease rolls it back (the new owner records its own). */
   async function settle(s: QueuedSend, fn: (tx: Db) => Promise<boolean>): Promise<void> {
-    const lost = Symbol('lease lost');
-    try {
-      await db.transaction(async (tx) => {
-        if (!(await fn(tx))) throw lost;
-      });
-    } catch (err) {
-      if (err === lost) logger.warn({ send_id: s.id, op: s.op }, 'send outcome dropped: the lease was lost to another worker');
-      else throw err;
-    }
+    const recorded = await inTransaction(db, async (tx) => (await fn(tx)) || rollback(false));
+    if (!recorded) logger.warn({ send_id: s.id, op: s.op }, 'send outcome dropped: the lease was lost to another worker');
   }
 
   async function onFailure(s: QueuedSend, err: unknown): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Job } from '../jobs/scheduler.js';
 import type { TicketService } from './ticket-service.js';
+import { inTransaction } from '../db/transaction.js';
 
 const BATCH = 200;
 
@@ -16,7 +17,7 @@ export function autoCloseJob(opts: { schedule: string; tickets: TicketService })
       let closed = 0;
       for (;;) {
         if (signal.aborted) break;
-        const n = await db.transaction((trx) => opts.tickets.autoClose(trx, tick, BATCH));
+        const n = await inTransaction(db, (trx) => opts.tickets.autoClose(trx, tick, BATCH));
         closed += n;
         if (n < BATCH) break;
       }

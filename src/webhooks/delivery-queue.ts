@@ -7,6 +7,7 @@
 import type { Db, Knex } from '../db/knex.js';
 import { newId } from '../lib/ids.js';
 import type { AttemptJson } from './webhook-store.js';
+import { inTransaction } from '../db/transaction.js';
 
 /** The attempt log keeps the last 50 entries: `attempts || new`, oldest dropped past that. */
 const MAX_ATTEMPTS_KEPT = 50;
@@ -48,7 +49,7 @@ export const deliveryQueue = {
    * (and is then seen as it is now).
    */
   async fanOut(db: Knex, batch: number, now: Date): Promise<number> {
-    return db.transaction(async (trx) => {
+    return inTransaction(db, async (trx) => {
       const claimed = await trx.raw(`
         DELETE FROM webhook_fanout_queue
         WHERE event_id IN (SELECT event_id FROM webhook_fanout_queue ORDER BY event_id LIMIT ? FOR UPDATE SKIP LOCKED)

@@ -1,0 +1,40 @@
+/**
+ * Who consumes the events outbox, and how a consumer hooks in. Read this before adding one
+ * (SLA timers and metrics are next).
+ *
+ * Every event is written by `eventStore.record` (or, for ticket.created, in the numbering
+ * statement of ticket-store.ts) in the transaction of the change it describes. A consumer never
+ * polls `events` by id — ids are taken before commit, so a slow transaction can commit a lower
+ * id after a higher one has been read. Instead each consumer has its own small queue table,
+ * filled by an AFTER INSERT trigger on `events` in that same transaction (so no insert path,
+ * SQL or TypeScript, can forget it), and a worker (jobs/queue-worker.ts) that claims rows with
+ * FOR UPDATE SKIP LOCKED and deletes them in the transaction that records their effect:
+ * exactly once across replicas.
+ *
+ * To add a consumer: a migration with the queue table and the trigger; an entry here; a claim
+ * in the consumer's module and a worker on createQueueWorker. test/integration/event-consumers
+ * checks that this list and the database's triggers on `events` agree.
+ */
+export interface EventConsumer {
+  /** The module that consumes, and the file whose worker drains its queue. */
+  module: string;
+  drainedBy: string;
+  /** The trigger on `events`, the function it runs and the queue table it fills. */
+  trigger: string;
+  queue: string;
+  /** Event types it skips (its trigger's WHEN clause). */
+  skips: readonly string[];
+  /** The migration that installs it. */
+  migration: string;
+}
+
+export const EVENT_CONSUMERS: readonly EventConsumer[] = [
+  {
+    module: 'webhooks',
+    drainedBy: 'src/webhooks/webhook-worker.ts (fan-out loop: delivery-queue.ts fanOut → webhook_deliveries)',
+    trigger: 'events_webhook_fanout',
+    queue: 'webhook_fanout_queue',
+    skips: ['ping'],
+    migration: 'migrations/20261121001500_webhooks.ts',
+  },
+];
