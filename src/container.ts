@@ -24,17 +24,18 @@ export interface Deps {
 
 export function createServices(deps: Deps) {
   const { clock } = deps;
+  const workspaces = createWorkspaceService({ clock });
   const contacts = createContactService({ clock });
   // Tickets post notes through messages, and messages build on tickets: the port is bound late.
   const notes = { add: (...args: Parameters<TicketNotes['add']>) => messages.addNote(...args) };
   const agents = createAgentService({ clock });
   const accounts = createAccountService({ clock, telegram: deps.config.telegram });
   const tickets = createTicketService({ clock, contacts, agents, accounts, notes });
-  const messages = createMessageService({ clock, contacts, tickets });
+  const messages = createMessageService({ clock, contacts, tickets, accounts, workspaces });
   const topics = createTopicService({ tickets, agents, accounts });
   return {
-    workspaces: createWorkspaceService({ clock }),
-    apiKeys: createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours }),
+    workspaces,
+    apiKeys: createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, workspaces }),
     contacts,
     tickets,
     messages,

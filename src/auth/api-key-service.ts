@@ -8,7 +8,7 @@ import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { AppError, notFound } from '../kernel/errors.js';
 import { paginate, type Page, type PageRequest } from '../kernel/pagination.js';
-import { workspaceStore } from '../workspaces/workspace-store.js';
+import type { WorkspaceService } from '../workspaces/workspace-service.js';
 import { apiKeyStore, type ApiKeyRow } from './api-key-store.js';
 import type { ApiKeyJson } from './api-key-schemas.js';
 import { generateToken, keyModeOf } from './api-key-token.js';
@@ -56,7 +56,7 @@ export interface CreatedKey {
   mode: 'live' | 'test';
 }
 
-export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: number }) {
+export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: number; workspaces: WorkspaceService }) {
   const { clock } = deps;
 
   async function create(db: Db, input: CreateKeyInput): Promise<CreatedKey> {
@@ -73,8 +73,7 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
         details: [{ field: 'rate_limit_per_minute', error: 'must be a positive whole number', received: input.rateLimitPerMinute }],
       });
     }
-    const workspace = await workspaceStore.findById(db, input.workspaceId);
-    if (!workspace) throw notFound('Workspace');
+    const workspace = await deps.workspaces.get(db, input.workspaceId);
     let scopes: Scope[];
     try {
       scopes = expandScopes(input.scopes);

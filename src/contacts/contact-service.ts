@@ -224,6 +224,8 @@ export function createContactService(deps: { clock: Clock }) {
     recordChat: contactStore.recordChat,
     chatFor: contactStore.chatFor,
     contactOfChat: contactStore.contactOfChat,
+    /** Contacts matching any of these identities, locked for update (a send resolving its recipient). */
+    lockMatching: contactStore.lockMatching,
 
     /** The Telegram side: the contact blocked (kicked) or unblocked the bot; false when no contact has that chat. */
     async setBlockedByChat(db: Db, accountId: string, chatId: number, blocked: boolean): Promise<Contact | null> {

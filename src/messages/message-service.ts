@@ -9,10 +9,9 @@
  *   customer (sent, not merely queued); notes, bot messages and failures never count;
  * - the automatic status moves of SPEC §2.1 happen here, through the ticket service.
  */
-import { accountStore } from '../accounts/account-store.js';
+import type { AccountService } from '../accounts/account-service.js';
 import type { ContactService } from '../contacts/contact-service.js';
 import { type Contact } from '../contacts/contact.js';
-import { contactStore } from '../contacts/contact-store.js';
 import type { Db } from '../db/knex.js';
 import { eventStore } from '../events/event-store.js';
 import { SYSTEM, type Actor } from '../kernel/actor.js';
@@ -23,7 +22,7 @@ import { newId } from '../lib/ids.js';
 import { sendQueue } from '../send-queue/send-queue.js';
 import type { TicketService, TicketView, Workspace } from '../tickets/ticket-service.js';
 import { statusAfterAgentReply, statusAfterCustomerMessage } from '../tickets/ticket-status.js';
-import { workspaceStore } from '../workspaces/workspace-store.js';
+import type { WorkspaceService } from '../workspaces/workspace-service.js';
 import { MAX_TEXT, type SendMessageBody } from './message-schemas.js';
 import { messageStore, presentMessage, type Message } from './message-store.js';
 import { renderVariables } from './template.js';
@@ -45,8 +44,8 @@ function secondsToUtcMidnight(now: Date): number {
 
 const countsAsResponse = (m: Message) => m.ticketId !== null && m.visibility === 'public' && m.direction === 'outbound' && (m.authorType === 'agent' || m.authorType === 'api');
 
-export function createMessageService(deps: { clock: Clock; contacts: ContactService; tickets: TicketService }) {
-  const { clock, contacts, tickets } = deps;
+export function createMessageService(deps: { clock: Clock; contacts: ContactService; tickets: TicketService; accounts: AccountService; workspaces: WorkspaceService }) {
+  const { clock, contacts, tickets, accounts, workspaces } = deps;
 
   /**
    * A bot may only write to someone who wrote to it first, and not to someone who blocked it.
@@ -94,7 +93,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
       throw new AppError('validation_error', 'to is not a Telegram user id', { details: [{ field: 'to', error: 'is larger than any Telegram user id', received: to }] });
     }
     const match = byUsername ? { username: to.slice(1) } : { telegramUserId: Number(to) };
-    const [contact] = await contactStore.lockMatching(db, workspaceId, match);
+    const [contact] = await contacts.lockMatching(db, workspaceId, match);
     if (!contact) throw unreachable(`${byUsername ? to : `Telegram user ${to}`} has never written to a bot of this workspace`);
     return contact;
   }
@@ -137,7 +136,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
 
     /** POST /v1/messages/send: a proactive message, counted against the bot's daily cap. */
     async send(db: Db, ws: Workspace, body: SendMessageBody, actor: Actor): Promise<{ message: Message; eta: Date }> {
-      if (body.account_id && !(await accountStore.findById(db, ws.id, body.account_id))) throw notFound('Account');
+      if (body.account_id && !(await accounts.findById(db, ws.id, body.account_id))) throw notFound('Account');
       const contact = await resolveRecipient(db, ws.id, body.to);
       const route = await routeTo(db, ws, contact, body.account_id ?? null);
       const text = renderVariables(body.text, { firstName: contact.firstName, lastName: contact.lastName, name: contact.name, username: contact.username });
@@ -147,7 +146,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
         });
       }
       const at = clock.now();
-      const settings = await workspaceStore.findById(db, ws.id);
+      const settings = await workspaces.get(db, ws.id);
       const day = at.toISOString().slice(0, 10);
       if (!(await messageStore.takeDailySend(db, ws.id, route.accountId ?? '-', day, settings!.dailySendLimit))) {
         throw new AppError('daily_send_limit_exceeded', `This bot has sent its ${settings!.dailySendLimit} proactive messages for today (UTC); the count resets at midnight UTC`, {
@@ -178,7 +177,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
         status: 'received', failureReason: null, simulated: false, createdAt: at, sentAt: null,
       });
       await eventStore.record(db, ws.id, at, [{ type: 'message.received', actor, ticketId, contactId: view.contact.id, messageId: message.id, payload: presentMessage(message) }]);
-      const settings = await workspaceStore.findById(db, ws.id);
+      const settings = await workspaces.get(db, ws.id);
       const next = statusAfterCustomerMessage(view.ticket.status, { assigned: view.ticket.assigneeId !== null, reopenResolved: settings!.reopenResolvedOnReply });
       if (next) view = await tickets.move(db, view, next, actor, 'customer_message');
       return { message, ticket: view };
