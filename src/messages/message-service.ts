@@ -79,10 +79,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
   async function afterSent(db: Db, m: Message, actor: Actor): Promise<void> {
     await eventStore.record(db, m.workspaceId, m.sentAt!, [{ type: 'message.sent', actor, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m) }]);
     if (countsAsResponse(m)) {
-      // The earliest delivery wins, whatever order the delivery reports arrive in.
-      await db('tickets').where({ id: m.ticketId!, workspace_id: m.workspaceId })
-        .where((w) => w.whereNull('first_response_at').orWhere('first_response_at', '>', m.sentAt!))
-        .update({ first_response_at: m.sentAt });
+      await tickets.recordFirstResponse(db, m.workspaceId, m.ticketId!, m.sentAt!);
     }
   }
 

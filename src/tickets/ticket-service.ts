@@ -238,6 +238,9 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       return { ticket: after, contact: view.contact };
     },
 
+    /** A reply reached the customer at `at`: the ticket's first response, unless an earlier one did. */
+    recordFirstResponse: (db: Db, workspaceId: string, id: string, at: Date): Promise<void> => ticketStore.recordFirstResponse(db, workspaceId, id, at),
+
     /** Like get, but null when there is no such ticket in the workspace. */
     findView: (db: Db, workspaceId: string, id: string): Promise<TicketView | null> => ticketStore.findWithContact(db, workspaceId, id),
 

@@ -262,6 +262,13 @@ export const ticketStore = {
     await q.update({ topic_chat_id: topic.chatId, topic_thread_id: topic.threadId });
   },
 
+  /** The earliest delivery wins, whatever order the delivery reports arrive in; updated_at stays. */
+  async recordFirstResponse(db: Db, workspaceId: string, id: string, at: Date): Promise<void> {
+    await db('tickets').where({ id, workspace_id: workspaceId })
+      .where((w) => w.whereNull('first_response_at').orWhere('first_response_at', '>', at))
+      .update({ first_response_at: at });
+  },
+
   async setCsat(db: Db, id: string, rating: number, at: Date): Promise<void> {
     await db('tickets').where({ id }).update({ csat_rating: rating, csat_at: at });
   },
