@@ -12,7 +12,7 @@ import type { PageRequest } from '../kernel/pagination.js';
 import { paginate } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags } from '../lib/tags.js';
+import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags, previousValues } from '../lib/tags.js';
 import type { ContactFilters, ContactJson, PatchContactBody } from './contact-schemas.js';
 import { toContact, type Contact, type ContactFields } from './contact.js';
 import { contactStore } from './contact-store.js';
@@ -84,7 +84,7 @@ export function createContactService(deps: { clock: Clock }) {
     const events: NewEvent[] = [];
     const fieldChanges = changedFields(before, after, touched.filter((k) => k !== 'tags'));
     if (Object.keys(fieldChanges).length) {
-      events.push({ type: 'contact.updated', actor, contactId: after.id, payload: presentContact(after), detail: { changes: fieldChanges } });
+      events.push({ type: 'contact.updated', actor, contactId: after.id, payload: presentContact(after), detail: { changes: fieldChanges }, previous: previousValues(fieldChanges) });
     }
     if (touched.includes('tags')) {
       const added = after.tags.filter((t) => !before.tags.includes(t));

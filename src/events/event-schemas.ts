@@ -21,6 +21,10 @@ export const timelineEventSchema = {
     ticket_id: { type: ['string', 'null'] },
     actor: actorSchema,
     data: { type: 'object', description: 'What changed: e.g. {"from":"open","to":"resolved","note":…}' },
+    previous: {
+      type: 'object',
+      description: 'ticket.updated, ticket.status_changed and ticket.assigned only: the changed fields\' values before the change, e.g. {"status":"open"}',
+    },
     created_at: timestamp,
   },
 } as const;

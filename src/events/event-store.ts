@@ -16,6 +16,10 @@ export interface NewEvent {
   payload: unknown;
   /** What changed, for the timeline. */
   detail?: Record<string, unknown>;
+  /** The changed fields' values before the change, named and shaped as in the API (SPEC §4.6). */
+  previous?: Record<string, unknown>;
+  /** What the event says beyond the resource (SPEC §4.6), e.g. ticket.assigned's {strategy, note}. */
+  details?: Record<string, unknown>;
   ticketId?: string | null;
   contactId?: string | null;
   messageId?: string | null;
@@ -27,6 +31,8 @@ export interface TimelineEventJson {
   ticket_id: string | null;
   actor: { type: string; id: string | null };
   data: Record<string, unknown>;
+  /** Only on events that carry it (ticket.updated, ticket.status_changed, ticket.assigned; SPEC §4.6). */
+  previous?: Record<string, unknown>;
   created_at: string;
 }
 
@@ -37,6 +43,7 @@ function presentEvent(r: any): TimelineEventJson {
     ticket_id: r.ticket_id,
     actor: { type: r.actor_type, id: r.actor_id },
     data: r.detail,
+    ...(r.previous != null ? { previous: r.previous } : {}),
     created_at: r.created_at.toISOString(),
   };
 }
@@ -54,6 +61,8 @@ export function eventRow(workspaceId: string, at: Date, e: NewEvent) {
     actor_id: e.actor.id,
     payload: JSON.stringify(e.payload),
     detail: JSON.stringify(e.detail ?? {}),
+    previous: e.previous === undefined ? null : JSON.stringify(e.previous),
+    details: e.details === undefined ? null : JSON.stringify(e.details),
     created_at: at,
   };
 }
@@ -67,7 +76,7 @@ export const eventStore = {
 
   /** A ticket's timeline, oldest first. */
   timeline(db: Db, workspaceId: string, ticketId: string, page: PageRequest) {
-    const q = db('events').select('id', 'type', 'ticket_id', 'actor_type', 'actor_id', 'detail', 'created_at')
+    const q = db('events').select('id', 'type', 'ticket_id', 'actor_type', 'actor_id', 'detail', 'previous', 'created_at')
       .where({ workspace_id: workspaceId, ticket_id: ticketId });
     return paginate(q, [['created_at', 'asc'], ['id', 'asc']], page, presentEvent);
   },

@@ -35,3 +35,8 @@ export function changedFields<T extends object>(before: T, after: T, keys: reado
   }
   return out;
 }
+
+/** The `from` side of `changedFields`: an event's `previous` (SPEC §4.6). */
+export function previousValues(changes: Record<string, { from: unknown }>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(changes).map(([k, c]) => [k, c.from]));
+}

@@ -19,7 +19,7 @@ import { AppError, notFound } from '../kernel/errors.js';
 import { paginate, type PageRequest } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
-import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags } from '../lib/tags.js';
+import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags, previousValues } from '../lib/tags.js';
 import { sendQueue } from '../send-queue/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
@@ -181,7 +181,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const after = await ticketStore.update(db, before.workspaceId, before.id, Object.fromEntries(keys.map((k) => [k, changes[k]])), at);
       const detail = changedFields(before, after, keys.filter((k) => k !== 'archivedAt'));
       if (keys.includes('archivedAt')) detail.archived = { from: before.archivedAt !== null, to: after.archivedAt !== null };
-      await eventStore.record(db, before.workspaceId, at, [{ type: 'ticket.updated', actor, ticketId: after.id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail: { changes: detail } }]);
+      await eventStore.record(db, before.workspaceId, at, [{ type: 'ticket.updated', actor, ticketId: after.id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail: { changes: detail }, previous: previousValues(detail) }]);
       return { ticket: after, contact: view.contact };
     },
 
@@ -206,7 +206,9 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const payload = presentTicket(after, view.contact);
       const detail = { from: before.status, to, reason, ...(note ? { note } : {}) };
       const base = { actor, ticketId: after.id, contactId: after.contactId, payload, detail };
-      const events: NewEvent[] = [{ type: 'ticket.status_changed', ...base }];
+      // The status and whatever the move changed with it (resolved_at, closed_at, reopened_count).
+      const previous = previousValues(changedFields(before, after, ['status', 'resolvedAt', 'closedAt', 'reopenedCount']));
+      const events: NewEvent[] = [{ type: 'ticket.status_changed', ...base, previous }];
       const specific = isReopen(before.status, to) ? 'ticket.reopened' : STATUS_EVENT[to];
       if (specific) events.push({ type: specific, ...base });
       await eventStore.record(db, after.workspaceId, at, events);
@@ -232,7 +234,12 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
           team_id: { from: before.teamId, to: after.teamId },
         };
         if (body.note) detail.note = body.note;
-        await eventStore.record(db, workspaceId, at, [{ type: 'ticket.assigned', actor, ticketId: id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail }]);
+        await eventStore.record(db, workspaceId, at, [{
+          type: 'ticket.assigned', actor, ticketId: id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail,
+          previous: { assignee_id: before.assigneeId, team_id: before.teamId },
+          // Assignment strategies come later: a direct assignment has none.
+          details: { strategy: null, note: body.note || null },
+        }]);
       }
       if (body.note) await notes.add(db, after, body.note, actor, at);
       return { ticket: after, contact: view.contact };

@@ -28,6 +28,9 @@ export interface ClaimedDelivery {
   eventType: string;
   eventCreatedAt: Date;
   payload: unknown;
+  /** SPEC §4.6: null when the event carries none. */
+  previous: Record<string, unknown> | null;
+  details: Record<string, unknown> | null;
   workspaceId: string;
   endpointId: string;
   url: string;
@@ -102,7 +105,7 @@ export const deliveryQueue = {
       FROM due, webhook_endpoints w, events e
       WHERE d.id = due.id AND w.id = d.endpoint_id AND e.id = d.event_id
       RETURNING d.id, d.attempt_count, d.schedule_step, d.event_id, d.event_type, d.workspace_id, d.endpoint_id,
-        e.created_at AS event_created_at, e.payload,
+        e.created_at AS event_created_at, e.payload, e.previous, e.details,
         w.url, w.secret, w.previous_secret, w.previous_secret_expires_at`,
     [opts.now, opts.busy, opts.limit, opts.leaseUntil, opts.now]);
     return rows.map((r: any): ClaimedDelivery => ({
@@ -113,6 +116,8 @@ export const deliveryQueue = {
       eventType: r.event_type,
       eventCreatedAt: r.event_created_at,
       payload: r.payload,
+      previous: r.previous,
+      details: r.details,
       workspaceId: r.workspace_id,
       endpointId: r.endpoint_id,
       url: r.url,

@@ -48,9 +48,13 @@ export interface WorkerDeps {
   random?: () => number;
 }
 
-/** The JSON body of a delivery (SPEC §7). */
-export function deliveryBody(d: Pick<ClaimedDelivery, 'eventId' | 'eventType' | 'eventCreatedAt' | 'workspaceId' | 'payload'>): string {
-  return JSON.stringify({ id: d.eventId, event: d.eventType, created_at: d.eventCreatedAt.toISOString(), workspace_id: d.workspaceId, data: d.payload });
+/** The JSON body of a delivery (SPEC §7): `previous` and `details` only when the event has them. */
+export function deliveryBody(d: Pick<ClaimedDelivery, 'eventId' | 'eventType' | 'eventCreatedAt' | 'workspaceId' | 'payload' | 'previous' | 'details'>): string {
+  return JSON.stringify({
+    id: d.eventId, event: d.eventType, created_at: d.eventCreatedAt.toISOString(), workspace_id: d.workspaceId, data: d.payload,
+    ...(d.previous != null ? { previous: d.previous } : {}),
+    ...(d.details != null ? { details: d.details } : {}),
+  });
 }
 
 export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {

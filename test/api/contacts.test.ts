@@ -211,6 +211,7 @@ describe('contacts API', () => {
       assert.deepEqual(events[1].detail, {
         changes: { custom_fields: { from: { plan: 'pro', seats: 3, keep: true }, to: { seats: 5, keep: true, region: 'eu' } } },
       });
+      assert.deepEqual(events[1].previous, { custom_fields: { plan: 'pro', seats: 3, keep: true } });
     });
 
     it('records contact.updated with each changed detail as {from, to} (and contact.tagged apart)', async () => {
@@ -220,9 +221,12 @@ describe('contacts API', () => {
       const events = await eventsOf(c.id);
       assert.deepEqual(events.map((e) => e.type), ['contact.created', 'contact.updated', 'contact.tagged']);
       assert.deepEqual(events[1].detail, { changes: { name: { from: 'A', to: 'B' }, email: { from: null, to: 'b@example.com' } } });
+      assert.deepEqual(events[1].previous, { name: 'A', email: null }, 'previous: the changed fields before, tags not among them');
       assert.deepEqual(events[1].payload, res.body);
       assert.equal(events[1].actor_type, 'api');
       assert.deepEqual(events[2].detail, { added: ['y'], removed: [] });
+      assert.equal(events[0].previous, null, 'contact.created has no previous');
+      assert.equal(events[2].previous, null, 'contact.tagged has no previous');
     });
 
     it('writes nothing and records no event when nothing changes', async () => {
@@ -552,6 +556,7 @@ describe('contacts API', () => {
         const events = await eventsOf(c.id);
         assert.deepEqual(events.map((e) => e.type), ['contact.created', 'contact.updated']);
         assert.deepEqual(events[1].detail, { changes: { [field]: { from: c[field], to: stored } } });
+        assert.deepEqual(events[1].previous, { [field]: c[field] });
         assert.deepEqual(events[1].payload, res.body);
         assert.equal(events[1].actor_id, f.key.id);
       });
@@ -617,6 +622,7 @@ describe('contacts API', () => {
       const events = await eventsOf(c.id);
       assert.equal(events.length, 2);
       assert.deepEqual(events[1].detail, { changes: { name: { from: 'Full Name', to: 'X Y' }, phone: { from: '+1 555 0100', to: null }, blocked: { from: false, to: true } } });
+      assert.deepEqual(events[1].previous, { name: 'Full Name', phone: '+1 555 0100', blocked: false });
     });
 
     it('records nothing and keeps updated_at when the patch changes nothing', async () => {

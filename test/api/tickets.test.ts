@@ -1314,8 +1314,9 @@ describe('tickets API', () => {
 
     it('shows who, what, from and to for each event', async () => {
       const items = (await get(k, `/v1/tickets/${made.id}/events`).expect(200)).body.items;
+      const withPrevious = ['ticket.updated', 'ticket.status_changed', 'ticket.assigned'];
       for (const e of items) {
-        assert.deepEqual(Object.keys(e).sort(), ['actor', 'created_at', 'data', 'id', 'ticket_id', 'type']);
+        assert.deepEqual(Object.keys(e).sort(), ['actor', 'created_at', 'data', 'id', 'ticket_id', 'type', ...(withPrevious.includes(e.type) ? ['previous'] : [])].sort());
         assert.match(e.id, /^evt_/);
         assert.equal(e.ticket_id, made.id);
         assert.deepEqual(e.actor, { type: 'api', id: k.key.id });
@@ -1326,6 +1327,17 @@ describe('tickets API', () => {
       assert.deepEqual(items[4].data.assignee_id, { from: null, to: agent.id });
       assert.deepEqual(items[5].data, { from: 'resolved', to: 'open', reason: 'api' });
       assert.deepEqual(items[6].data, { from: 'resolved', to: 'open', reason: 'api' });
+    });
+
+    it('carries previous (the changed fields before the change) on ticket.updated, ticket.status_changed and ticket.assigned', async () => {
+      const items = (await get(k, `/v1/tickets/${made.id}/events`).expect(200)).body.items;
+      assert.equal(items[0].previous, undefined, 'ticket.created has none');
+      assert.deepEqual(items[1].previous, { priority: 'normal' });
+      assert.deepEqual(items[2].previous, { status: 'open', resolved_at: null });
+      assert.equal(items[3].previous, undefined, 'ticket.resolved has none');
+      assert.deepEqual(items[4].previous, { assignee_id: null, team_id: null });
+      assert.deepEqual(items[5].previous, { status: 'resolved', resolved_at: '2026-07-01T09:00:02.000Z', reopened_count: 0 });
+      assert.equal(items[6].previous, undefined, 'ticket.reopened has none');
     });
 
     it('pages with offset and with a cursor, each event once', async () => {
@@ -1360,6 +1372,102 @@ describe('tickets API', () => {
     it('needs read:tickets', async () => {
       const narrow = await makeKey(db.knex, t.services, { workspaceId: k.wsId, scopes: ['read:contacts'] });
       expectProblem(await t.request.get(`/v1/tickets/${made.id}/events`).set('Authorization', narrow.auth), 403, 'forbidden');
+    });
+  });
+
+  // ---------------------------------------------------------------------------------------
+
+  describe('previous and details (SPEC §4.6): timeline and outbox', () => {
+    let k: Tenant;
+    let agent: { id: string };
+    let team: { id: string };
+    before(async () => {
+      k = await tenant();
+      agent = await makeAgent(db.knex, { workspaceId: k.wsId });
+      team = await makeTeam(db.knex, { workspaceId: k.wsId });
+    });
+
+    /** The ticket's timeline events of a type, oldest first. */
+    const timelineOf = async (id: string, type: string) =>
+      (await get(k, `/v1/tickets/${id}/events?limit=200`).expect(200)).body.items.filter((e: { type: string }) => e.type === type);
+
+    it('ticket.updated: only the changed fields, in API names and shapes (tags, custom_fields, team_id, archived)', async () => {
+      const made = await create(k, { subject: 'Same', tags: ['billing'], custom_fields: { plan: 'pro' } });
+      clock.advance(1000);
+      await patch(k, `/v1/tickets/${made.id}`, { subject: 'Same', priority: 'urgent', tags: ['billing', 'vip'], custom_fields: { plan: null, seats: 3 }, team_id: team.id }).expect(200);
+      clock.advance(1000);
+      await del(k, `/v1/tickets/${made.id}`).expect(200);
+      clock.advance(1000);
+      await patch(k, `/v1/tickets/${made.id}`, { archived: false }).expect(200);
+
+      const updates = await timelineOf(made.id, 'ticket.updated');
+      assert.equal(updates.length, 3);
+      assert.deepEqual(updates[0].previous, { priority: 'normal', tags: ['billing'], custom_fields: { plan: 'pro' }, team_id: null });
+      assert.deepEqual(updates[1].previous, { archived: false });
+      assert.deepEqual(updates[2].previous, { archived: true });
+      // The timeline's data is unchanged: {changes: {field: {from, to}}}, from = previous.
+      assert.deepEqual(updates[0].data.changes.priority, { from: 'normal', to: 'urgent' });
+      for (const e of updates) {
+        assert.deepEqual(e.previous, Object.fromEntries(Object.entries(e.data.changes).map(([f, c]: [string, any]) => [f, c.from])));
+      }
+      // The outbox row the webhook is sent from holds the same, and no details.
+      const rows = await eventsOf(made.id, 'ticket.updated');
+      assert.deepEqual(rows.map((r: any) => r.previous), updates.map((e: any) => e.previous));
+      assert.deepEqual(rows.map((r: any) => r.details), [null, null, null]);
+    });
+
+    it('ticket.status_changed: the status before (and what the move changed with it); ticket.resolved / closed / reopened carry none', async () => {
+      const made = await create(k);
+      await setStatus(k, made.id, 'in_progress').expect(200);
+      clock.advance(1000);
+      const resolvedAt = clock.now().toISOString();
+      await setStatus(k, made.id, 'resolved').expect(200);
+      clock.advance(1000);
+      await setStatus(k, made.id, 'open').expect(200);
+      clock.advance(1000);
+      await setStatus(k, made.id, 'resolved').expect(200);
+      clock.advance(1000);
+      const secondResolvedAt = (await get(k, `/v1/tickets/${made.id}`).expect(200)).body.resolved_at;
+      await setStatus(k, made.id, 'closed').expect(200);
+
+      const changes = await timelineOf(made.id, 'ticket.status_changed');
+      assert.deepEqual(changes.map((e: any) => e.previous), [
+        { status: 'open' },
+        { status: 'in_progress', resolved_at: null },
+        { status: 'resolved', resolved_at: resolvedAt, reopened_count: 0 },
+        { status: 'open', resolved_at: null },
+        { status: 'resolved', closed_at: null },
+      ]);
+      assert.equal(secondResolvedAt, changes[3].created_at);
+      const all = (await get(k, `/v1/tickets/${made.id}/events?limit=200`).expect(200)).body.items;
+      for (const e of all.filter((x: any) => ['ticket.resolved', 'ticket.closed', 'ticket.reopened', 'ticket.created'].includes(x.type))) {
+        assert.equal('previous' in e, false, `${e.type} has no previous`);
+      }
+      const rows = await eventsOf(made.id, 'ticket.status_changed');
+      assert.deepEqual(rows.map((r: any) => r.previous), changes.map((e: any) => e.previous));
+    });
+
+    it('ticket.assigned: previous holds assignee_id and team_id before, both always; details {strategy: null, note}', async () => {
+      const made = await create(k);
+      await post(k, `/v1/tickets/${made.id}/assign`, { agent_id: agent.id, note: 'Billing knows this one' }).expect(200);
+      clock.advance(1000);
+      await post(k, `/v1/tickets/${made.id}/assign`, { team_id: team.id }).expect(200);
+      clock.advance(1000);
+      await post(k, `/v1/tickets/${made.id}/assign`, { agent_id: null }).expect(200);
+
+      const assigned = await timelineOf(made.id, 'ticket.assigned');
+      assert.deepEqual(assigned.map((e: any) => e.previous), [
+        { assignee_id: null, team_id: null },
+        { assignee_id: agent.id, team_id: null },
+        { assignee_id: agent.id, team_id: team.id },
+      ]);
+      const rows = await eventsOf(made.id, 'ticket.assigned');
+      assert.deepEqual(rows.map((r: any) => r.previous), assigned.map((e: any) => e.previous));
+      assert.deepEqual(rows.map((r: any) => r.details), [
+        { strategy: null, note: 'Billing knows this one' },
+        { strategy: null, note: null },
+        { strategy: null, note: null },
+      ]);
     });
   });
 

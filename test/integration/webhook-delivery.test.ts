@@ -15,7 +15,7 @@ import type { Config } from '../../src/config.js';
 import { SYSTEM } from '../../src/kernel/actor.js';
 import { deliveryQueue } from '../../src/webhooks/delivery-queue.js';
 import { createWebhookWorker, type WebhookWorker } from '../../src/webhooks/webhook-worker.js';
-import { makeKey, makeWorkspace } from '../helpers/factories.js';
+import { makeAgent, makeKey, makeTeam, makeWorkspace } from '../helpers/factories.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { waitFor } from '../helpers/process.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
@@ -345,7 +345,7 @@ describe('webhook delivery (worker → a real receiver)', () => {
   // ---------------------------------------------------------------------------------------
 
   describe('payload contract', () => {
-    it('the body is exactly {id, event, created_at, workspace_id, data} and data equals GET /v1/tickets/{id} at that moment (created, then updated)', async () => {
+    it('the body is exactly {id, event, created_at, workspace_id, data} (+ previous on ticket.updated) and data equals GET /v1/tickets/{id} at that moment (created, then updated)', async () => {
       const d = await desk();
       const rx = await receiver();
       await d.endpoint(rx.url, ['ticket.created', 'ticket.updated']);
@@ -368,7 +368,7 @@ describe('webhook delivery (worker → a real receiver)', () => {
       assert.equal(events.length, 2);
       for (const [i, shown] of [shownAtCreation, shownAfterPatch].entries()) {
         const body = JSON.parse(rx.requests[i].body);
-        assert.deepEqual(Object.keys(body).sort(), ['created_at', 'data', 'event', 'id', 'workspace_id']);
+        assert.deepEqual(Object.keys(body).sort(), ['created_at', 'data', 'event', 'id', 'workspace_id', ...(i === 1 ? ['previous'] : [])].sort());
         assert.match(body.id, /^evt_/);
         assert.equal(body.id, events[i].id);
         assert.equal(body.event, events[i].type);
@@ -379,6 +379,7 @@ describe('webhook delivery (worker → a real receiver)', () => {
       // The number is the real one (not a placeholder) and the update is visible.
       assert.equal(JSON.parse(rx.requests[0].body).data.number, created.body.number);
       assert.equal(JSON.parse(rx.requests[1].body).data.priority, 'high');
+      assert.deepEqual(JSON.parse(rx.requests[1].body).previous, { priority: 'normal', tags: ['shipping'] });
     });
 
     it('contact.created and contact.tagged: data equals GET /v1/contacts/{id} at that moment', async () => {
@@ -404,6 +405,86 @@ describe('webhook delivery (worker → a real receiver)', () => {
       assert.deepEqual(a.data, shownAtCreation);
       assert.deepEqual(b.data, shownAfterTag);
       assert.deepEqual([...b.data.tags].sort(), ['beta', 'vip']);
+    });
+
+    it('previous and details next to data (SPEC §4.6): ticket.updated, ticket.status_changed, ticket.assigned, contact.updated; the timeline shows the same previous', async () => {
+      const d = await desk();
+      const rx = await receiver();
+      await d.endpoint(rx.url, ['ticket.created', 'ticket.updated', 'ticket.status_changed', 'ticket.resolved', 'ticket.assigned', 'contact.updated', 'contact.tagged']);
+      const w = worker();
+      const agent = await makeAgent(db.knex, { workspaceId: d.ws.id });
+      const team = await makeTeam(db.knex, { workspaceId: d.ws.id });
+      /** Does one thing, delivers it, and returns the bodies it produced (in order). */
+      const step = async (action: () => Promise<{ status: number; body: unknown }>): Promise<any[]> => {
+        clock.advance(1000);
+        const n = rx.requests.length;
+        const res = await action();
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        await w.drain();
+        return rx.requests.slice(n).map((r) => JSON.parse(r.body));
+      };
+      const BASE = ['created_at', 'data', 'event', 'id', 'workspace_id'];
+      const keysOf = (body: object) => Object.keys(body).sort();
+
+      const created = await d.post('/v1/tickets', { subject: 'Refund', contact: { email: 'ada@example.com', name: 'Ada Byron' }, tags: ['billing'] });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const ticketId = created.body.id as string;
+      const contactId = created.body.contact.id as string;
+      await w.drain();
+      const [createdBody] = rx.requests.map((r) => JSON.parse(r.body));
+      assert.equal(createdBody.event, 'ticket.created');
+      assert.deepEqual(keysOf(createdBody), BASE, 'ticket.created: neither previous nor details');
+
+      // ticket.updated: the changed fields only, as the API names and shapes them.
+      const [updated] = await step(() => d.patch(`/v1/tickets/${ticketId}`, { subject: 'Refund', priority: 'high', tags: ['billing', 'vip'], custom_fields: { order: 'A-1' } }));
+      assert.equal(updated.event, 'ticket.updated');
+      assert.deepEqual(keysOf(updated), [...BASE, 'previous'].sort());
+      assert.deepEqual(updated.previous, { priority: 'normal', tags: ['billing'], custom_fields: {} });
+      assert.equal(updated.data.priority, 'high');
+
+      // ticket.status_changed: {"status":"open"}; ticket.resolved carries none.
+      const [inProgress] = await step(() => d.post(`/v1/tickets/${ticketId}/status`, { status: 'in_progress' }));
+      assert.equal(inProgress.event, 'ticket.status_changed');
+      assert.deepEqual(keysOf(inProgress), [...BASE, 'previous'].sort());
+      assert.deepEqual(inProgress.previous, { status: 'open' });
+      assert.equal(inProgress.data.status, 'in_progress');
+      const resolving = await step(() => d.post(`/v1/tickets/${ticketId}/status`, { status: 'resolved' }));
+      const byEvent = Object.fromEntries(resolving.map((b) => [b.event, b]));
+      assert.deepEqual(Object.keys(byEvent).sort(), ['ticket.resolved', 'ticket.status_changed']);
+      assert.deepEqual(byEvent['ticket.status_changed'].previous, { status: 'in_progress', resolved_at: null });
+      assert.deepEqual(keysOf(byEvent['ticket.resolved']), BASE, 'ticket.resolved: no previous');
+
+      // ticket.assigned: previous {assignee_id, team_id}, both always; details {strategy, note}.
+      const [toAgent] = await step(() => d.post(`/v1/tickets/${ticketId}/assign`, { agent_id: agent.id, note: 'Ada asked for Sam' }));
+      assert.equal(toAgent.event, 'ticket.assigned');
+      assert.deepEqual(keysOf(toAgent), [...BASE, 'details', 'previous'].sort());
+      assert.deepEqual(toAgent.previous, { assignee_id: null, team_id: null });
+      assert.deepEqual(toAgent.details, { strategy: null, note: 'Ada asked for Sam' });
+      assert.equal(toAgent.data.assignee_id, agent.id);
+      const [toTeam] = await step(() => d.post(`/v1/tickets/${ticketId}/assign`, { team_id: team.id }));
+      assert.deepEqual(toTeam.previous, { assignee_id: agent.id, team_id: null }, 'the unchanged assignee is there too');
+      assert.deepEqual(toTeam.details, { strategy: null, note: null });
+      assert.equal(toTeam.data.team_id, team.id);
+
+      // contact.updated: the changed fields before; contact.tagged carries none.
+      const [contactUpdated] = await step(() => d.patch(`/v1/contacts/${contactId}`, { name: 'Ada Lovelace', phone: '+44 20 7946 0000', custom_fields: { plan: 'pro' } }));
+      assert.equal(contactUpdated.event, 'contact.updated');
+      assert.deepEqual(keysOf(contactUpdated), [...BASE, 'previous'].sort());
+      assert.deepEqual(contactUpdated.previous, { name: 'Ada Byron', phone: null, custom_fields: {} });
+      assert.equal(contactUpdated.data.name, 'Ada Lovelace');
+      const [tagged] = await step(() => d.post(`/v1/contacts/${contactId}/tags`, { tags: ['vip'] }));
+      assert.equal(tagged.event, 'contact.tagged');
+      assert.deepEqual(keysOf(tagged), BASE, 'contact.tagged: no previous');
+
+      // The timeline shows each ticket event's previous as its webhook did (details stay out of it).
+      const timeline = (await d.get(`/v1/tickets/${ticketId}/events?limit=200`).expect(200)).body.items;
+      for (const body of [createdBody, updated, inProgress, ...resolving, toAgent, toTeam]) {
+        const e = timeline.find((x: { id: string }) => x.id === body.id);
+        assert.ok(e, `${body.event} ${body.id} in the timeline`);
+        assert.equal(e.type, body.event);
+        assert.deepEqual(e.previous, body.previous, `previous of ${body.event}`);
+        assert.equal('details' in e, false);
+      }
     });
 
     it('headers: content-type, user-agent, x-topicdesk-event, x-topicdesk-delivery (= the delivery id in the log), webhook-id = event id', async () => {
