@@ -5,7 +5,7 @@
  * caller's transaction.
  */
 import type { Db } from '../db/knex.js';
-import { eventStore, type NewEvent } from '../events/event-store.js';
+import { eventOutbox, type NewEvent } from '../events/event-outbox.js';
 import { SYSTEM, type Actor } from '../kernel/actor.js';
 import { AppError, notFound } from '../kernel/errors.js';
 import type { PageRequest } from '../kernel/pagination.js';
@@ -91,7 +91,7 @@ export function createContactService(deps: { clock: Clock }) {
       const removed = before.tags.filter((t) => !after.tags.includes(t));
       events.push({ type: 'contact.tagged', actor, contactId: after.id, payload: presentContact(after), detail: { added, removed } });
     }
-    await eventStore.record(db, after.workspaceId, at, events);
+    await eventOutbox.record(db, after.workspaceId, at, events);
     return after;
   }
 
@@ -154,7 +154,7 @@ export function createContactService(deps: { clock: Clock }) {
           blocked: false,
         });
         if (contact) {
-          await eventStore.record(db, workspaceId, at, [{ type: 'contact.created', actor, contactId: contact.id, payload: presentContact(contact) }]);
+          await eventOutbox.record(db, workspaceId, at, [{ type: 'contact.created', actor, contactId: contact.id, payload: presentContact(contact) }]);
           return { contact, created: true };
         }
         // Another transaction took one of the identities between our match and our insert.

@@ -2,7 +2,7 @@
  * Who consumes the events outbox, and how a consumer hooks in. Read this before adding one
  * (SLA timers and metrics are next).
  *
- * Every event is written by `eventStore.record` (or, for ticket.created, in the numbering
+ * Every event is written by `eventOutbox.record` (or, for ticket.created, in the numbering
  * statement of ticket-store.ts) in the transaction of the change it describes. A consumer never
  * polls `events` by id — ids are taken before commit, so a slow transaction can commit a lower
  * id after a higher one has been read. Instead each consumer has its own small queue table,

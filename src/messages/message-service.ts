@@ -13,7 +13,7 @@ import type { AccountService } from '../accounts/account-service.js';
 import type { ContactService } from '../contacts/contact-service.js';
 import { type Contact } from '../contacts/contact.js';
 import type { Db } from '../db/knex.js';
-import { eventStore } from '../events/event-store.js';
+import { eventOutbox } from '../events/event-outbox.js';
 import { SYSTEM, type Actor } from '../kernel/actor.js';
 import { AppError, notFound } from '../kernel/errors.js';
 import type { PageRequest } from '../kernel/pagination.js';
@@ -77,7 +77,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
 
   /** message.sent, and the ticket's first response when this is it. */
   async function afterSent(db: Db, m: Message, actor: Actor): Promise<void> {
-    await eventStore.record(db, m.workspaceId, m.sentAt!, [{ type: 'message.sent', actor, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m) }]);
+    await eventOutbox.record(db, m.workspaceId, m.sentAt!, [{ type: 'message.sent', actor, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m) }]);
     if (countsAsResponse(m)) {
       await tickets.recordFirstResponse(db, m.workspaceId, m.ticketId!, m.sentAt!);
     }
@@ -173,7 +173,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
         visibility: 'public', authorType: 'contact', authorId: view.contact.id, text: m.text, attachments: m.attachments ?? [],
         status: 'received', failureReason: null, simulated: false, createdAt: at, sentAt: null,
       });
-      await eventStore.record(db, ws.id, at, [{ type: 'message.received', actor, ticketId, contactId: view.contact.id, messageId: message.id, payload: presentMessage(message) }]);
+      await eventOutbox.record(db, ws.id, at, [{ type: 'message.received', actor, ticketId, contactId: view.contact.id, messageId: message.id, payload: presentMessage(message) }]);
       const settings = await workspaces.get(db, ws.id);
       const next = statusAfterCustomerMessage(view.ticket.status, { assigned: view.ticket.assigneeId !== null, reopenResolved: settings!.reopenResolvedOnReply });
       if (next) view = await tickets.move(db, view, next, actor, 'customer_message');
@@ -202,7 +202,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
         status: problem ? 'failed' : 'queued', failureReason: problem, simulated: false, createdAt: at, sentAt: null,
       });
       if (problem) {
-        await eventStore.record(db, ws.id, at, [{ type: 'message.failed', actor, ticketId, contactId: contact.id, messageId: message.id, payload: presentMessage(message), detail: { reason: problem } }]);
+        await eventOutbox.record(db, ws.id, at, [{ type: 'message.failed', actor, ticketId, contactId: contact.id, messageId: message.id, payload: presentMessage(message), detail: { reason: problem } }]);
         return { message, view, chat: null, problem: `Not delivered: ${problem.charAt(0).toLowerCase()}${problem.slice(1)}.` };
       }
       const next = statusAfterAgentReply(ticket.status);
@@ -231,7 +231,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
     /** The Telegram side: a queued message cannot be delivered (blocked, chat gone…). */
     async markFailed(db: Db, messageId: string, reason: string, at: Date): Promise<Message | null> {
       const m = await messageStore.settle(db, messageId, { status: 'failed', at, reason });
-      if (m) await eventStore.record(db, m.workspaceId, at, [{ type: 'message.failed', actor: SYSTEM, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m), detail: { reason } }]);
+      if (m) await eventOutbox.record(db, m.workspaceId, at, [{ type: 'message.failed', actor: SYSTEM, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m), detail: { reason } }]);
       return m;
     },
   };

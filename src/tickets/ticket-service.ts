@@ -13,7 +13,7 @@ import type { AgentService } from '../agents/agent-service.js';
 import { presentContact, type ContactService } from '../contacts/contact-service.js';
 import type { Contact } from '../contacts/contact.js';
 import type { Db } from '../db/knex.js';
-import { eventRow, eventStore, type NewEvent } from '../events/event-store.js';
+import { eventRow, eventOutbox, type NewEvent } from '../events/event-outbox.js';
 import { SYSTEM, type Actor } from '../kernel/actor.js';
 import { AppError, notFound } from '../kernel/errors.js';
 import { paginate, type PageRequest } from '../kernel/pagination.js';
@@ -181,7 +181,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const after = await ticketStore.update(db, before.workspaceId, before.id, Object.fromEntries(keys.map((k) => [k, changes[k]])), at);
       const detail = changedFields(before, after, keys.filter((k) => k !== 'archivedAt'));
       if (keys.includes('archivedAt')) detail.archived = { from: before.archivedAt !== null, to: after.archivedAt !== null };
-      await eventStore.record(db, before.workspaceId, at, [{ type: 'ticket.updated', actor, ticketId: after.id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail: { changes: detail }, previous: previousValues(detail) }]);
+      await eventOutbox.record(db, before.workspaceId, at, [{ type: 'ticket.updated', actor, ticketId: after.id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail: { changes: detail }, previous: previousValues(detail) }]);
       return { ticket: after, contact: view.contact };
     },
 
@@ -211,7 +211,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const events: NewEvent[] = [{ type: 'ticket.status_changed', ...base, previous }];
       const specific = isReopen(before.status, to) ? 'ticket.reopened' : STATUS_EVENT[to];
       if (specific) events.push({ type: specific, ...base });
-      await eventStore.record(db, after.workspaceId, at, events);
+      await eventOutbox.record(db, after.workspaceId, at, events);
       return { ticket: after, contact: view.contact };
     },
 
@@ -234,7 +234,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
           team_id: { from: before.teamId, to: after.teamId },
         };
         if (body.note) detail.note = body.note;
-        await eventStore.record(db, workspaceId, at, [{
+        await eventOutbox.record(db, workspaceId, at, [{
           type: 'ticket.assigned', actor, ticketId: id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail,
           previous: { assignee_id: before.assigneeId, team_id: before.teamId },
           // Assignment strategies come later: a direct assignment has none.
@@ -273,7 +273,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const ticket = await ticketStore.findById(db, workspaceId, ticketId);
       if (!ticket || ticket.contactId !== contactId || !Number.isInteger(rating) || rating < 1 || rating > 5) return false;
       await ticketStore.setCsat(db, ticket.id, rating, at);
-      await eventStore.record(db, workspaceId, at, [{
+      await eventOutbox.record(db, workspaceId, at, [{
         type: 'csat.received', actor: { type: 'contact', id: contactId }, ticketId: ticket.id, contactId,
         payload: { ticket_id: ticket.id, ticket_number: ticket.number, contact_id: contactId, rating, rated_at: at.toISOString() },
         detail: { rating },
@@ -283,7 +283,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
 
     async timeline(db: Db, workspaceId: string, id: string, page: PageRequest) {
       await service.get(db, workspaceId, id);
-      return eventStore.timeline(db, workspaceId, id, page);
+      return eventOutbox.timeline(db, workspaceId, id, page);
     },
 
     /** Closes resolved tickets older than their workspace's auto_close_after_hours; returns how many. */

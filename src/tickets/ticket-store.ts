@@ -1,6 +1,6 @@
 import type { Db, Knex } from '../db/knex.js';
 import type { Contact } from '../contacts/contact.js';
-import type { eventRow } from '../events/event-store.js';
+import type { eventRow } from '../events/event-outbox.js';
 import type { ListTicketsQuery } from './ticket-schemas.js';
 import type { Priority, TicketStatus } from './ticket-status.js';
 

@@ -10,7 +10,7 @@
 import type { Config } from '../config.js';
 import { lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
-import { eventRow, eventStore } from '../events/event-store.js';
+import { eventRow, eventOutbox } from '../events/event-outbox.js';
 import { SYSTEM } from '../kernel/actor.js';
 import { PING } from '../events/event-types.js';
 import { AppError, notFound } from '../kernel/errors.js';
@@ -75,7 +75,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
     if (!row) return null;
     const disabled = toEndpoint(row);
     await webhookStore.setDeliveriesPaused(db, endpoint.id, true);
-    await eventStore.record(db, endpoint.workspaceId, now, [{
+    await eventOutbox.record(db, endpoint.workspaceId, now, [{
       type: 'webhook.disabled', actor: SYSTEM, payload: presentEndpoint(disabled, now), detail: { reason },
     }]);
     return disabled;

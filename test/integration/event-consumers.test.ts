@@ -22,10 +22,10 @@ describe('event consumers (events/event-consumers.ts)', () => {
   });
 
   it('queues every recorded event for each consumer in the same transaction, except the types it skips', async () => {
-    const { eventStore } = await import('../../src/events/event-store.js');
+    const { eventOutbox } = await import('../../src/events/event-outbox.js');
     const ws = (await db.knex('workspaces').first()).id;
     await db.knex.transaction(async (tx) => {
-      await eventStore.record(tx, ws, new Date(), [
+      await eventOutbox.record(tx, ws, new Date(), [
         { type: 'contact.created', actor: { type: 'system', id: null }, payload: {} },
         { type: 'ping', actor: { type: 'system', id: null }, payload: {} },
       ]);

@@ -67,7 +67,7 @@ export function eventRow(workspaceId: string, at: Date, e: NewEvent) {
   };
 }
 
-export const eventStore = {
+export const eventOutbox = {
   /** Writes the events in one statement, in order (ids are monotonic within a process). */
   async record(db: Db, workspaceId: string, at: Date, events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
