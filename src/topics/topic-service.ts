@@ -8,6 +8,9 @@
  * - the topic's address (chat, thread) is part of the ticket and written through the tickets
  *   service; what it shows is ours, rendered from the ticket when a call is made;
  * - a message's copy goes out in its chat's order; an album's items join one queued copy.
+ * Renames, card edits, closing the topic and the resolution notice are queued by the trigger
+ * `tickets_telegram` (migration 20261121001600) on every change of a ticket, whatever path made
+ * it; the send executor renders them from `view()` when it makes the call.
  */
 import type { AccountService } from '../accounts/account-service.js';
 import type { AgentService } from '../agents/agent-service.js';
