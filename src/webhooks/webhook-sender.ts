@@ -37,7 +37,7 @@ export interface WebhookSender {
 }
 
 /** Text PostgreSQL can keep in jsonb: it refuses NUL characters (a binary or gzip answer has them). */
-const storable = (text: string) => text.replace(/\u0000/g, '\uFFFD');
+const storable = (text: string) => text.replaceAll('\u0000', '\uFFFD');
 
 /** The first `EXCERPT_BYTES` of a body as text, without a character cut in half at the end. */
 function excerptOf(chunks: Buffer[]): string | null {

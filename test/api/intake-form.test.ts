@@ -204,7 +204,7 @@ describe('intake form API', () => {
       const before = await row(owner.ws.id);
       const weak = await makeKey(db.knex, t.services, { workspaceId: owner.ws.id, scopes: ALL_SCOPES.filter((s) => s !== 'manage:settings') });
       for (const [method, body] of calls) {
-        let r = t.request[method]('/v1/intake-form').set('Authorization', weak.auth);
+        const r = t.request[method]('/v1/intake-form').set('Authorization', weak.auth);
         const res = (body === undefined ? await r : await r.send(body as object)) as unknown as Res;
         assertProblem(res, 403, 'forbidden');
         assert.equal(res.body.required_scope, 'manage:settings', method);

@@ -1144,7 +1144,7 @@ describe('webhooks API', () => {
       const endpointBefore = await endpointRow(w.id);
       const deliveriesBefore = await deliveryRows({ workspace_id: owner.ws.id });
       for (const [method, path, body] of routes(w.id, p.id)) {
-        let r = t.request[method](path).set('Authorization', weak.auth);
+        const r = t.request[method](path).set('Authorization', weak.auth);
         const res = (body === undefined ? await r : await r.send(body as object)) as unknown as Res;
         assertProblem(res, 403, 'forbidden');
         assert.equal(res.body.required_scope, 'manage:webhooks', `${method} ${path}`);

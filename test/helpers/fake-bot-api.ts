@@ -47,23 +47,19 @@ export interface Content {
 }
 
 /** A Bot API Message object, exactly as sent on the wire. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Message = { message_id: number; date: number; chat: TgChat; [field: string]: any };
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Update = { update_id: number; [field: string]: any };
 export interface TgChat { id: number; type: 'private' | 'supergroup'; title?: string; is_forum?: true; first_name?: string; last_name?: string; username?: string }
 
 export interface Call {
   method: string;
   token: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   params: Record<string, any>;
   /** Date.now() when the request arrived. */
   at: number;
   /** HTTP status answered (0 while still pending, e.g. a long poll). */
   status: number;
   /** The JSON body answered (or the raw text for injected >= 500 answers). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   response: any;
 }
 
@@ -254,7 +250,6 @@ const nowSec = (): number => Math.floor(Date.now() / 1000);
 // Parameters: JSON, urlencoded and multipart all arrive here; the latter two as strings.
 // ------------------------------------------------------------------------------------------
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Params = Record<string, any>;
 
 function int(p: Params, name: string): number | undefined {
@@ -278,7 +273,6 @@ function bool(p: Params, name: string): boolean {
   const v = p[name];
   return v === true || v === 'true' || v === 1 || v === '1';
 }
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function json(p: Params, name: string): any {
   const v = p[name];
   if (v === undefined || v === null || v === '') return undefined;
@@ -319,6 +313,7 @@ function plainText(text: string, parseMode: string | undefined): string {
       .replace(/&amp;/g, '&');
   }
   if (parseMode === 'MarkdownV2' || parseMode === 'Markdown') {
+    // eslint-disable-next-line no-control-regex -- NUL is the placeholder for an escaped character while the markup is stripped
     return text.replace(/\\(.)/g, '\u0000$1').replace(/[*_~`|]/g, '').replace(/\u0000(.)/g, '$1');
   }
   return text;

@@ -180,7 +180,7 @@ describe('scheduler', function () {
         schedule: '* * * * * *',
         async run() {
           calls++;
-          if (calls === 1) throw 'plain string'; // eslint-disable-line no-throw-literal
+          if (calls === 1) throw 'plain string';
           throw new Error('x'.repeat(5000));
         },
       });

@@ -64,7 +64,6 @@ describe('fake Telegram Bot API (driven through Telegraf)', () => {
       assert.equal(me.is_bot, true);
       assert.equal(me.username, 'desk_bot');
       await expectError(() => clientFor(fake, '123:nope').getMe(), 401, ERR.unauthorized);
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       await expectError(() => tg.callApi('noSuchMethod' as any, {} as any), 404, ERR.notFound);
       assert.equal(fake.callsTo('getMe').length, 2);
       assert.equal(fake.callsTo('getMe')[1].status, 401);
@@ -204,7 +203,6 @@ describe('fake Telegram Bot API (driven through Telegraf)', () => {
       await expectError(() => tg.createForumTopic(group.id, ''), 400, ERR.topicNameEmpty);
       await expectError(() => tg.createForumTopic(group.id, 'x'.repeat(129)), 400, ERR.topicNameTooLong);
       await tg.createForumTopic(group.id, 'x'.repeat(128));
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       await expectError(() => tg.createForumTopic(group.id, 'ok', { icon_color: 123 as any }), 400, ERR.iconColorInvalid);
       const plain = fake.addGroup({ isForum: false });
       fake.addBotToGroup(bot, plain);
