@@ -39,10 +39,10 @@ module.exports = {
       // may know about http/, and nothing in the domain knows the Telegraf adapter.
       name: 'domain-not-to-transport',
       severity: 'error',
-      comment: 'Domain modules never import src/http/ or src/telegram/ (except *-routes.ts and *-schemas.ts).',
+      comment: 'Domain modules never import src/http/ or src/telegram/ (except their HTTP adapters: *-routes.ts, *-schemas.ts, *-middleware.ts).',
       from: {
         path: '^src/[^/]+/',
-        pathNot: ['^src/(http|telegram)/', '-(routes|schemas)\\.ts$'],
+        pathNot: ['^src/(http|telegram)/', '-(routes|schemas|middleware)\\.ts$'],
       },
       to: { path: '^src/(http|telegram)/' },
     },

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { readFileSync } from 'node:fs';
 import { apiKeyRoutes } from './auth/api-key-routes.js';
-import { authenticate, requireScope } from './auth/authenticate.js';
+import { authenticate, requireScope } from './auth/authenticate-middleware.js';
 import type { Deps, Services } from './container.js';
 import { jsonBody } from './http/body.js';
 import { renderDocsPage } from './http/docs-page.js';

@@ -4,7 +4,7 @@ import type { AuthContext } from '../kernel/auth-context.js';
 import type { Scope } from '../kernel/scopes.js';
 import type { Db } from '../db/knex.js';
 import { AppError } from '../kernel/errors.js';
-import { check, compile, fieldErrors, type Schema } from './validation.js';
+import { check, compile, fieldErrors, type Schema } from '../kernel/validation.js';
 
 export interface AppState {
   requestId: string;

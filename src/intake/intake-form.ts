@@ -8,7 +8,7 @@
  * (StoredAnswer) is plain JSON, so a form in progress can live in the database between steps.
  */
 import type { ValidateFunction } from 'ajv/dist/2020.js';
-import { compile, fieldErrors } from '../http/validation.js';
+import { compile, fieldErrors } from '../kernel/validation.js';
 import type { Priority } from '../tickets/ticket-status.js';
 import { intakeFormBody, MAX_TEXT_LENGTH } from './intake-form-schemas.js';
 

@@ -3,7 +3,7 @@ import { apiActor } from '../http/actor.js';
 import { idParams } from '../http/common-schemas.js';
 import { pageSchema, paginationQueryProperties } from '../http/pagination.js';
 import type { AppContext, RouteDef } from '../http/route.js';
-import { requireOneOf } from '../http/validation.js';
+import { requireOneOf } from '../kernel/validation.js';
 import { assignBody, changeStatusBody, createTicketBody, listTicketsQuery, patchTicketBody, ticketSchema, type CreateTicketBody, type PatchTicketBody } from './ticket-schemas.js';
 import { presentTicket, type TicketService, type TicketView, type Workspace } from './ticket-service.js';
 

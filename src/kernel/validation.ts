@@ -1,6 +1,6 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { AppError, type FieldError } from '../kernel/errors.js';
+import { AppError, type FieldError } from './errors.js';
 
 export type Schema = Record<string, unknown>;
 
