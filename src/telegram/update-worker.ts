@@ -4,9 +4,15 @@
  * there, so an update's effects (tickets, messages, queued sends) commit exactly once. A
  * handler that throws rolls everything back; the update is retried with backoff and, after
  * `maxAttempts`, set aside with its error so the chat is not stuck behind it.
+ *
+ * The loops are the queue-worker primitive (src/jobs/queue-worker.ts) without `run`: the
+ * claim step is the whole handling (claim, route, mark processed in one transaction), so
+ * `concurrency` such loops run side by side; each sleeps a poll interval when nothing is
+ * handleable, and `wake()` wakes them all.
  */
 import type { Services } from '../container.js';
 import type { Knex } from '../db/knex.js';
+import { createQueueWorker } from '../jobs/queue-worker.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { BotApi } from './bot-api.js';
@@ -33,9 +39,6 @@ export interface UpdateWorker {
 export function createUpdateWorker(deps: { db: Knex; logger: Logger; clock: Clock; services: Services; api: BotApi; settings: UpdateWorkerSettings; onHandled?: () => void }): UpdateWorker {
   const { db, clock, services, api, settings } = deps;
   const logger = deps.logger.child({ component: 'telegram-updates' });
-  let running = false;
-  const loops: Promise<void>[] = [];
-  const sleepers = new Set<() => void>();
 
   /** Handles one update; false when none is handleable now. */
   async function handleOne(): Promise<boolean> {
@@ -66,47 +69,20 @@ export function createUpdateWorker(deps: { db: Knex; logger: Logger; clock: Cloc
     }
   }
 
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        sleepers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      sleepers.add(done);
-    });
-  }
-
-  async function loop(): Promise<void> {
-    while (running) {
-      try {
-        if (!(await handleOne())) await sleep(settings.pollIntervalMs);
-      } catch (err) {
-        logger.error({ err }, 'claiming Telegram updates failed');
-        await sleep(1000);
-      }
-    }
-  }
+  const worker = createQueueWorker({
+    concurrency: settings.concurrency,
+    pollIntervalMs: settings.pollIntervalMs,
+    errorBackoffMs: 1000,
+    logger,
+    clock,
+    claimErrorMessage: 'claiming Telegram updates failed',
+    claim: async () => ({ done: (await handleOne()) ? 1 : 0 }),
+  });
 
   return {
-    start() {
-      if (running) return;
-      running = true;
-      for (let i = 0; i < settings.concurrency; i++) loops.push(loop());
-    },
-    async stop() {
-      running = false;
-      for (const wake of [...sleepers]) wake();
-      await Promise.all(loops.splice(0));
-    },
-    wake() {
-      for (const wake of [...sleepers]) wake();
-    },
-    async drain() {
-      let n = 0;
-      while (await handleOne()) n++;
-      return n;
-    },
+    start: () => worker.start(),
+    stop: () => worker.stop(),
+    wake: () => worker.wake(),
+    drain: () => worker.drain(),
   };
 }

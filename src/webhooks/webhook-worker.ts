@@ -8,9 +8,15 @@
  * Concurrency: at most `concurrency` deliveries in flight per process. A claim takes at most
  * `concurrencyPerEndpoint` rows, and an endpoint with that many in flight is skipped by the
  * next claims, so one slow receiver holds at most about twice its share, never every slot.
+ *
+ * Both loops are the queue-worker primitive (src/jobs/queue-worker.ts): fan-out without `run`
+ * (its claim step writes the deliveries; a full batch means look again at once), deliveries
+ * with `run` (the claim takes the free slots up to one endpoint's share, a full worker waits
+ * for a quarter of its slots, and a skipped endpoint down to half its share wakes the loop).
  */
 import type { Config } from '../config.js';
 import type { Knex } from '../db/knex.js';
+import { createQueueWorker } from '../jobs/queue-worker.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { deliveryQueue, type ClaimedDelivery } from './delivery-queue.js';
@@ -181,138 +187,75 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
 
   // ---- the loops (start/stop) -------------------------------------------------------
 
-  let running = false;
-  let loops: Promise<void>[] = [];
-  const inFlight = new Set<Promise<void>>();
+  /** Fan-out: the claim step writes the deliveries itself; a full batch means more are queued. */
+  const fanOut = createQueueWorker({
+    concurrency: 1,
+    pollIntervalMs: config.pollIntervalMs,
+    errorBackoffMs: ERROR_BACKOFF_MS,
+    logger,
+    clock,
+    claimErrorMessage: 'webhook fan-out failed; trying again',
+    async claim() {
+      const n = await deliveryQueue.fanOut(db, config.batchSize, clock.now());
+      if (n > 0) deliveries.wake();
+      return { done: n, more: n >= config.batchSize };
+    },
+  });
+
+  /** Deliveries in flight per endpoint. */
   const perEndpoint = new Map<string, number>();
-  let waitingForSlots = false;
-
-  /**
-   * A loop's pause that wake() cuts short. A wake that comes while the loop is busy is kept
-   * for its next pause (else new work would wait a whole poll interval); after stop() a pause
-   * ends at once.
-   */
-  function createPause() {
-    let wakeNow: (() => void) | null = null;
-    let pending = false;
-    return {
-      wait(ms: number): Promise<void> {
-        if (pending || !running) {
-          pending = false;
-          return Promise.resolve();
-        }
-        return new Promise((resolve) => {
-          const timer = setTimeout(done, ms);
-          function done() {
-            clearTimeout(timer);
-            wakeNow = null;
-            resolve();
-          }
-          wakeNow = done;
-        });
-      },
-      wake() {
-        if (wakeNow) wakeNow();
-        else pending = true;
-      },
-    };
-  }
-  /** Woken when deliveries were fanned out, slots came free, or a busy endpoint freed up. */
-  const deliveryPause = createPause();
-  const fanOutPause = createPause();
-
-  async function fanOutLoop(): Promise<void> {
-    while (running) {
-      try {
-        const n = await deliveryQueue.fanOut(db, config.batchSize, clock.now());
-        if (n > 0) deliveryPause.wake();
-        if (n < config.batchSize) await fanOutPause.wait(config.pollIntervalMs);
-      } catch (err) {
-        logger.error({ err }, 'webhook fan-out failed; trying again');
-        await fanOutPause.wait(ERROR_BACKOFF_MS);
-      }
-    }
-  }
-
   /** Endpoints the last claim skipped because they had `concurrencyPerEndpoint` in flight. */
   let skipped = new Set<string>();
 
-  function track(d: ClaimedDelivery): void {
-    perEndpoint.set(d.endpointId, (perEndpoint.get(d.endpointId) ?? 0) + 1);
-    const p = attemptSafely(d).finally(() => {
-      inFlight.delete(p);
+  /** Woken when deliveries were fanned out, slots came free, or a busy endpoint freed up. */
+  const deliveries = createQueueWorker({
+    concurrency: config.concurrency,
+    // Claim again once a quarter of the slots are free, not after every single attempt.
+    resumeWhenFree: Math.max(1, config.concurrency / 4),
+    pollIntervalMs: config.pollIntervalMs,
+    errorBackoffMs: ERROR_BACKOFF_MS,
+    logger,
+    clock,
+    claimErrorMessage: 'claiming webhook deliveries failed; trying again',
+    async claim(free) {
+      // At most one endpoint's share per claim: one endpoint's backlog cannot fill every slot.
+      const limit = Math.min(free, config.batchSize, config.concurrencyPerEndpoint);
+      const now = clock.now();
+      const busy = [...perEndpoint].filter(([, n]) => n >= config.concurrencyPerEndpoint).map(([id]) => id);
+      skipped = new Set(busy);
+      const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit, busy });
+      // Fewer than asked: nothing more is due (or only for busy endpoints), so poll; fan-out and freed endpoints wake us early.
+      return { items: claimed, more: claimed.length >= limit };
+    },
+    run(d) {
+      perEndpoint.set(d.endpointId, (perEndpoint.get(d.endpointId) ?? 0) + 1);
+      return attemptSafely(d);
+    },
+    onSettled(d) {
       const left = (perEndpoint.get(d.endpointId) ?? 1) - 1;
       if (left > 0) perEndpoint.set(d.endpointId, left);
       else perEndpoint.delete(d.endpointId);
-      // Claim again once a quarter of the slots are free, not after every single attempt;
-      // and once a skipped endpoint is down to half its share, so its backlog keeps flowing.
-      const free = config.concurrency - inFlight.size;
-      const slotsBack = waitingForSlots && (free >= Math.max(1, config.concurrency / 4) || inFlight.size === 0);
+      // Once a skipped endpoint is down to half its share, claim again so its backlog keeps flowing.
       const endpointBack = skipped.has(d.endpointId) && left <= config.concurrencyPerEndpoint / 2;
       if (endpointBack) skipped.delete(d.endpointId);
-      if (slotsBack || endpointBack) deliveryPause.wake();
-    });
-    inFlight.add(p);
-  }
-
-  async function deliveryLoop(): Promise<void> {
-    while (running) {
-      const free = config.concurrency - inFlight.size;
-      if (free <= 0) {
-        waitingForSlots = true;
-        await deliveryPause.wait(config.pollIntervalMs);
-        waitingForSlots = false;
-        continue;
-      }
-      // At most one endpoint's share per claim: one endpoint's backlog cannot fill every slot.
-      const limit = Math.min(free, config.batchSize, config.concurrencyPerEndpoint);
-      try {
-        const now = clock.now();
-        const busy = [...perEndpoint].filter(([, n]) => n >= config.concurrencyPerEndpoint).map(([id]) => id);
-        skipped = new Set(busy);
-        const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit, busy });
-        for (const d of claimed) track(d);
-        // Nothing more due (or only for busy endpoints): poll; fan-out and freed endpoints wake us early.
-        if (claimed.length < limit) await deliveryPause.wait(config.pollIntervalMs);
-      } catch (err) {
-        logger.error({ err }, 'claiming webhook deliveries failed; trying again');
-        await deliveryPause.wait(ERROR_BACKOFF_MS);
-      }
-    }
-  }
+      return endpointBack;
+    },
+  });
 
   return {
     start() {
-      if (running) return;
-      running = true;
-      loops = [fanOutLoop(), deliveryLoop()];
+      fanOut.start();
+      deliveries.start();
     },
 
     async stop() {
-      running = false;
-      deliveryPause.wake();
-      fanOutPause.wake();
-      await Promise.all(loops);
-      await Promise.all([...inFlight]);
-      loops = [];
+      await Promise.all([fanOut.stop(), deliveries.stop()]);
       if (ownsSender) sender.close();
     },
 
     async drain() {
-      let events = 0;
-      for (;;) {
-        const n = await deliveryQueue.fanOut(db, config.batchSize, clock.now());
-        events += n;
-        if (n < config.batchSize) break;
-      }
-      let attempts = 0;
-      for (;;) {
-        const now = clock.now();
-        const claimed = await deliveryQueue.claim(db, { now, leaseUntil: leaseUntil(now), limit: Math.min(config.batchSize, config.concurrencyPerEndpoint), busy: [] });
-        if (claimed.length === 0) break;
-        await Promise.all(claimed.map(attemptSafely));
-        attempts += claimed.length;
-      }
+      const events = await fanOut.drain();
+      const attempts = await deliveries.drain();
       return { events, attempts };
     },
   };
