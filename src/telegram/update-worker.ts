@@ -12,6 +12,7 @@
  */
 import type { Services } from '../container.js';
 import type { Knex } from '../db/knex.js';
+import { inTransaction } from '../db/transaction.js';
 import { createQueueWorker } from '../jobs/queue-worker.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -45,7 +46,7 @@ export function createUpdateWorker(deps: { db: Knex; logger: Logger; clock: Cloc
     let claimed: StoredUpdate | null = null;
     const now = clock.now();
     try {
-      return await db.transaction(async (tx) => {
+      return await inTransaction(db, async (tx) => {
         claimed = await updateInbox.claimNext(tx, now);
         if (!claimed) return false;
         const account = await services.accounts.findRunnable(tx, claimed.accountId);

@@ -16,6 +16,7 @@
  */
 import type { Config } from '../config.js';
 import type { Knex } from '../db/knex.js';
+import { inTransaction } from '../db/transaction.js';
 import { createQueueWorker } from '../jobs/queue-worker.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -138,7 +139,7 @@ export function createWebhookWorker(deps: WorkerDeps): WebhookWorker {
         ? `every attempt has failed since ${endpoint.failingSince!.toISOString()} (${config.disableAfterFailingHours} h or more)`
         : null;
     if (!reason) return;
-    const disabled = await db.transaction((trx) => webhooks.disable(trx, endpoint, reason));
+    const disabled = await inTransaction(db, (trx) => webhooks.disable(trx, endpoint, reason));
     if (disabled) logger.warn({ endpoint_id: endpoint.id, workspace_id: endpoint.workspaceId, reason }, 'webhook endpoint disabled');
   }
 
