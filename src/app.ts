@@ -18,6 +18,7 @@ import { workspaceRoutes } from './workspaces/workspace-routes.js';
 import { contactRoutes } from './contacts/contact-routes.js';
 import { messageRoutes } from './messages/message-routes.js';
 import { ticketRoutes } from './tickets/ticket-routes.js';
+import { assignmentRoutes } from './assignment/assignment-routes.js';
 import { webhookRoutes } from './webhooks/webhook-routes.js';
 import { telegramRoutes } from './telegram/telegram-routes.js';
 import { accountRoutes } from './accounts/account-routes.js';
@@ -50,6 +51,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...apiKeyRoutes(services.apiKeys, deps.clock),
     ...workspaceRoutes(services.workspaces),
     ...ticketRoutes(services.tickets),
+    ...assignmentRoutes(services.assignment),
     ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
     ...webhookRoutes(services.webhooks, deps.clock),

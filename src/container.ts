@@ -10,6 +10,7 @@ import { createMessageService } from './messages/message-service.js';
 import { createTicketService, type TicketNotes } from './tickets/ticket-service.js';
 import { createWebhookService } from './webhooks/webhook-service.js';
 import { createAgentService } from './agents/agent-service.js';
+import { createAssignmentService } from './assignment/assignment-service.js';
 import { createMetricsService } from './metrics/metrics-service.js';
 import { createTopicService } from './topics/topic-service.js';
 import { createAccountService } from './accounts/account-service.js';
@@ -33,6 +34,7 @@ export function createServices(deps: Deps) {
   const tickets = createTicketService({ clock, contacts, agents, accounts, notes });
   const messages = createMessageService({ clock, contacts, tickets, accounts, workspaces });
   const topics = createTopicService({ tickets, agents, accounts });
+  const assignment = createAssignmentService({ clock, tickets, agents });
   return {
     workspaces,
     apiKeys: createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, workspaces }),
@@ -43,6 +45,7 @@ export function createServices(deps: Deps) {
     accounts,
     agents,
     topics,
+    assignment,
     metrics: createMetricsService(),
     intakeForms: createIntakeFormService({ clock }),
   };

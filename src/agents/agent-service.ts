@@ -40,6 +40,19 @@ export function createAgentService(deps: { clock: Clock }) {
       return agentStore.upsertByTelegramUser(db, workspaceId, { telegramUserId: m.telegramUserId, name, username: m.username ?? null, at: clock.now() });
     },
 
+    /** An active agent of the workspace, locked until the transaction ends (404, or 409 when inactive). */
+    async lockActive(db: Db, workspaceId: string, id: string): Promise<Agent> {
+      const agent = await agentStore.lock(db, workspaceId, id);
+      if (!agent) throw notFound('Agent');
+      if (!agent.active) throw new AppError('conflict', `Agent ${id} is inactive and cannot take tickets`);
+      return agent;
+    },
+
+    /** The active agents a pick may choose among (a team's, or all), locked in id order: see agentStore.lockCandidates. */
+    lockCandidates: (db: Db, workspaceId: string, teamId: string | null): Promise<Agent[]> => agentStore.lockCandidates(db, workspaceId, teamId),
+
+    touchAssigned: (db: Db, id: string, at: Date): Promise<void> => agentStore.touchAssigned(db, id, at),
+
     findTeam: (db: Db, workspaceId: string, id: string): Promise<Team | null> => teamStore.findById(db, workspaceId, id),
 
     async requireTeam(db: Db, workspaceId: string, id: string): Promise<Team> {

@@ -13,19 +13,35 @@ export interface Agent {
   username: string | null;
   role: 'agent' | 'lead' | 'admin';
   active: boolean;
+  skills: string[];
+  /** null: no cap. */
+  maxOpenTickets: number | null;
+  lastAssignedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
 }
+
+export type AutoAssign = 'round_robin' | 'least_loaded' | 'skills';
 
 export interface Team {
   id: string;
   workspaceId: string;
   name: string;
+  autoAssign: AutoAssign | null;
+  paused: boolean;
+  createdAt: Date;
+  updatedAt: Date;
 }
 
-const toAgent = (r: any): Agent => ({
-  id: r.id, workspaceId: r.workspace_id, telegramUserId: r.telegram_user_id, name: r.name,
-  username: r.username, role: r.role, active: r.active,
+export const toAgent = (r: any): Agent => ({
+  id: r.id, workspaceId: r.workspace_id, telegramUserId: r.telegram_user_id === null ? null : Number(r.telegram_user_id), name: r.name,
+  username: r.username, role: r.role, active: r.active, skills: r.skills ?? [], maxOpenTickets: r.max_open_tickets ?? null,
+  lastAssignedAt: r.last_assigned_at ?? null, createdAt: r.created_at, updatedAt: r.updated_at,
 });
-const toTeam = (r: any): Team => ({ id: r.id, workspaceId: r.workspace_id, name: r.name });
+export const toTeam = (r: any): Team => ({
+  id: r.id, workspaceId: r.workspace_id, name: r.name, autoAssign: r.auto_assign ?? null, paused: r.paused ?? false,
+  createdAt: r.created_at, updatedAt: r.updated_at,
+});
 
 export const agentStore = {
   async findById(db: Db, workspaceId: string, id: string): Promise<Agent | null> {
@@ -52,6 +68,27 @@ export const agentStore = {
     }
     const row = await db('agents').where({ workspace_id: workspaceId, telegram_user_id: a.telegramUserId }).first();
     return toAgent(row);
+  },
+
+  /**
+   * The active agents a pick chooses among — a team's members, or every active agent of the
+   * workspace — locked in id order until the transaction ends, so two picks that could choose
+   * the same agent happen one after the other (capacity is never exceeded).
+   */
+  async lockCandidates(db: Db, workspaceId: string, teamId: string | null): Promise<Agent[]> {
+    const q = db('agents as a').select('a.*').where({ 'a.workspace_id': workspaceId, 'a.active': true }).orderBy('a.id').forUpdate('a');
+    if (teamId) q.join('agent_teams as m', function () { this.on('m.agent_id', 'a.id').andOnVal('m.team_id', teamId); });
+    return (await q).map(toAgent);
+  },
+
+  /** One agent, locked until the transaction ends (a direct assignment checking capacity). */
+  async lock(db: Db, workspaceId: string, id: string): Promise<Agent | null> {
+    const row = await db('agents').where({ workspace_id: workspaceId, id }).forUpdate().first();
+    return row ? toAgent(row) : null;
+  },
+
+  async touchAssigned(db: Db, id: string, at: Date): Promise<void> {
+    await db('agents').where({ id }).update({ last_assigned_at: at });
   },
 
   async insert(db: Db, a: { workspaceId: string; name: string; telegramUserId?: number | null; username?: string | null; role?: Agent['role']; active?: boolean; at: Date }): Promise<Agent> {

@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   method_not_allowed: [405, 'Method not allowed'],
   conflict: [409, 'Conflict'],
   invalid_transition: [409, 'Invalid status transition'],
+  no_agent_available: [409, 'No agent available'],
   idempotency_key_reused: [409, 'Idempotency key reused'],
   idempotency_key_in_progress: [409, 'Idempotency key in progress'],
   payload_too_large: [413, 'Payload too large'],

@@ -103,11 +103,11 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
           target = await c.services.agents.findByUsername(db, c.ws.id, who);
           if (!target) throw new AppError('not_found', `${who} is not an agent yet: they become one by writing in this group`);
         }
-        await tickets.assign(db, c.ws.id, t.id, { agent_id: target!.id }, actor);
+        await c.services.assignment.assign(db, c.ws.id, t.id, { agent_id: target!.id }, actor);
       });
     }
     case 'unassign':
-      return attempt(c, m, t, async (db) => { await tickets.assign(db, c.ws.id, t.id, { agent_id: null }, actor); });
+      return attempt(c, m, t, async (db) => { await c.services.assignment.assign(db, c.ws.id, t.id, { agent_id: null }, actor); });
     case 'priority': {
       const p = args.trim().toLowerCase() as Priority;
       if (!PRIORITIES.includes(p)) return usage(`Usage: /priority ${PRIORITIES.join('|')}`);
@@ -218,7 +218,7 @@ export const agentFlow = {
     };
     switch (action) {
       case CARD_ACTIONS.take:
-        return act((db) => tickets.assign(db, c.ws.id, row.id, { agent_id: agent.id }, actor), `#${row.number} is yours now`);
+        return act((db) => c.services.assignment.assign(db, c.ws.id, row.id, { agent_id: agent.id }, actor), `#${row.number} is yours now`);
       case CARD_ACTIONS.resolve:
         return act((db) => tickets.changeStatus(db, c.ws.id, row.id, 'resolved', undefined, actor), `#${row.number} resolved`);
       case CARD_ACTIONS.priority:

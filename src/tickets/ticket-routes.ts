@@ -4,7 +4,7 @@ import { idParams } from '../http/common-schemas.js';
 import { pageSchema, paginationQueryProperties } from '../http/pagination.js';
 import type { AppContext, RouteDef } from '../http/route.js';
 import { requireOneOf } from '../kernel/validation.js';
-import { assignBody, changeStatusBody, createTicketBody, listTicketsQuery, patchTicketBody, ticketSchema, type CreateTicketBody, type PatchTicketBody } from './ticket-schemas.js';
+import { changeStatusBody, createTicketBody, listTicketsQuery, patchTicketBody, ticketSchema, type CreateTicketBody, type PatchTicketBody } from './ticket-schemas.js';
 import { presentTicket, type TicketService, type TicketView, type Workspace } from './ticket-service.js';
 
 const present = (v: TicketView) => presentTicket(v.ticket, v.contact);
@@ -72,16 +72,6 @@ export function ticketRoutes(tickets: TicketService): RouteDef[] {
       async handler(ctx) {
         const b = ctx.state.input.body;
         ctx.body = present(await tickets.changeStatus(ctx.state.db, ws(ctx), id(ctx), b.status, b.note, apiActor(ctx)));
-      },
-    },
-    {
-      method: 'post', path: '/v1/tickets/:id/assign', tag, auth: 'key', scope: 'write:tickets', ...one,
-      summary: 'Assign to an agent and/or a team (null unassigns); a transfer note is posted internally',
-      body: assignBody,
-      validate: ({ body }) => requireOneOf(body, ['agent_id', 'team_id'], { atLeastOne: true }),
-      responses: ticketResponse,
-      async handler(ctx) {
-        ctx.body = present(await tickets.assign(ctx.state.db, ws(ctx), id(ctx), ctx.state.input.body, apiActor(ctx)));
       },
     },
     {

@@ -110,18 +110,6 @@ export const changeStatusBody = {
   properties: { status: { type: 'string', enum: STATUSES }, note },
 } as const;
 
-export const assignBody = {
-  type: 'object',
-  additionalProperties: false,
-  minProperties: 1,
-  description: 'agent_id and/or team_id; null unassigns',
-  properties: {
-    agent_id: { type: ['string', 'null'], pattern: idRef('ag').pattern },
-    team_id: { type: ['string', 'null'], pattern: idRef('team').pattern },
-    note,
-  },
-} as const;
-
 export const TICKET_SORTS = ['-created_at', 'created_at', 'priority', 'sla_due'] as const;
 
 export const listTicketsQuery = {

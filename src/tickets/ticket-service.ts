@@ -215,8 +215,13 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       return { ticket: after, contact: view.contact };
     },
 
-    async assign(db: Db, workspaceId: string, id: string, body: { agent_id?: string | null; team_id?: string | null; note?: string }, actor: Actor): Promise<TicketView> {
-      const view = await service.get(db, workspaceId, id, { forUpdate: true });
+    /**
+     * Sets the assignee and/or team (null clears). `strategy`: the assignment strategy that
+     * chose the agent, for the event's details. Capacity and eligibility are the assignment
+     * module's to check; this only refuses inactive agents, unknown ids and closed tickets.
+     */
+    async assign(db: Db, workspaceId: string, id: string, body: { agent_id?: string | null; team_id?: string | null; note?: string }, actor: Actor, opts: { strategy?: string | null; view?: TicketView } = {}): Promise<TicketView> {
+      const view = opts.view ?? await service.get(db, workspaceId, id, { forUpdate: true });
       if (body.agent_id) await activeAgent(db, workspaceId, body.agent_id);
       if (body.team_id) await teamInWorkspace(db, workspaceId, body.team_id);
       if (view.ticket.status === 'closed') throw new AppError('conflict', 'A closed ticket cannot be reassigned');
@@ -237,13 +242,18 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
         await eventOutbox.record(db, workspaceId, at, [{
           type: 'ticket.assigned', actor, ticketId: id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail,
           previous: { assignee_id: before.assigneeId, team_id: before.teamId },
-          // Assignment strategies come later: a direct assignment has none.
-          details: { strategy: null, note: body.note || null },
+          details: { strategy: opts.strategy ?? null, note: body.note || null },
         }]);
       }
       if (body.note) await notes.add(db, after, body.note, actor, at);
       return { ticket: after, contact: view.contact };
     },
+
+    /** Open tickets (open, in progress, waiting) per agent. */
+    openCounts: (db: Db, workspaceId: string, agentIds: string[]) => ticketStore.openCounts(db, workspaceId, agentIds),
+
+    /** A queue's first tickets in distribution order; `lock` skips tickets in use elsewhere. */
+    queueHead: (db: Db, workspaceId: string, teamId: string | null, limit: number, opts: { lock?: boolean } = {}) => ticketStore.queueHead(db, workspaceId, teamId, limit, opts),
 
     /** A reply reached the customer at `at`: the ticket's first response, unless an earlier one did. */
     recordFirstResponse: (db: Db, workspaceId: string, id: string, at: Date): Promise<void> => ticketStore.recordFirstResponse(db, workspaceId, id, at),

@@ -115,6 +115,22 @@ export function contactOf(r: any): Contact {
   };
 }
 
+const OPEN_STATUSES = ['open', 'in_progress', 'waiting_on_customer'];
+
+/** A queue: unassigned tickets not resolved or closed (nor archived) of one team, or of none. */
+function queueQuery(db: Db, workspaceId: string, teamId: string | null): Knex.QueryBuilder {
+  const q = db('tickets').where('tickets.workspace_id', workspaceId).whereNull('tickets.assignee_id')
+    .whereIn('tickets.status', OPEN_STATUSES).whereNull('tickets.archived_at');
+  if (teamId === null) q.whereNull('tickets.team_id');
+  else q.where('tickets.team_id', teamId);
+  return q;
+}
+
+/** Distribution order: manually ranked first (by rank), then urgent first, then oldest first. */
+const QUEUE_ORDER: readonly (readonly [string, 'asc' | 'desc'])[] = [
+  ['tickets.queue_rank', 'asc'], ['tickets.priority_rank', 'desc'], ['tickets.created_at', 'asc'], ['tickets.id', 'asc'],
+];
+
 const SORTS: Record<string, readonly (readonly [string, 'asc' | 'desc'])[]> = {
   '-created_at': [['tickets.created_at', 'desc'], ['tickets.id', 'desc']],
   created_at: [['tickets.created_at', 'asc'], ['tickets.id', 'asc']],
@@ -260,6 +276,26 @@ export const ticketStore = {
     const q = db('tickets').where({ id });
     if (ifThread !== undefined) q.where({ topic_thread_id: ifThread });
     await q.update({ topic_chat_id: topic.chatId, topic_thread_id: topic.threadId });
+  },
+
+  /** How many open tickets (open, in progress, waiting) each agent has. */
+  async openCounts(db: Db, workspaceId: string, agentIds: string[]): Promise<Map<string, number>> {
+    if (!agentIds.length) return new Map();
+    const rows = await db('tickets').select('assignee_id').count({ n: '*' })
+      .where('workspace_id', workspaceId).whereIn('assignee_id', agentIds).whereIn('status', OPEN_STATUSES).groupBy('assignee_id');
+    return new Map(rows.map((r: any) => [r.assignee_id as string, Number(r.n)]));
+  },
+
+  /**
+   * The first tickets of a queue (a team's, or with teamId null the tickets without a team) in
+   * distribution order: manual rank, then priority, then age. With `lock`, locked and skipping
+   * tickets another transaction holds (a replica distributing the same queue takes the next).
+   */
+  async queueHead(db: Db, workspaceId: string, teamId: string | null, limit: number, opts: { lock?: boolean } = {}): Promise<Ticket[]> {
+    const q = queueQuery(db, workspaceId, teamId).select(SELECT_TICKET).limit(limit);
+    for (const [column, dir] of QUEUE_ORDER) q.orderBy(column, dir, column === 'tickets.queue_rank' ? 'last' : undefined);
+    if (opts.lock) q.forNoKeyUpdate('tickets').skipLocked();
+    return (await q).map(toTicket);
   },
 
   /** The earliest delivery wins, whatever order the delivery reports arrive in; updated_at stays. */

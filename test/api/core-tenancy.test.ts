@@ -3,6 +3,7 @@ import { ALL_SCOPES, type Scope } from '../../src/kernel/scopes.js';
 import { contactRoutes } from '../../src/contacts/contact-routes.js';
 import { messageRoutes } from '../../src/messages/message-routes.js';
 import { ticketRoutes } from '../../src/tickets/ticket-routes.js';
+import { assignmentRoutes } from '../../src/assignment/assignment-routes.js';
 import { makeAccount, makeAgent, makeKey, makeReachableContact, makeTeam, makeWorkspace } from '../helpers/factories.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
 import { useTestDatabase } from '../helpers/test-db.js';
@@ -491,7 +492,7 @@ describe('scopes on the ticket, contact and message routes', () => {
   }
 
   it('covers every route of the ticket, contact and message modules in this table', () => {
-    const defined = [...ticketRoutes(t.services.tickets), ...contactRoutes(t.services.contacts, t.deps.logger), ...messageRoutes(t.services.messages)]
+    const defined = [...ticketRoutes(t.services.tickets), ...assignmentRoutes(t.services.assignment), ...contactRoutes(t.services.contacts, t.deps.logger), ...messageRoutes(t.services.messages)]
       .map((r) => `${r.method} ${r.path} ${r.auth === 'key' ? r.scope ?? 'any key' : 'public'}`).sort();
     assert.deepEqual(ROUTES.map((r) => `${r.method} ${r.path} ${r.scope}`).sort(), defined);
   });

@@ -1451,15 +1451,16 @@ describe('tickets API', () => {
       const made = await create(k);
       await post(k, `/v1/tickets/${made.id}/assign`, { agent_id: agent.id, note: 'Billing knows this one' }).expect(200);
       clock.advance(1000);
+      // A team alone moves the ticket to its queue, unassigned (SPEC §4.4).
       await post(k, `/v1/tickets/${made.id}/assign`, { team_id: team.id }).expect(200);
       clock.advance(1000);
-      await post(k, `/v1/tickets/${made.id}/assign`, { agent_id: null }).expect(200);
+      await post(k, `/v1/tickets/${made.id}/assign`, { agent_id: agent.id }).expect(200);
 
       const assigned = await timelineOf(made.id, 'ticket.assigned');
       assert.deepEqual(assigned.map((e: any) => e.previous), [
         { assignee_id: null, team_id: null },
         { assignee_id: agent.id, team_id: null },
-        { assignee_id: agent.id, team_id: team.id },
+        { assignee_id: null, team_id: team.id },
       ]);
       const rows = await eventsOf(made.id, 'ticket.assigned');
       assert.deepEqual(rows.map((r: any) => r.previous), assigned.map((e: any) => e.previous));

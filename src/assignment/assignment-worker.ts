@@ -1,0 +1,44 @@
+/**
+ * Works off queue kicks in every replica (jobs/queue-worker.ts, loops without `run`): lease
+ * the oldest kick, distribute that team's queue in one transaction, then retire the kick (or
+ * free it again when a newer kick came meanwhile). A replica that dies mid-way only delays the
+ * queue until the lease runs out; distributing twice is harmless (each head is locked and
+ * assigned once).
+ */
+import type { Knex } from '../db/knex.js';
+import { inTransaction } from '../db/transaction.js';
+import { createQueueWorker, type QueueWorker } from '../jobs/queue-worker.js';
+import { SYSTEM } from '../kernel/actor.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { AssignmentService } from './assignment-service.js';
+
+export interface AssignmentWorkerSettings {
+  pollIntervalMs: number;
+  leaseMs: number;
+  concurrency: number;
+}
+
+export const DEFAULT_ASSIGNMENT_WORKER: AssignmentWorkerSettings = { pollIntervalMs: 250, leaseMs: 30_000, concurrency: 1 };
+
+export function createAssignmentWorker(deps: { db: Knex; logger: Logger; clock: Clock; assignment: AssignmentService; settings?: Partial<AssignmentWorkerSettings> }): QueueWorker {
+  const { db, assignment } = deps;
+  const settings = { ...DEFAULT_ASSIGNMENT_WORKER, ...deps.settings };
+  const logger = deps.logger.child({ component: 'assignment' });
+  return createQueueWorker<never>({
+    async claim() {
+      const kick = await assignment.claimKick(db, settings.leaseMs);
+      if (!kick) return { done: 0, nextAt: await assignment.nextKickAt(db) };
+      const assigned = await inTransaction(db, (tx) => assignment.distribute(tx, kick.workspaceId, kick.teamId, SYSTEM));
+      await assignment.finishKick(db, kick);
+      if (assigned) logger.info({ workspace_id: kick.workspaceId, team_id: kick.teamId, assigned }, 'queue distributed');
+      return { done: 1 };
+    },
+    concurrency: settings.concurrency,
+    pollIntervalMs: settings.pollIntervalMs,
+    errorBackoffMs: 1_000,
+    logger,
+    claimErrorMessage: 'distributing a queue failed; the kick is retried after its lease',
+    clock: deps.clock,
+  });
+}
