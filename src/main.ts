@@ -12,6 +12,8 @@ import { migrateLatest } from './db/migrate.js';
 import { cleanupJob } from './jobs/cleanup-job.js';
 import { autoCloseJob } from './tickets/auto-close-job.js';
 import { createScheduler, type Scheduler } from './jobs/scheduler.js';
+import type { QueueWorker } from './jobs/queue-worker.js';
+import { createAssignmentWorker } from './assignment/assignment-worker.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 import { createWebhookWorker, type WebhookWorker } from './webhooks/webhook-worker.js';
@@ -43,6 +45,7 @@ async function main(): Promise<void> {
   let server: Server | undefined;
   let scheduler: Scheduler | undefined;
   let webhookWorker: WebhookWorker | undefined;
+  let assignmentWorker: QueueWorker | undefined;
   let telegram: Telegram | undefined;
   let started = false;
   let stopping = false;
@@ -63,6 +66,7 @@ async function main(): Promise<void> {
       await telegram?.stop();
       await scheduler?.stop();
       await webhookWorker?.stop();
+      await assignmentWorker?.stop();
       await database?.close();
     } catch (err) {
       logger.error({ err }, 'shutdown failed');
@@ -116,6 +120,7 @@ async function main(): Promise<void> {
     ],
   });
   webhookWorker = createWebhookWorker({ db, logger, clock: systemClock, config: config.webhooks, webhooks: services.webhooks });
+  assignmentWorker = createAssignmentWorker({ db, logger, clock: systemClock, assignment: services.assignment });
 
   server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
@@ -132,6 +137,7 @@ async function main(): Promise<void> {
   if (config.schedulerEnabled) {
     scheduler.start();
     webhookWorker.start();
+    assignmentWorker.start();
     telegram = tg;
     await tg.start().catch((err) => logger.error({ err }, 'starting the Telegram bots failed'));
   }

@@ -8,7 +8,8 @@ import type { Db } from '../db/knex.js';
 export interface Kick {
   workspaceId: string;
   teamId: string;
-  kickedAt: Date;
+  /** As PostgreSQL wrote it (microseconds: a JS Date would lose them and never match again). */
+  kickedAt: string;
 }
 
 export const assignmentStore = {
@@ -43,7 +44,7 @@ export const assignmentStore = {
         WHERE k.team_id = (SELECT team_id FROM queue_kicks
                             WHERE leased_until IS NULL OR leased_until < clock_timestamp()
                             ORDER BY kicked_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING workspace_id, team_id, kicked_at`,
+        RETURNING workspace_id, team_id, kicked_at::text AS kicked_at`,
       [leaseMs / 1000],
     );
     const row = r.rows[0];
@@ -52,7 +53,7 @@ export const assignmentStore = {
 
   /** The kick is worked off: gone, unless a newer kick came meanwhile (then it is free again). */
   async finishKick(db: Db, k: Kick): Promise<void> {
-    const deleted = await db('queue_kicks').where({ team_id: k.teamId, kicked_at: k.kickedAt }).del();
+    const deleted = await db('queue_kicks').where({ team_id: k.teamId }).whereRaw('kicked_at = ?::timestamptz', [k.kickedAt]).del();
     if (!deleted) await db('queue_kicks').where({ team_id: k.teamId }).update({ leased_until: null });
   },
 
