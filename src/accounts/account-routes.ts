@@ -1,5 +1,5 @@
 import { idParams } from '../http/common-schemas.js';
-import { pageSchema } from '../http/pagination.js';
+import { pageSchema, presentPage } from '../http/pagination.js';
 import { defineRoute, type AppContext, type RouteDef } from '../http/route.js';
 import { accountSchema, createAccountBody, listAccountsQuery, patchAccountBody } from './account-schemas.js';
 import type { AccountService, WorkspaceRef } from './account-service.js';
@@ -18,7 +18,7 @@ export function accountRoutes(accounts: AccountService): RouteDef[] {
       query: listAccountsQuery,
       responses: { 200: { description: 'A page of accounts', schema: pageSchema(accountSchema) } },
       async handler(ctx, { query }) {
-        ctx.body = await accounts.list(ctx.state.db, ws(ctx).id, query);
+        ctx.body = presentPage(await accounts.list(ctx.state.db, ws(ctx).id, query), presentAccount);
       },
     }),
     defineRoute({

@@ -1,5 +1,5 @@
 import { idParams } from '../http/common-schemas.js';
-import { pageSchema } from '../http/pagination.js';
+import { pageSchema, presentPage } from '../http/pagination.js';
 import { defineRoute, type AppContext, type RouteDef } from '../http/route.js';
 import type { Clock } from '../lib/clock.js';
 import { apiKeySchema, apiKeyWithTokenSchema, createApiKeyBody, listApiKeysQuery, meSchema, rotateApiKeyBody } from './api-key-schemas.js';
@@ -37,7 +37,8 @@ export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
       query: listApiKeysQuery,
       responses: { 200: { description: 'A page of keys', schema: pageSchema(apiKeySchema) } },
       async handler(ctx, { query }) {
-        ctx.body = await keys.list(ctx.state.db, ws(ctx), mode(ctx), query, query.include_revoked);
+        const now = clock.now();
+        ctx.body = presentPage(await keys.list(ctx.state.db, ws(ctx), query, query.include_revoked), (k) => presentApiKey(k, mode(ctx), now));
       },
     }),
     defineRoute({

@@ -1,6 +1,6 @@
 import { apiActor } from '../http/actor.js';
 import { idParams } from '../http/common-schemas.js';
-import { pageSchema } from '../http/pagination.js';
+import { pageSchema, presentPage } from '../http/pagination.js';
 import { defineRoute, type AppContext, type RouteDef } from '../http/route.js';
 import type { Logger } from '../lib/logger.js';
 import { contactsCsv } from './contact-csv.js';
@@ -32,7 +32,7 @@ export function contactRoutes(contacts: ContactService, logger: Logger): RouteDe
       query: listContactsQuery,
       responses: { 200: { description: 'A page of contacts', schema: pageSchema(contactSchema) } },
       async handler(ctx, { query }) {
-        ctx.body = await contacts.list(ctx.state.db, ws(ctx), query);
+        ctx.body = presentPage(await contacts.list(ctx.state.db, ws(ctx), query), presentContact);
       },
     }),
     // Before /v1/contacts/:id, which would otherwise answer "Contact not found" for "export".

@@ -20,23 +20,24 @@ export interface NewEvent {
   messageId?: string | null;
 }
 
-export interface TimelineEventJson {
+/** An entry of a ticket's timeline: who changed what, when (`detail`: what changed). */
+export interface TimelineEvent {
   id: string;
-  type: string;
-  ticket_id: string | null;
-  actor: { type: string; id: string | null };
-  data: Record<string, unknown>;
-  created_at: string;
+  type: StoredEventType;
+  ticketId: string | null;
+  actor: Actor;
+  detail: Record<string, unknown>;
+  createdAt: Date;
 }
 
-function presentEvent(r: any): TimelineEventJson {
+function toTimelineEvent(r: any): TimelineEvent {
   return {
     id: r.id,
     type: r.type,
-    ticket_id: r.ticket_id,
+    ticketId: r.ticket_id,
     actor: { type: r.actor_type, id: r.actor_id },
-    data: r.detail,
-    created_at: r.created_at.toISOString(),
+    detail: r.detail,
+    createdAt: r.created_at,
   };
 }
 
@@ -68,6 +69,6 @@ export const eventStore = {
   timeline(db: Db, workspaceId: string, ticketId: string, page: PageRequest) {
     const q = db('events').select('id', 'type', 'ticket_id', 'actor_type', 'actor_id', 'detail', 'created_at')
       .where({ workspace_id: workspaceId, ticket_id: ticketId });
-    return paginate(q, [['created_at', 'asc'], ['id', 'asc']], page, presentEvent);
+    return paginate(q, [['created_at', 'asc'], ['id', 'asc']], page, toTimelineEvent);
   },
 };

@@ -1,7 +1,7 @@
 import { apiActor } from '../http/actor.js';
 import { idParams } from '../http/common-schemas.js';
 import { defineRoute, type AppContext, type RouteDef } from '../http/route.js';
-import { pageSchema } from '../http/pagination.js';
+import { pageSchema, presentPage } from '../http/pagination.js';
 import { listTicketMessagesQuery, messageSchema, postTicketMessageBody, sendMessageBody, sentMessageSchema } from './message-schemas.js';
 import type { MessageService } from './message-service.js';
 import { presentMessage } from './message-store.js';
@@ -36,7 +36,7 @@ export function messageRoutes(messages: MessageService): RouteDef[] {
       query: listTicketMessagesQuery,
       responses: { 200: { description: 'A page of messages', schema: pageSchema(messageSchema) } },
       async handler(ctx, { params, query }) {
-        ctx.body = await messages.listForTicket(ctx.state.db, ws(ctx), params.id, query);
+        ctx.body = presentPage(await messages.listForTicket(ctx.state.db, ws(ctx), params.id, query), presentMessage);
       },
     }),
     defineRoute({

@@ -1,7 +1,7 @@
-import { timelineEventSchema } from '../events/event-schemas.js';
+import { presentEvent, timelineEventSchema } from '../events/event-schemas.js';
 import { apiActor } from '../http/actor.js';
 import { idParams } from '../http/common-schemas.js';
-import { pageSchema, paginationQueryProperties } from '../http/pagination.js';
+import { pageSchema, paginationQueryProperties, presentPage } from '../http/pagination.js';
 import { defineRoute, type AppContext, type RouteDef } from '../http/route.js';
 import { requireOneOf } from '../http/validation.js';
 import { assignBody, changeStatusBody, createTicketBody, listTicketsQuery, patchTicketBody, ticketSchema } from './ticket-schemas.js';
@@ -35,7 +35,7 @@ export function ticketRoutes(tickets: TicketService): RouteDef[] {
       query: listTicketsQuery,
       responses: { 200: { description: 'A page of tickets', schema: pageSchema(ticketSchema) } },
       async handler(ctx, { query }) {
-        ctx.body = await tickets.list(ctx.state.db, ws(ctx), query);
+        ctx.body = presentPage(await tickets.list(ctx.state.db, ws(ctx), query), present);
       },
     }),
     defineRoute({
@@ -88,7 +88,7 @@ export function ticketRoutes(tickets: TicketService): RouteDef[] {
       query: { type: 'object', additionalProperties: false, properties: paginationQueryProperties },
       responses: { 200: { description: 'A page of events', schema: pageSchema(timelineEventSchema) } },
       async handler(ctx, { params, query }) {
-        ctx.body = await tickets.timeline(ctx.state.db, ws(ctx), params.id, query);
+        ctx.body = presentPage(await tickets.timeline(ctx.state.db, ws(ctx), params.id, query), presentEvent);
       },
     }),
   ];

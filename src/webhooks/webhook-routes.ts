@@ -1,5 +1,5 @@
 import { idParams } from '../http/common-schemas.js';
-import { pageSchema } from '../http/pagination.js';
+import { pageSchema, presentPage } from '../http/pagination.js';
 import { defineRoute, type AppContext, type RouteDef } from '../http/route.js';
 import type { Clock } from '../lib/clock.js';
 import {
@@ -7,7 +7,7 @@ import {
   webhookSchema, webhookWithSecretSchema,
 } from './webhook-schemas.js';
 import type { WebhookService, WithSecret } from './webhook-service.js';
-import { presentEndpoint } from './webhook-store.js';
+import { presentDelivery, presentEndpoint } from './webhook-store.js';
 
 /** Secrets are shown once: an Idempotency-Key replay answers secret: null (the store never keeps it). */
 const hideSecret = (body: Record<string, unknown>) => ({ ...body, secret: null });
@@ -25,7 +25,8 @@ export function webhookRoutes(webhooks: WebhookService, clock: Clock): RouteDef[
       query: listWebhooksQuery,
       responses: { 200: { description: 'A page of endpoints', schema: pageSchema(webhookSchema) } },
       async handler(ctx, { query }) {
-        ctx.body = await webhooks.list(ctx.state.db, ws(ctx), query);
+        const now = clock.now();
+        ctx.body = presentPage(await webhooks.list(ctx.state.db, ws(ctx), query), (e) => presentEndpoint(e, now));
       },
     }),
     defineRoute({
@@ -95,7 +96,7 @@ export function webhookRoutes(webhooks: WebhookService, clock: Clock): RouteDef[
       query: listDeliveriesQuery,
       responses: { 200: { description: 'A page of deliveries', schema: pageSchema(deliverySchema) } },
       async handler(ctx, { params, query }) {
-        ctx.body = await webhooks.listDeliveries(ctx.state.db, ws(ctx), params.id, query);
+        ctx.body = presentPage(await webhooks.listDeliveries(ctx.state.db, ws(ctx), params.id, query), presentDelivery);
       },
     }),
     defineRoute({

@@ -2,11 +2,12 @@
  * defineRoute (src/http/route.ts) types a handler's input from the route's own schemas. The
  * assertions here are for the type check (`npx tsc --noEmit -p .`, run in CI): every
  * `@ts-expect-error` must still be an error, every annotated read must still compile. The
- * handlers never run.
+ * handlers never run; presentPage is checked at run time.
  */
 import assert from 'node:assert/strict';
 import { rotateApiKeyBody } from '../../src/auth/api-key-schemas.js';
 import { idParams } from '../../src/http/common-schemas.js';
+import { presentPage } from '../../src/http/pagination.js';
 import { defineRoute } from '../../src/http/route.js';
 import { createTicketBody, listTicketsQuery } from '../../src/tickets/ticket-schemas.js';
 
@@ -52,5 +53,11 @@ describe('route input types', () => {
         void query.limit;
       },
     });
+  });
+
+  it('presents a page item by item, keeping its fields and their order', () => {
+    const page = { items: [1, 2], total: 2, limit: 50, offset: 0, has_more: false, next_cursor: null };
+    const shown = presentPage(page, (n) => ({ n: String(n) }));
+    assert.equal(JSON.stringify(shown), '{"items":[{"n":"1"},{"n":"2"}],"total":2,"limit":50,"offset":0,"has_more":false,"next_cursor":null}');
   });
 });
