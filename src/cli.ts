@@ -98,8 +98,9 @@ async function runCommand(argv: string[], db: Knex, services: Services): Promise
       const ws = await services.workspaces.get(db, workspaceId(o.workspace));
       const items = [];
       for (let cursor: string | undefined, more = true; more;) {
-        const page = await services.apiKeys.list(db, ws.id, keyModeOf(ws.mode), { limit: 200, offset: 0, cursor }, true);
-        items.push(...page.items);
+        const page = await services.apiKeys.list(db, ws.id, { limit: 200, offset: 0, cursor }, true);
+        const now = new Date();
+        items.push(...page.items.map((k) => presentApiKey(k, keyModeOf(ws.mode), now)));
         [more, cursor] = [page.has_more, page.next_cursor ?? undefined];
       }
       return print(!!o.json, items, items.map((k) => `${k.id}\t${k.status}\t${k.token_prefix}…\t${k.name}\t${k.scopes.join(',')}`).join('\n') || 'no keys');

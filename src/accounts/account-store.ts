@@ -140,7 +140,7 @@ export const accountStore = {
   /** Newest first. */
   list(db: Db, workspaceId: string, page: PageRequest) {
     const q = live(db).select(RECORD_COLUMNS).where({ workspace_id: workspaceId });
-    return paginate(q, [['created_at', 'desc'], ['id', 'desc']], page, (r) => presentAccount(toRecord(r)));
+    return paginate(q, [['created_at', 'desc'], ['id', 'desc']], page, toRecord);
   },
 
   async update(db: Db, id: string, changes: Record<string, unknown>): Promise<AccountRecord> {

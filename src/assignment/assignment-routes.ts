@@ -1,6 +1,6 @@
 import { apiActor } from '../http/actor.js';
 import { idParams } from '../http/common-schemas.js';
-import type { RouteDef } from '../http/route.js';
+import { defineRoute, type RouteDef } from '../http/route.js';
 import { AppError } from '../kernel/errors.js';
 import { ticketSchema } from '../tickets/ticket-schemas.js';
 import { presentTicket } from '../tickets/ticket-service.js';
@@ -21,17 +21,17 @@ function checkAssignBody(body: AssignRequest): void {
 
 export function assignmentRoutes(assignment: AssignmentService): RouteDef[] {
   return [
-    {
+    defineRoute({
       method: 'post', path: '/v1/tickets/:id/assign', tag: 'tickets', auth: 'key', scope: 'write:tickets',
       params: idParams('tkt'), notFoundLabel: 'Ticket',
       summary: 'Assign to an agent (capacity checked), move to a team\'s queue (auto-assigned when the team says so), or pick by strategy (409 no_agent_available); a transfer note is posted internally',
       body: assignBody,
       validate: ({ body }) => checkAssignBody(body),
       responses: { 200: { description: 'The ticket', schema: ticketSchema } },
-      async handler(ctx) {
-        const view = await assignment.assign(ctx.state.db, ctx.state.auth.workspace.id, ctx.state.input.params.id, ctx.state.input.body, apiActor(ctx));
+      async handler(ctx, { params, body }) {
+        const view = await assignment.assign(ctx.state.db, ctx.state.auth.workspace.id, params.id, body, apiActor(ctx));
         ctx.body = presentTicket(view.ticket, view.contact);
       },
-    },
+    }),
   ];
 }

@@ -119,10 +119,8 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
     create,
     get,
 
-    list(db: Db, workspaceId: string, mode: 'live' | 'test', page: PageRequest, includeRevoked: boolean): Promise<Page<ApiKeyJson>> {
-      const now = clock.now();
-      return paginate(apiKeyStore.listQuery(db, workspaceId, includeRevoked), [['created_at', 'desc'], ['id', 'desc']], page,
-        (r) => presentApiKey(apiKeyStore.toRow(r), mode, now));
+    list(db: Db, workspaceId: string, page: PageRequest, includeRevoked: boolean): Promise<Page<ApiKeyRow>> {
+      return paginate(apiKeyStore.listQuery(db, workspaceId, includeRevoked), [['created_at', 'desc'], ['id', 'desc']], page, apiKeyStore.toRow);
     },
 
     async revoke(db: Db, workspaceId: string, id: string): Promise<ApiKeyRow> {

@@ -169,7 +169,7 @@ export function createContactService(deps: { clock: Clock }) {
     },
 
     list(db: Db, workspaceId: string, query: PageRequest & ContactFilters) {
-      return paginate(contactStore.filtered(db, workspaceId, query), [['created_at', 'desc'], ['id', 'desc']], query, (r) => presentContact(toContact(r)));
+      return paginate(contactStore.filtered(db, workspaceId, query), [['created_at', 'desc'], ['id', 'desc']], query, toContact);
     },
 
     async update(db: Db, workspaceId: string, id: string, body: PatchContactBody, actor: Actor): Promise<Contact> {

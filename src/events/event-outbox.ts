@@ -25,26 +25,27 @@ export interface NewEvent {
   messageId?: string | null;
 }
 
-export interface TimelineEventJson {
+/** An entry of a ticket's timeline: who changed what, when (`detail`: what changed). */
+export interface TimelineEvent {
   id: string;
-  type: string;
-  ticket_id: string | null;
-  actor: { type: string; id: string | null };
-  data: Record<string, unknown>;
+  type: StoredEventType;
+  ticketId: string | null;
+  actor: Actor;
+  detail: Record<string, unknown>;
   /** Only on events that carry it (ticket.updated, ticket.status_changed, ticket.assigned; SPEC §4.6). */
-  previous?: Record<string, unknown>;
-  created_at: string;
+  previous: Record<string, unknown> | null;
+  createdAt: Date;
 }
 
-function presentEvent(r: any): TimelineEventJson {
+function toTimelineEvent(r: any): TimelineEvent {
   return {
     id: r.id,
     type: r.type,
-    ticket_id: r.ticket_id,
+    ticketId: r.ticket_id,
     actor: { type: r.actor_type, id: r.actor_id },
-    data: r.detail,
-    ...(r.previous != null ? { previous: r.previous } : {}),
-    created_at: r.created_at.toISOString(),
+    detail: r.detail,
+    previous: r.previous ?? null,
+    createdAt: r.created_at,
   };
 }
 
@@ -78,6 +79,6 @@ export const eventOutbox = {
   timeline(db: Db, workspaceId: string, ticketId: string, page: PageRequest) {
     const q = db('events').select('id', 'type', 'ticket_id', 'actor_type', 'actor_id', 'detail', 'previous', 'created_at')
       .where({ workspace_id: workspaceId, ticket_id: ticketId });
-    return paginate(q, [['created_at', 'asc'], ['id', 'asc']], page, presentEvent);
+    return paginate(q, [['created_at', 'asc'], ['id', 'asc']], page, toTimelineEvent);
   },
 };

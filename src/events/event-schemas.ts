@@ -1,4 +1,5 @@
 import { timestamp } from '../http/common-schemas.js';
+import type { TimelineEvent } from './event-outbox.js';
 import { EVENT_TYPES } from './event-types.js';
 
 export const actorSchema = {
@@ -28,3 +29,26 @@ export const timelineEventSchema = {
     created_at: timestamp,
   },
 } as const;
+
+export interface TimelineEventJson {
+  id: string;
+  type: string;
+  ticket_id: string | null;
+  actor: { type: string; id: string | null };
+  data: Record<string, unknown>;
+  previous?: Record<string, unknown>;
+  created_at: string;
+}
+
+/** A timeline entry as the API shows it. */
+export function presentEvent(e: TimelineEvent): TimelineEventJson {
+  return {
+    id: e.id,
+    type: e.type,
+    ticket_id: e.ticketId,
+    actor: { type: e.actor.type, id: e.actor.id },
+    data: e.detail,
+    ...(e.previous ? { previous: e.previous } : {}),
+    created_at: e.createdAt.toISOString(),
+  };
+}

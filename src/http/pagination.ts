@@ -1,4 +1,5 @@
-/** The API's side of pagination (SPEC §4.1): the query parameters and the page schema. */
+/** The API's side of pagination (SPEC §4.1): the query parameters, the page schema, presenting a page. */
+import type { Page } from '../kernel/pagination.js';
 
 export const paginationQueryProperties = {
   limit: { type: 'integer', minimum: 1, maximum: 200, default: 50, description: 'Page size (1-200)' },
@@ -19,3 +20,8 @@ export const pageSchema = (item: Record<string, unknown>) => ({
     next_cursor: { type: ['string', 'null'] },
   },
 });
+
+/** A page of domain objects as the API shows it: the same page, each item presented. */
+export function presentPage<T, J>(page: Page<T>, present: (item: T) => J): Page<J> {
+  return { ...page, items: page.items.map(present) };
+}

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import type { Middleware, ParameterizedContext } from 'koa';
 import type { AuthContext } from '../kernel/auth-context.js';
 import type { Scope } from '../kernel/scopes.js';
@@ -12,14 +13,13 @@ export interface AppState {
   auth: AuthContext;
   /** Where this request's queries run: the pool, or the transaction of an Idempotency-Key. */
   db: Db;
-  /** Validated (and for query/path, coerced and defaulted) input. */
-  input: { params: any; query: any; body: any };
+  /** Validated (and for query/path, coerced and defaulted) input; the handler gets it typed. */
+  input: RouteInput;
   /** The route's RouteDef.replayBody, for the idempotency middleware. */
-  replayBody?: (body: any) => unknown;
+  replayBody?: (body: Record<string, unknown>) => unknown;
 }
 
 export type AppContext = ParameterizedContext<AppState>;
-export type Handler = (ctx: AppContext) => Promise<void> | void;
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 export interface ResponseDef {
@@ -29,11 +29,23 @@ export interface ResponseDef {
   contentType?: string;
 }
 
+/** A request's validated input; `unknown` where the route declares no schema. */
+export interface RouteInput<P = unknown, Q = unknown, B = unknown> {
+  params: P;
+  query: Q;
+  body: B;
+}
+
 /**
- * One endpoint: its contract (schemas, scope, responses) and its handler. The same
- * definition drives request validation, response checks and the OpenAPI document.
+ * What passes a schema: `unknown` where the route declares none. Path and query values are
+ * coerced and defaulted by ajv, so a property with a `default` is always there; bodies get
+ * no defaults, so there it stays optional.
  */
-export interface RouteDef {
+type ParamsOf<S> = S extends JSONSchema ? FromSchema<S> : unknown;
+type BodyOf<S> = S extends JSONSchema ? FromSchema<S, { keepDefaultedPropertiesOptional: true }> : unknown;
+
+/** Everything about an endpoint but its input schemas and the code that reads the input. */
+export interface RouteContract {
   method: HttpMethod;
   /** Koa style: `/v1/api-keys/:id`. */
   path: string;
@@ -42,20 +54,58 @@ export interface RouteDef {
   /** `none`: public. `key`: a valid API key, plus `scope` when given. */
   auth: 'none' | 'key';
   scope?: Scope;
-  params?: Schema;
   /** How a 404 names the resource of `:id` ("API key not found"), for malformed ids too. */
   notFoundLabel?: string;
-  query?: Schema;
-  body?: Schema;
-  /** Cross-field rules the schemas cannot state; throws a validation_error. Runs with validation. */
-  validate?: (input: { params: any; query: any; body: any }) => void;
   responses: Record<number, ResponseDef>;
   /**
    * What an Idempotency-Key replay answers instead of the stored original body: used to
    * keep a secret that is shown once (a new key's token) out of the idempotency store.
    */
-  replayBody?: (body: any) => unknown;
-  handler: Handler;
+  replayBody?: (body: Record<string, unknown>) => unknown;
+}
+
+/**
+ * One endpoint: its contract (schemas, scope, responses) and its handler. The same
+ * definition drives request validation, response checks and the OpenAPI document.
+ * Lists of routes hold this input-agnostic form; write a route with `defineRoute` to
+ * have its input typed from its own schemas.
+ */
+export interface RouteDef extends RouteContract {
+  params?: Schema;
+  query?: Schema;
+  body?: Schema;
+  /** Cross-field rules the schemas cannot state; throws a validation_error. Runs with validation. */
+  validate?: (input: RouteInput) => void;
+  handler: (ctx: AppContext, input: RouteInput) => Promise<void> | void;
+}
+
+/**
+ * Declares a route; `validate` and `handler` get the input typed from the route's own
+ * schemas (and a route list holds the result as a plain RouteDef):
+ *
+ *   defineRoute({
+ *     method: 'get', path: '/v1/tickets/:id/events', params: idParams('tkt'), query: { type: 'object', properties: paginationQueryProperties }, ...,
+ *     async handler(ctx, { params, query }) {  // params.id: string; query.limit: number
+ *       ctx.body = presentPage(await tickets.timeline(ctx.state.db, ws(ctx), params.id, query), presentEvent);
+ *     },
+ *   })
+ *
+ * P, Q and B stay unconstrained and the input type is spelled out in place: bounding them by
+ * JSONSchema, or naming the input with an alias over FromSchema of a type parameter, sends
+ * tsc into excessively deep instantiation (TS2589).
+ */
+export function defineRoute<const P = undefined, const Q = undefined, const B = undefined>(
+  def: RouteContract & {
+    params?: P & Schema;
+    query?: Q & Schema;
+    body?: B & Schema;
+    validate?: (input: RouteInput<ParamsOf<P>, ParamsOf<Q>, BodyOf<B>>) => void;
+    handler: (ctx: AppContext, input: RouteInput<ParamsOf<P>, ParamsOf<Q>, BodyOf<B>>) => Promise<void> | void;
+  },
+): RouteDef {
+  // The one place route input is cast: mountRoutes hands validate and handler only input that
+  // passed these very schemas (coerced and defaulted as ParamsOf and BodyOf describe).
+  return def as RouteDef;
 }
 
 /** The shared middleware a route is wrapped in, in order. */
@@ -74,7 +124,7 @@ function validateInput(def: RouteDef): Middleware<AppState> {
   const query = compile(def.query ?? { type: 'object', additionalProperties: false }, 'query');
   const body = def.body && compile(def.body, 'body');
   return async (ctx, next) => {
-    const input = { params: { ...ctx.params }, query: { ...ctx.query }, body: ctx.request.body };
+    const input: RouteInput = { params: { ...ctx.params }, query: { ...ctx.query }, body: ctx.request.body };
     // A bad id in the path is a resource that does not exist, not a malformed request.
     if (params && !params(input.params)) throw new AppError('not_found', `${def.notFoundLabel ?? 'Resource'} not found`);
     check(query, input.query, 'query');
@@ -122,7 +172,7 @@ export function mountRoutes(router: Router<AppState>, defs: RouteDef[], kit: Rou
       chain.push(kit.idempotency);
     }
     if (kit.validateResponses) chain.push(checkResponse(def));
-    chain.push(async (ctx) => { await def.handler(ctx); });
-    router.register(def.path, [def.method.toUpperCase()], chain as any);
+    chain.push(async (ctx) => { await def.handler(ctx, ctx.state.input); });
+    router.register(def.path, [def.method.toUpperCase()], chain);
   }
 }

@@ -81,7 +81,8 @@ export async function paginate<T>(
   query: Knex.QueryBuilder,
   order: readonly SortColumn[],
   req: PageRequest,
-  present: (row: any) => T,
+  /** Row → domain object (`toTicket`): routes present the items, not the store. */
+  toItem: (row: any) => T,
   /** Where `total` comes from when the caller knows it cheaper than counting the query. */
   count?: () => Promise<number>,
 ): Promise<Page<T>> {
@@ -100,7 +101,7 @@ export async function paginate<T>(
   const hasMore = rows.length > req.limit;
   const pageRows = hasMore ? rows.slice(0, req.limit) : rows;
   return {
-    items: pageRows.map(present),
+    items: pageRows.map(toItem),
     total: Number(n),
     limit: req.limit,
     offset: req.cursor ? 0 : req.offset,

@@ -100,7 +100,7 @@ export const messageStore = {
   listForTicket(db: Db, workspaceId: string, ticketId: string, q: PageRequest & { visibility?: 'public' | 'internal' }) {
     const query = db('messages').select(COLUMNS).where({ workspace_id: workspaceId, ticket_id: ticketId });
     if (q.visibility) query.where('visibility', q.visibility);
-    return paginate(query, [['created_at', 'asc'], ['id', 'asc']], q, (r) => presentMessage(toMessage(r)));
+    return paginate(query, [['created_at', 'asc'], ['id', 'asc']], q, toMessage);
   },
 
   /** Moves a queued message to sent/failed; null when it was not queued (already settled). */

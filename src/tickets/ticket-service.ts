@@ -139,7 +139,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
 
     list(db: Db, workspaceId: string, query: ListTicketsQuery & PageRequest) {
       const { query: q, order, count } = ticketStore.listQuery(db, workspaceId, query);
-      return paginate(q, order, query, (r) => presentTicket(toTicket(r), contactOf(r)), count);
+      return paginate(q, order, query, (r): TicketView => ({ ticket: toTicket(r), contact: contactOf(r) }), count);
     },
 
     async update(db: Db, workspaceId: string, id: string, body: PatchTicketBody, actor: Actor): Promise<TicketView> {

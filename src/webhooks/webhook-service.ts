@@ -111,7 +111,7 @@ export function createWebhookService(deps: { clock: Clock; config: Config['webho
     },
 
     list(db: Db, workspaceId: string, page: PageRequest & { enabled?: boolean }) {
-      return webhookStore.list(db, workspaceId, page, { enabled: page.enabled }, clock.now());
+      return webhookStore.list(db, workspaceId, page, { enabled: page.enabled });
     },
 
     get: (db: Db, workspaceId: string, id: string) => find(db, workspaceId, id),

@@ -73,7 +73,21 @@ export interface AttemptJson {
   response_excerpt: string | null;
 }
 
-export function presentDelivery(r: any): DeliveryJson {
+/** A delivery as the store reads it (DELIVERY_COLUMNS); `attempts` holds the last 50, oldest first. */
+export interface DeliveryRow {
+  id: string;
+  event_id: string;
+  event_type: string;
+  endpoint_id: string;
+  status: DeliveryStatus;
+  attempts: AttemptJson[];
+  next_attempt_at: Date | null;
+  in_flight_since: Date | null;
+  paused: boolean;
+  created_at: Date;
+}
+
+export function presentDelivery(r: DeliveryRow): DeliveryJson {
   return {
     id: r.id,
     event_id: r.event_id,
@@ -109,10 +123,10 @@ export const webhookStore = {
     return Number(n);
   },
 
-  list(db: Db, workspaceId: string, page: PageRequest, filters: { enabled?: boolean }, now: Date) {
+  list(db: Db, workspaceId: string, page: PageRequest, filters: { enabled?: boolean }) {
     const q = db('webhook_endpoints').where({ workspace_id: workspaceId });
     if (filters.enabled !== undefined) q.where({ enabled: filters.enabled });
-    return paginate(q.select('*'), [['created_at', 'asc'], ['id', 'asc']], page, (r) => presentEndpoint(toEndpoint(r), now));
+    return paginate(q.select('*'), [['created_at', 'asc'], ['id', 'asc']], page, toEndpoint);
   },
 
   async update(db: Db, id: string, changes: Record<string, unknown>): Promise<Endpoint> {
@@ -147,7 +161,7 @@ export const webhookStore = {
     const q = db('webhook_deliveries').select(DELIVERY_COLUMNS).where({ endpoint_id: endpointId });
     if (filters.status) q.whereIn('status', filters.status);
     if (filters.event) q.where({ event_type: filters.event });
-    return paginate(q, [['created_at', 'desc'], ['id', 'desc']], page, presentDelivery);
+    return paginate(q, [['created_at', 'desc'], ['id', 'desc']], page, (r): DeliveryRow => r);
   },
 
 };

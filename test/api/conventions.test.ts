@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { AppError } from '../../src/kernel/errors.js';
-import type { RouteDef } from '../../src/http/route.js';
+import { defineRoute, type RouteDef } from '../../src/http/route.js';
 import { createKnex } from '../../src/db/knex.js';
 import { makeKey } from '../helpers/factories.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
@@ -33,19 +33,19 @@ const probeRoutes: RouteDef[] = [
     responses: { 200: { description: 'never' } },
     handler() { throw new AppError('conflict', 'The thing is in the way'); },
   },
-  {
+  defineRoute({
     method: 'post', path: '/v1/test/half-done', tag: 'test', auth: 'key', summary: 'writes, then fails',
     body: { type: 'object', additionalProperties: false, required: ['name', 'fail'], properties: { name: { type: 'string' }, fail: { type: 'string', enum: ['throw', 'conflict', 'no'] } } },
     responses: { 201: { description: 'made' } },
-    async handler(ctx) {
-      const { name, fail } = ctx.state.input.body;
+    async handler(ctx, { body }) {
+      const { name, fail } = body;
       await ctx.state.db('workspaces').insert({ id: `ws_${name}`, name, mode: 'live' });
       if (fail === 'throw') throw new Error('disk on fire');
       if (fail === 'conflict') throw new AppError('conflict', 'changed my mind');
       ctx.status = 201;
       ctx.body = { ok: true };
     },
-  },
+  }),
   {
     method: 'get', path: '/v1/test/bad-response', tag: 'test', auth: 'key', summary: 'breaks its schema',
     responses: { 200: { description: 'x', schema: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } } },

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import type { Knex } from '../../src/db/knex.js';
 import { problemSchema } from '../../src/http/common-schemas.js';
 import { AppError } from '../../src/kernel/errors.js';
-import type { AppContext, RouteDef } from '../../src/http/route.js';
+import { defineRoute, type AppContext, type RouteDef } from '../../src/http/route.js';
 
 /** The advisory lock id the `/v1/test/effects/lock` route waits for. */
 export const TEST_ADVISORY_LOCK = 424_201;
@@ -78,14 +78,14 @@ async function hold(ctx: AppContext, ms: number | undefined): Promise<void> {
 export function effectRoutes(control: EffectControl): RouteDef[] {
   const called = (name: string) => { control.calls[name] = (control.calls[name] ?? 0) + 1; };
   return [
-    {
+    defineRoute({
       method: 'post', path: '/v1/test/effects', tag: 'test', auth: 'key',
       summary: 'Insert one effect row; optionally hold the transaction open; optionally fail after the insert',
       body: effectBody,
       responses: { 201: { description: 'The effect', schema: effectSchema } },
-      async handler(ctx) {
+      async handler(ctx, { body }) {
         called('create');
-        const { tag, hold_ms } = ctx.state.input.body;
+        const { tag, hold_ms } = body;
         const id = await insertEffect(ctx, 'create', tag);
         await hold(ctx, hold_ms);
         if (control.faultNext) {
@@ -96,8 +96,8 @@ export function effectRoutes(control: EffectControl): RouteDef[] {
         ctx.set('Location', `/v1/test/effects/${id}`);
         ctx.body = { id, tag, workspace_id: ctx.state.auth.workspace.id, nonce: randomUUID() };
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'post', path: '/v1/test/effects/business-error', tag: 'test', auth: 'key',
       summary: 'Insert an effect row, then answer a business error (not_found or conflict)',
       body: {
@@ -110,44 +110,44 @@ export function effectRoutes(control: EffectControl): RouteDef[] {
         404: { description: 'Not found', schema: problemSchema, contentType: 'application/problem+json' },
         409: { description: 'Conflict', schema: problemSchema, contentType: 'application/problem+json' },
       },
-      async handler(ctx) {
+      async handler(ctx, { body }) {
         called('business-error');
-        const { tag, code } = ctx.state.input.body;
+        const { tag, code } = body;
         await insertEffect(ctx, 'business-error', tag);
         throw new AppError(code, `business outcome ${code} (${randomUUID()})`);
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'post', path: '/v1/test/effects/unavailable', tag: 'test', auth: 'key',
       summary: 'Insert an effect row, then answer 503 by setting the status (no throw)',
       body: effectBody,
       responses: { 503: { description: 'Unavailable' } },
-      async handler(ctx) {
+      async handler(ctx, { body }) {
         called('unavailable');
-        await insertEffect(ctx, 'unavailable', ctx.state.input.body.tag);
+        await insertEffect(ctx, 'unavailable', body.tag);
         ctx.status = 503;
         ctx.body = { error: 'try later', nonce: randomUUID() };
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'post', path: '/v1/test/effects/accepted', tag: 'test', auth: 'key',
       summary: 'Insert an effect row, answer 202 without a body',
       body: effectBody,
       responses: { 202: { description: 'Accepted, no body' } },
-      async handler(ctx) {
+      async handler(ctx, { body }) {
         called('accepted');
-        await insertEffect(ctx, 'accepted', ctx.state.input.body.tag);
+        await insertEffect(ctx, 'accepted', body.tag);
         ctx.status = 202;
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'post', path: '/v1/test/effects/csv', tag: 'test', auth: 'key',
       summary: 'Insert an effect row, answer 201 text/csv as a stream (note "stream"), a Buffer ("buffer") or non-UTF-8 bytes ("binary")',
       body: effectBody,
       responses: { 201: { description: 'CSV', contentType: 'text/csv' } },
-      async handler(ctx) {
+      async handler(ctx, { body }) {
         called('csv');
-        const { tag, note } = ctx.state.input.body;
+        const { tag, note } = body;
         await insertEffect(ctx, 'csv', tag);
         const text = `tag,name\n${tag},Zoë\n`;
         ctx.status = 201;
@@ -156,34 +156,34 @@ export function effectRoutes(control: EffectControl): RouteDef[] {
         else if (note === 'buffer') ctx.body = Buffer.from(text, 'utf8');
         else ctx.body = Readable.from([text.slice(0, 5), text.slice(5)]);
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'post', path: '/v1/test/effects/lock', tag: 'test', auth: 'key',
       summary: 'Insert an effect row, then wait (100 ms at most) for an advisory lock a test may hold',
       body: effectBody,
       responses: { 201: { description: 'Got the lock', schema: effectSchema } },
-      async handler(ctx) {
+      async handler(ctx, { body }) {
         called('lock');
-        const { tag } = ctx.state.input.body;
+        const { tag } = body;
         const id = await insertEffect(ctx, 'lock', tag);
         await ctx.state.db.raw(`SET LOCAL lock_timeout = '100ms'`);
         await ctx.state.db.raw('SELECT pg_advisory_xact_lock(?)', [TEST_ADVISORY_LOCK]);
         ctx.status = 201;
         ctx.body = { id, tag, workspace_id: ctx.state.auth.workspace.id, nonce: randomUUID() };
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'delete', path: '/v1/test/effects/:tag', tag: 'test', auth: 'key',
       summary: 'Delete the effect rows of a tag and record the deletion as an effect; 204',
       params: { type: 'object', required: ['tag'], additionalProperties: false, properties: { tag: { type: 'string' } } },
       responses: { 204: { description: 'Deleted' } },
-      async handler(ctx) {
+      async handler(ctx, { params }) {
         called('delete');
-        const { tag } = ctx.state.input.params;
+        const { tag } = params;
         await ctx.state.db('test_effects').where({ tag, workspace_id: ctx.state.auth.workspace.id }).del();
         await insertEffect(ctx, 'delete', `deleted:${tag}`);
         ctx.status = 204;
       },
-    },
+    }),
   ];
 }
