@@ -51,6 +51,9 @@ export function createAgentService(deps: { clock: Clock }) {
     /** The active agents a pick may choose among (a team's, or all), locked in id order: see agentStore.lockCandidates. */
     lockCandidates: (db: Db, workspaceId: string, teamId: string | null): Promise<Agent[]> => agentStore.lockCandidates(db, workspaceId, teamId),
 
+    /** The active agents of a team (or all), unlocked: for reports. */
+    listCandidates: (db: Db, workspaceId: string, teamId: string | null): Promise<Agent[]> => agentStore.listCandidates(db, workspaceId, teamId),
+
     touchAssigned: (db: Db, id: string, at: Date): Promise<void> => agentStore.touchAssigned(db, id, at),
 
     findTeam: (db: Db, workspaceId: string, id: string): Promise<Team | null> => teamStore.findById(db, workspaceId, id),

@@ -81,6 +81,13 @@ export const agentStore = {
     return (await q).map(toAgent);
   },
 
+  /** Like lockCandidates, without locks (reports: how many agents could take a ticket now). */
+  async listCandidates(db: Db, workspaceId: string, teamId: string | null): Promise<Agent[]> {
+    const q = db('agents as a').select('a.*').where({ 'a.workspace_id': workspaceId, 'a.active': true }).orderBy('a.id');
+    if (teamId) q.join('agent_teams as m', function () { this.on('m.agent_id', 'a.id').andOnVal('m.team_id', teamId); });
+    return (await q).map(toAgent);
+  },
+
   /** One agent, locked until the transaction ends (a direct assignment checking capacity). */
   async lock(db: Db, workspaceId: string, id: string): Promise<Agent | null> {
     const row = await db('agents').where({ workspace_id: workspaceId, id }).forUpdate().first();
