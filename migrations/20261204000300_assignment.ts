@@ -45,12 +45,13 @@ export async function up(knex: Knex): Promise<void> {
       WHERE assignee_id IS NOT NULL AND status IN ('open', 'in_progress', 'waiting_on_customer');
 
     -- A team's queue may be able to hand out tickets. One row per team: a new kick while one
-    -- is being worked on moves kicked_at, so the worker looks again instead of deleting it.
+    -- is being worked on counts up \`kicks\`, so the worker looks again instead of deleting it.
     CREATE TABLE queue_kicks (
       workspace_id  text NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
       team_id       text NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
-      kicked_at     timestamptz NOT NULL,
-      leased_until  timestamptz,
+      kicks         bigint NOT NULL DEFAULT 1,
+      kicked_at     timestamptz(3) NOT NULL,
+      leased_until  timestamptz(3),
       PRIMARY KEY (team_id)
     );
     CREATE INDEX queue_kicks_due ON queue_kicks (kicked_at);
@@ -60,7 +61,7 @@ export async function up(knex: Knex): Promise<void> {
     CREATE FUNCTION kick_queue(ws text, team text) RETURNS void LANGUAGE sql AS $$
       INSERT INTO queue_kicks (workspace_id, team_id, kicked_at)
         SELECT t.workspace_id, t.id, clock_timestamp() FROM teams t WHERE t.id = team AND t.workspace_id = ws AND t.auto_assign IS NOT NULL AND NOT t.paused
-      ON CONFLICT (team_id) DO UPDATE SET kicked_at = EXCLUDED.kicked_at;
+      ON CONFLICT (team_id) DO UPDATE SET kicks = queue_kicks.kicks + 1;
     $$;
     -- plpgsql: PERFORM runs the call for every team (a SQL function's last SELECT stops at one row).
     CREATE FUNCTION kick_queues_of_agent(ws text, agent text) RETURNS void LANGUAGE plpgsql AS $$

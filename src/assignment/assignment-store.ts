@@ -8,8 +8,8 @@ import type { Db } from '../db/knex.js';
 export interface Kick {
   workspaceId: string;
   teamId: string;
-  /** As PostgreSQL wrote it (microseconds: a JS Date would lose them and never match again). */
-  kickedAt: string;
+  /** How many kicks the row had counted when claimed: more by the end means look again. */
+  kicks: number;
 }
 
 export const assignmentStore = {
@@ -44,16 +44,16 @@ export const assignmentStore = {
         WHERE k.team_id = (SELECT team_id FROM queue_kicks
                             WHERE leased_until IS NULL OR leased_until < clock_timestamp()
                             ORDER BY kicked_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING workspace_id, team_id, kicked_at::text AS kicked_at`,
+        RETURNING workspace_id, team_id, kicks`,
       [leaseMs / 1000],
     );
     const row = r.rows[0];
-    return row ? { workspaceId: row.workspace_id, teamId: row.team_id, kickedAt: row.kicked_at } : null;
+    return row ? { workspaceId: row.workspace_id, teamId: row.team_id, kicks: Number(row.kicks) } : null;
   },
 
   /** The kick is worked off: gone, unless a newer kick came meanwhile (then it is free again). */
   async finishKick(db: Db, k: Kick): Promise<void> {
-    const deleted = await db('queue_kicks').where({ team_id: k.teamId }).whereRaw('kicked_at = ?::timestamptz', [k.kickedAt]).del();
+    const deleted = await db('queue_kicks').where({ team_id: k.teamId, kicks: k.kicks }).del();
     if (!deleted) await db('queue_kicks').where({ team_id: k.teamId }).update({ leased_until: null });
   },
 

@@ -33,7 +33,7 @@ describe('migrations', function () {
   }
 
   async function advisoryLocksHeld(k: Knex): Promise<number> {
-    const { rows } = await k.raw(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted`);
+    const { rows } = await k.raw(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
     return rows[0].n;
   }
 
