@@ -11,6 +11,7 @@ import { createTicketService, type TicketNotes } from './tickets/ticket-service.
 import { createWebhookService } from './webhooks/webhook-service.js';
 import { createAgentService } from './agents/agent-service.js';
 import { createAssignmentService } from './assignment/assignment-service.js';
+import { createQueueService } from './assignment/queue-service.js';
 import { createMetricsService } from './metrics/metrics-service.js';
 import { createTopicService } from './topics/topic-service.js';
 import { createAccountService } from './accounts/account-service.js';
@@ -46,6 +47,7 @@ export function createServices(deps: Deps) {
     agents,
     topics,
     assignment,
+    queues: createQueueService({ tickets, agents }),
     metrics: createMetricsService(),
     intakeForms: createIntakeFormService({ clock }),
   };

@@ -63,6 +63,16 @@ export function createAgentService(deps: { clock: Clock }) {
       if (!team) throw notFound('Team');
       return team;
     },
+
+    /** The workspace's teams, by name. */
+    listTeams: (db: Db, workspaceId: string): Promise<Team[]> => teamStore.list(db, workspaceId),
+
+    /** Pauses or resumes a team's queue (auto-assignment); 404 when the team is not the workspace's. */
+    async setTeamPaused(db: Db, workspaceId: string, id: string, paused: boolean): Promise<Team> {
+      const team = await teamStore.setPaused(db, workspaceId, id, paused, clock.now());
+      if (!team) throw notFound('Team');
+      return team;
+    },
   };
 }
 

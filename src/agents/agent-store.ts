@@ -113,6 +113,17 @@ export const teamStore = {
     return row ? toTeam(row) : null;
   },
 
+  /** The workspace's teams, by name. */
+  async list(db: Db, workspaceId: string): Promise<Team[]> {
+    return (await db('teams').where({ workspace_id: workspaceId }).orderByRaw('lower(name), id')).map(toTeam);
+  },
+
+  /** Pauses or resumes the team's queue (a resume kicks it: trigger teams_queues); null when there is no such team. */
+  async setPaused(db: Db, workspaceId: string, id: string, paused: boolean, at: Date): Promise<Team | null> {
+    const [row] = await db('teams').where({ workspace_id: workspaceId, id }).whereNot({ paused }).update({ paused, updated_at: at }).returning('*');
+    return row ? toTeam(row) : teamStore.findById(db, workspaceId, id);
+  },
+
   async insert(db: Db, t: { workspaceId: string; name: string; at: Date }): Promise<Team> {
     const [row] = await db('teams').insert({ id: newId('team'), workspace_id: t.workspaceId, name: t.name, created_at: t.at, updated_at: t.at }).returning('*');
     return toTeam(row);

@@ -2,7 +2,11 @@
  * The assignment module's tables: round-robin rotations (assignment_rotations) and queue kicks
  * (queue_kicks, written by the triggers of migration 20261204000300).
  */
+import { lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
+
+/** With "workspace:team" (or "workspace:none"), the lock of a queue's manual order. */
+const QUEUE_ORDER_LOCK = 424_250;
 
 /** A claimed kick: the team whose queue to work off, and which kick the claim saw. */
 export interface Kick {
@@ -26,6 +30,15 @@ export const assignmentStore = {
 
   async saveRotation(db: Db, workspaceId: string, scope: string, agentId: string): Promise<void> {
     await db('assignment_rotations').where({ workspace_id: workspaceId, scope }).update({ last_agent_id: agentId });
+  },
+
+  /**
+   * Serialises changes of one queue's manual order (reorders) until the transaction ends: each
+   * re-ranks from the order the previous one left. An advisory lock, because the no-team queue
+   * has no row to lock.
+   */
+  async lockQueueOrder(db: Db, workspaceId: string, teamId: string | null): Promise<void> {
+    await db.raw('SELECT pg_advisory_xact_lock(?)', [lockKey(QUEUE_ORDER_LOCK, `${workspaceId}:${teamId ?? 'none'}`)]);
   },
 
   /** Kicks a team's queue by hand (the triggers cover changes of tickets, agents and teams). */

@@ -23,7 +23,7 @@ import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags, pre
 import { sendQueue } from '../send-queue/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
-import { contactOf, ticketStore, toTicket, type NewTicket, type Ticket, type TicketChanges } from './ticket-store.js';
+import { contactOf, ticketStore, toTicket, type NewTicket, type QueueStat, type Ticket, type TicketChanges } from './ticket-store.js';
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -254,6 +254,21 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
 
     /** A queue's first tickets in distribution order; `lock` skips tickets in use elsewhere. */
     queueHead: (db: Db, workspaceId: string, teamId: string | null, limit: number, opts: { lock?: boolean } = {}) => ticketStore.queueHead(db, workspaceId, teamId, limit, opts),
+
+    /** Per queue (team or null) and priority: depth and oldest created_at; teamId undefined: every queue. */
+    queueStats: (db: Db, workspaceId: string, teamId?: string | null): Promise<QueueStat[]> => ticketStore.queueStats(db, workspaceId, teamId),
+
+    /** A page of a queue in distribution order (manual rank, priority, age). */
+    queuePage(db: Db, workspaceId: string, teamId: string | null, page: PageRequest) {
+      const { query, order } = ticketStore.queueListQuery(db, workspaceId, teamId);
+      return paginate(query, order, page, (r): TicketView => ({ ticket: toTicket(r), contact: contactOf(r) }));
+    },
+
+    /** The ids heading a queue: the first `atLeast` and every ranked one, plus one (ticketStore.queueOrder). */
+    queueOrder: (db: Db, workspaceId: string, teamId: string | null, atLeast: number) => ticketStore.queueOrder(db, workspaceId, teamId, atLeast),
+
+    /** Manual queue ranks 1..n for these tickets, in this order. */
+    setQueueRanks: (db: Db, workspaceId: string, ids: string[]): Promise<void> => ticketStore.setQueueRanks(db, workspaceId, ids),
 
     /** A reply reached the customer at `at`: the ticket's first response, unless an earlier one did. */
     recordFirstResponse: (db: Db, workspaceId: string, id: string, at: Date): Promise<void> => ticketStore.recordFirstResponse(db, workspaceId, id, at),

@@ -117,12 +117,15 @@ export function contactOf(r: any): Contact {
 
 const OPEN_STATUSES = ['open', 'in_progress', 'waiting_on_customer'];
 
-/** A queue: unassigned tickets not resolved or closed (nor archived) of one team, or of none. */
-function queueQuery(db: Db, workspaceId: string, teamId: string | null): Knex.QueryBuilder {
+/**
+ * A queue: unassigned tickets not resolved or closed (nor archived) of one team, or of none;
+ * with teamId undefined, every queue of the workspace.
+ */
+function queueQuery(db: Db, workspaceId: string, teamId: string | null | undefined): Knex.QueryBuilder {
   const q = db('tickets').where('tickets.workspace_id', workspaceId).whereNull('tickets.assignee_id')
     .whereIn('tickets.status', OPEN_STATUSES).whereNull('tickets.archived_at');
   if (teamId === null) q.whereNull('tickets.team_id');
-  else q.where('tickets.team_id', teamId);
+  else if (teamId !== undefined) q.where('tickets.team_id', teamId);
   return q;
 }
 
@@ -130,6 +133,17 @@ function queueQuery(db: Db, workspaceId: string, teamId: string | null): Knex.Qu
 const QUEUE_ORDER: readonly (readonly [string, 'asc' | 'desc'])[] = [
   ['tickets.queue_rank', 'asc'], ['tickets.priority_rank', 'desc'], ['tickets.created_at', 'asc'], ['tickets.id', 'asc'],
 ];
+
+/** Where an unranked ticket sorts in its queue: after every rank (queue_rank is an integer). */
+const UNRANKED = 2147483647;
+
+/** A queue's tickets at one priority: how many, and the created_at of the oldest. */
+export interface QueueStat {
+  teamId: string | null;
+  priority: Priority;
+  depth: number;
+  oldest: Date;
+}
 
 const SORTS: Record<string, readonly (readonly [string, 'asc' | 'desc'])[]> = {
   '-created_at': [['tickets.created_at', 'desc'], ['tickets.id', 'desc']],
@@ -296,6 +310,50 @@ export const ticketStore = {
     for (const [column, dir] of QUEUE_ORDER) q.orderBy(column, dir, column === 'tickets.queue_rank' ? 'last' : undefined);
     if (opts.lock) q.forNoKeyUpdate('tickets').skipLocked();
     return (await q).map(toTicket);
+  },
+
+  /**
+   * How many tickets wait in each queue (a team's, or null: no team) at each priority, and
+   * since when (the oldest one's created_at): one grouped query over the tickets_queue index.
+   */
+  async queueStats(db: Db, workspaceId: string, teamId?: string | null): Promise<QueueStat[]> {
+    const rows = await queueQuery(db, workspaceId, teamId).select('tickets.team_id', 'tickets.priority')
+      .count({ n: '*' }).min({ oldest: 'tickets.created_at' }).groupBy('tickets.team_id', 'tickets.priority');
+    return rows.map((r: any) => ({ teamId: r.team_id, priority: r.priority, depth: Number(r.n), oldest: r.oldest }));
+  },
+
+  /**
+   * A queue with contacts, for paginate, in distribution order. Unranked tickets sort after
+   * ranked ones through a non-null position (the keyset cursor cannot compare nulls), which
+   * is why the query is wrapped: the cursor's WHERE needs the position as a column.
+   */
+  queueListQuery(db: Db, workspaceId: string, teamId: string | null): { query: Knex.QueryBuilder; order: readonly (readonly [string, 'asc' | 'desc'])[] } {
+    const inner = queueQuery(db, workspaceId, teamId).join('contacts', 'contacts.id', 'tickets.contact_id')
+      .select([...SELECT_TICKET, ...CONTACT_SELECT, db.raw(`COALESCE(tickets.queue_rank, ${UNRANKED}) AS queue_position`)]);
+    const order = [['queue.queue_position', 'asc'], ['queue.priority_rank', 'desc'], ['queue.created_at', 'asc'], ['queue.id', 'asc']] as const;
+    return { query: db.select('*').from(inner.as('queue')), order };
+  },
+
+  /**
+   * The ids at the head of a queue in distribution order: the first `atLeast`, and at least
+   * every manually ranked one (they come first), plus one more when there is one.
+   */
+  async queueOrder(db: Db, workspaceId: string, teamId: string | null, atLeast: number): Promise<{ ids: string[]; ranked: number }> {
+    const [{ n }] = await queueQuery(db, workspaceId, teamId).whereNotNull('tickets.queue_rank').count({ n: '*' });
+    const ranked = Number(n);
+    const q = queueQuery(db, workspaceId, teamId).select('tickets.id').limit(Math.max(atLeast, ranked) + 1);
+    for (const [column, dir] of QUEUE_ORDER) q.orderBy(column, dir, column === 'tickets.queue_rank' ? 'last' : undefined);
+    return { ids: (await q).map((r: any) => r.id as string), ranked };
+  },
+
+  /** Ranks 1..n for these tickets, in this order (a manual queue order); updated_at stays. */
+  async setQueueRanks(db: Db, workspaceId: string, ids: string[]): Promise<void> {
+    if (!ids.length) return;
+    await db.raw(
+      `UPDATE tickets t SET queue_rank = r.rank FROM unnest(?::text[]) WITH ORDINALITY AS r(id, rank)
+        WHERE t.workspace_id = ? AND t.id = r.id AND t.queue_rank IS DISTINCT FROM r.rank`,
+      [ids, workspaceId],
+    );
   },
 
   /** The earliest delivery wins, whatever order the delivery reports arrive in; updated_at stays. */
