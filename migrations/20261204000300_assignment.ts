@@ -58,11 +58,16 @@ export async function up(knex: Knex): Promise<void> {
 
     -- Room appears or a ticket enters a queue: kick the auto-assigning, running queues
     -- concerned, in the transaction of the change (whatever path made it: API, Telegram, jobs).
-    CREATE FUNCTION kick_queue(ws text, team text) RETURNS void LANGUAGE sql AS $$
+    -- NOTIFY (delivered at commit, to every replica) wakes the assignment workers at once.
+    CREATE FUNCTION kick_queue(ws text, team text) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
       INSERT INTO queue_kicks (workspace_id, team_id, kicked_at)
         SELECT t.workspace_id, t.id, clock_timestamp() FROM teams t WHERE t.id = team AND t.workspace_id = ws AND t.auto_assign IS NOT NULL AND NOT t.paused
       ON CONFLICT (team_id) DO UPDATE SET kicks = queue_kicks.kicks + 1;
-    $$;
+      IF FOUND THEN
+        PERFORM pg_notify('topicdesk_queue_kicks', '');
+      END IF;
+    END $$;
     -- plpgsql: PERFORM runs the call for every team (a SQL function's last SELECT stops at one row).
     CREATE FUNCTION kick_queues_of_agent(ws text, agent text) RETURNS void LANGUAGE plpgsql AS $$
     BEGIN

@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     ],
   });
   webhookWorker = createWebhookWorker({ db, logger, clock: systemClock, config: config.webhooks, webhooks: services.webhooks });
-  assignmentWorker = createAssignmentWorker({ db, logger, clock: systemClock, assignment: services.assignment });
+  assignmentWorker = createAssignmentWorker({ db, logger, clock: systemClock, assignment: services.assignment, listenUrl: opened.url });
 
   server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));

@@ -6,6 +6,7 @@
  * assigned once).
  */
 import type { Knex } from '../db/knex.js';
+import { listen, type Listener } from '../db/notifications.js';
 import { inTransaction } from '../db/transaction.js';
 import { createQueueWorker, type QueueWorker } from '../jobs/queue-worker.js';
 import { SYSTEM } from '../kernel/actor.js';
@@ -19,13 +20,18 @@ export interface AssignmentWorkerSettings {
   concurrency: number;
 }
 
-export const DEFAULT_ASSIGNMENT_WORKER: AssignmentWorkerSettings = { pollIntervalMs: 250, leaseMs: 30_000, concurrency: 1 };
+export const DEFAULT_ASSIGNMENT_WORKER: AssignmentWorkerSettings = { pollIntervalMs: 1_000, leaseMs: 30_000, concurrency: 1 };
 
-export function createAssignmentWorker(deps: { db: Knex; logger: Logger; clock: Clock; assignment: AssignmentService; settings?: Partial<AssignmentWorkerSettings> }): QueueWorker {
+/**
+ * `listenUrl`: a connection string to LISTEN for kicks on (the triggers NOTIFY at commit), so
+ * a queue is worked off as soon as room appears in any replica; without it, the poll finds it.
+ */
+export function createAssignmentWorker(deps: { db: Knex; logger: Logger; clock: Clock; assignment: AssignmentService; settings?: Partial<AssignmentWorkerSettings>; listenUrl?: string }): QueueWorker {
   const { db, assignment } = deps;
   const settings = { ...DEFAULT_ASSIGNMENT_WORKER, ...deps.settings };
   const logger = deps.logger.child({ component: 'assignment' });
-  return createQueueWorker<never>({
+  let listener: Listener | null = null;
+  const worker = createQueueWorker<never>({
     async claim() {
       const kick = await assignment.claimKick(db, settings.leaseMs);
       if (!kick) return { done: 0, nextAt: await assignment.nextKickAt(db) };
@@ -41,4 +47,18 @@ export function createAssignmentWorker(deps: { db: Knex; logger: Logger; clock: 
     claimErrorMessage: 'distributing a queue failed; the kick is retried after its lease',
     clock: deps.clock,
   });
+  return {
+    wake: () => worker.wake(),
+    drain: () => worker.drain(),
+    get inFlight() { return worker.inFlight; },
+    start() {
+      worker.start();
+      if (deps.listenUrl && !listener) listener = listen(deps.listenUrl, 'topicdesk_queue_kicks', () => worker.wake(), logger);
+    },
+    async stop() {
+      await listener?.close();
+      listener = null;
+      await worker.stop();
+    },
+  };
 }

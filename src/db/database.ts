@@ -6,6 +6,8 @@ import { startEmbeddedPostgres } from './embedded-postgres.js';
 
 export interface Database {
   readonly knex: Knex;
+  /** Its connection string (for the few things that need a connection of their own: LISTEN). */
+  readonly url: string;
   /** Closes the pool, then stops the embedded server if we started one. */
   close(): Promise<void>;
 }
@@ -23,7 +25,7 @@ const knexLog = (logger: Logger) => ({
 export async function openDatabase(config: Config, logger: Logger, opts: { attachIfRunning?: boolean; detached?: boolean } = {}): Promise<Database> {
   if (config.databaseUrl) {
     const knex = createKnex(config.databaseUrl, 10, knexLog(logger));
-    return { knex, close: () => knex.destroy() };
+    return { knex, url: config.databaseUrl, close: () => knex.destroy() };
   }
   const dir = path.join(config.dataDir, 'postgres');
   logger.info({ dir, port: config.embeddedPgPort }, 'starting embedded PostgreSQL');
@@ -37,6 +39,7 @@ export async function openDatabase(config: Config, logger: Logger, opts: { attac
   const knex = createKnex(server.url, 10, knexLog(logger));
   return {
     knex,
+    url: server.url,
     async close() {
       await knex.destroy();
       await server.stop();

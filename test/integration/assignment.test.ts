@@ -207,6 +207,29 @@ describe('assignment (strategies, capacity, queues)', function () {
       assert.equal((await db.knex('queue_kicks').where({ team_id: tm.id })).length, 0, 'kicks are worked off');
     });
 
+    it('a listening worker is woken by the kick\'s NOTIFY at commit, long before its next poll', async () => {
+      const ws = await workspace();
+      const tm = await team(ws.id, { autoAssign: 'least_loaded' });
+      const [a] = await agentsIn(ws.id, tm.id, 1, { max: 1 });
+      const w = createAssignmentWorker({ db: db.knex, logger, clock: systemClock, assignment: t.services.assignment, settings: { pollIntervalMs: 600_000 }, listenUrl: db.current.url });
+      try {
+        w.start();
+        const [held, waiting] = await tickets(ws, 2, { teamId: tm.id });
+        const assigneeOf = async (id: string) => (await t.services.tickets.find(db.knex, ws.id, id))!.assigneeId;
+        const until = async (what: string, check: () => Promise<boolean>) => {
+          for (let i = 0; i < 400 && !(await check()); i++) await new Promise((r) => setTimeout(r, 25));
+          assert.ok(await check(), what);
+        };
+        await until('the first ticket is handed out', async () => (await assigneeOf(held.id)) === a.id || (await assigneeOf(waiting.id)) === a.id);
+        const first = (await assigneeOf(held.id)) === a.id ? held : waiting;
+        const second = first === held ? waiting : held;
+        await inTransaction(db.knex, (tx) => t.services.tickets.changeStatus(tx, ws.id, first.id, 'resolved', undefined, actor));
+        await until('the waiting ticket is handed out once room appears', async () => (await assigneeOf(second.id)) === a.id);
+      } finally {
+        await w.stop();
+      }
+    });
+
     it('hands out in queue order: manual rank first, then priority, then age', async () => {
       const ws = await workspace();
       const tm = await team(ws.id, { autoAssign: 'least_loaded', paused: true });
