@@ -19,6 +19,7 @@ import { contactRoutes } from './contacts/contact-routes.js';
 import { messageRoutes } from './messages/message-routes.js';
 import { ticketRoutes } from './tickets/ticket-routes.js';
 import { assignmentRoutes } from './assignment/assignment-routes.js';
+import { agentRoutes } from './agents/agent-routes.js';
 import { webhookRoutes } from './webhooks/webhook-routes.js';
 import { telegramRoutes } from './telegram/telegram-routes.js';
 import { accountRoutes } from './accounts/account-routes.js';
@@ -52,6 +53,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...workspaceRoutes(services.workspaces),
     ...ticketRoutes(services.tickets),
     ...assignmentRoutes(services.assignment),
+    ...agentRoutes(services.agents),
     ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
     ...webhookRoutes(services.webhooks, deps.clock),
