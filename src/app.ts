@@ -20,6 +20,7 @@ import { messageRoutes } from './messages/message-routes.js';
 import { ticketRoutes } from './tickets/ticket-routes.js';
 import { assignmentRoutes } from './assignment/assignment-routes.js';
 import { queueRoutes } from './assignment/queue-routes.js';
+import { agentRoutes } from './agents/agent-routes.js';
 import { webhookRoutes } from './webhooks/webhook-routes.js';
 import { telegramRoutes } from './telegram/telegram-routes.js';
 import { accountRoutes } from './accounts/account-routes.js';
@@ -54,6 +55,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...ticketRoutes(services.tickets),
     ...assignmentRoutes(services.assignment),
     ...queueRoutes(services.queues),
+    ...agentRoutes(services.agents),
     ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
     ...webhookRoutes(services.webhooks, deps.clock),

@@ -30,7 +30,8 @@ export function createServices(deps: Deps) {
   const contacts = createContactService({ clock });
   // Tickets post notes through messages, and messages build on tickets: the port is bound late.
   const notes = { add: (...args: Parameters<TicketNotes['add']>) => messages.addNote(...args) };
-  const agents = createAgentService({ clock });
+  // Agents show their open tickets, which the tickets module counts (and tickets build on agents): bound late too.
+  const agents = createAgentService({ clock, openTicketCounts: (...args) => tickets.openCounts(...args) });
   const accounts = createAccountService({ clock, telegram: deps.config.telegram });
   const tickets = createTicketService({ clock, contacts, agents, accounts, notes });
   const messages = createMessageService({ clock, contacts, tickets, accounts, workspaces });

@@ -75,7 +75,7 @@ export function createQueueService(deps: { tickets: TicketService; agents: Agent
     /** Every team's queue (by team name), then the no-team queue. */
     async list(db: Db, workspaceId: string): Promise<QueueItem[]> {
       const [teams, everyone, stats] = await Promise.all([
-        agents.listTeams(db, workspaceId), agents.listCandidates(db, workspaceId, null), tickets.queueStats(db, workspaceId),
+        agents.allTeams(db, workspaceId), agents.listCandidates(db, workspaceId, null), tickets.queueStats(db, workspaceId),
       ]);
       const [open, members] = await Promise.all([
         tickets.openCounts(db, workspaceId, everyone.map((a) => a.id)),
