@@ -239,7 +239,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
         }
         if (f.kind !== 'not_modified') throw err;
       }
-      return async (tx) => { if ((await topics.view(tx, t.workspaceId, t.id))?.topicThreadId === t.topicThreadId) await topics.shown(tx, t.id, { name }); };
+      return async (tx) => { await topics.shownInThread(tx, t, t.topicThreadId, { name }); };
     },
 
     async edit_card(s) {
@@ -297,7 +297,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       if (f.kind === 'topic_gone') return new Skip('the topic is gone');
       if (f.kind !== 'not_modified') throw err;
     }
-    return async (tx) => { if ((await topics.view(tx, t.workspaceId, t.id))?.topicThreadId === t.topicThreadId) await topics.shown(tx, t.id, { closed }); };
+    return async (tx) => { await topics.shownInThread(tx, t, t.topicThreadId, { closed }); };
   }
 
   /** The customer blocked the bot (or left Telegram): contact blocked, messages failed, agents told in the topic. */

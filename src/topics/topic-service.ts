@@ -160,6 +160,11 @@ export function createTopicService(deps: { tickets: TicketService; agents: Agent
     /** What the topic shows now, as Telegram confirmed it. */
     shown: (db: Db, ticketId: string, changes: Partial<TopicState>) => topicStore.save(db, ticketId, changes),
 
+    /** Like shown, but only while the ticket's topic is still thread `threadId` (not recreated meanwhile). */
+    async shownInThread(db: Db, t: { id: string; workspaceId: string }, threadId: number | null, changes: Partial<TopicState>): Promise<void> {
+      if ((await tickets.find(db, t.workspaceId, t.id))?.topicThreadId === threadId) await topicStore.save(db, t.id, changes);
+    },
+
     /** Like shown, but only while `cardMessageId` is still the card (a newer card wins). */
     cardShown: (db: Db, ticketId: string, cardMessageId: number | null, changes: Partial<TopicState>) => topicStore.saveIfCard(db, ticketId, cardMessageId, changes),
 
