@@ -58,6 +58,12 @@ export function createAgentService(deps: { clock: Clock }) {
 
     findTeam: (db: Db, workspaceId: string, id: string): Promise<Team | null> => teamStore.findById(db, workspaceId, id),
 
+    /** By name, any case (`/team billing`). */
+    findTeamByName: (db: Db, workspaceId: string, name: string): Promise<Team | null> => teamStore.findByName(db, workspaceId, name.trim()),
+
+    /** The workspace's teams, by name. */
+    listTeams: (db: Db, workspaceId: string): Promise<Team[]> => teamStore.list(db, workspaceId),
+
     async requireTeam(db: Db, workspaceId: string, id: string): Promise<Team> {
       const team = await teamStore.findById(db, workspaceId, id);
       if (!team) throw notFound('Team');

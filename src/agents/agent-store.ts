@@ -113,6 +113,17 @@ export const teamStore = {
     return row ? toTeam(row) : null;
   },
 
+  /** By name, any case (names are unique per workspace regardless of case). */
+  async findByName(db: Db, workspaceId: string, name: string): Promise<Team | null> {
+    const row = await db('teams').where({ workspace_id: workspaceId }).whereRaw('lower(name) = lower(?)', [name]).first();
+    return row ? toTeam(row) : null;
+  },
+
+  /** The workspace's teams by name. */
+  async list(db: Db, workspaceId: string): Promise<Team[]> {
+    return (await db('teams').where({ workspace_id: workspaceId }).orderByRaw('lower(name), id')).map(toTeam);
+  },
+
   async insert(db: Db, t: { workspaceId: string; name: string; at: Date }): Promise<Team> {
     const [row] = await db('teams').insert({ id: newId('team'), workspace_id: t.workspaceId, name: t.name, created_at: t.at, updated_at: t.at }).returning('*');
     return toTeam(row);
