@@ -253,6 +253,9 @@ export function createAgentService(deps: { clock: Clock; openTicketCounts: OpenT
 
     findTeam: (db: Db, workspaceId: string, id: string): Promise<Team | null> => teamStore.findById(db, workspaceId, id),
 
+    /** By name, any case (`/team billing`). */
+    findTeamByName: (db: Db, workspaceId: string, name: string): Promise<Team | null> => teamStore.findByName(db, workspaceId, name.trim()),
+
     async requireTeam(db: Db, workspaceId: string, id: string): Promise<Team> {
       const team = await teamStore.findById(db, workspaceId, id);
       if (!team) throw notFound('Team');

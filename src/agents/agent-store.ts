@@ -251,6 +251,12 @@ export const teamStore = {
     return row ? toTeam(row) : null;
   },
 
+  /** By name, any case (names are unique per workspace regardless of case). */
+  async findByName(db: Db, workspaceId: string, name: string): Promise<Team | null> {
+    const row = await db('teams').where({ workspace_id: workspaceId }).whereRaw('lower(name) = lower(?)', [name]).first();
+    return row ? toTeam(row) : null;
+  },
+
   /** The workspace's teams, by name. */
   async listAll(db: Db, workspaceId: string): Promise<Team[]> {
     return (await db('teams').where({ workspace_id: workspaceId }).orderByRaw('lower(name), id')).map(toTeam);

@@ -4,9 +4,11 @@
  * rows and makes the calls. Sandbox workspaces never enqueue. Invariants:
  * - order per chat: a priority-0 row is only claimed when no older priority-0 row of the same
  *   (bot, chat) is still queued or in flight, so a chat sees its messages in the order written;
- * - cosmetic rows (priority 1: topic rename, card edit) are rendered from the ticket when sent,
+ * - cosmetic rows (priority 1: topic rename, card edit, transfer note) are rendered when sent,
  *   so one queued row per (ticket, kind) stands for any number of changes; they are claimed
- *   after messages, which keeps the group's 20-a-minute budget for what customers wrote;
+ *   after messages, which keeps the group's 20-a-minute budget for what customers wrote, and
+ *   one at a time per (ticket, kind): a newer one waits while an older one is in flight, so it
+ *   never lands first (a stale card edit, transfer notes out of order);
  * - pacing is decided at claim time against windows kept in PostgreSQL (telegram_rate_windows),
  *   locked in key order, so replicas share one count per chat and per bot;
  * - a claimed row carries a lease; a worker that dies loses it and the row is sent again after
@@ -20,7 +22,7 @@ import { inTransaction } from '../db/transaction.js';
 export type SendOp =
   | 'send_message' | 'copy_message' | 'edit_copy' | 'react'
   | 'create_topic' | 'post_card' | 'rename_topic' | 'edit_card' | 'close_topic' | 'reopen_topic'
-  | 'resolution_notice' | 'answer_callback';
+  | 'resolution_notice' | 'answer_callback' | 'transfer_note';
 
 export interface SendRequest {
   workspaceId: string;
@@ -67,6 +69,18 @@ const HAS_NEWER_COSMETIC = `(telegram_sends.priority = 1 AND EXISTS (SELECT 1 FR
   WHERE q.ticket_id = telegram_sends.ticket_id AND q.op = telegram_sends.op AND q.status = 'queued' AND q.priority = 1 AND q.id <> telegram_sends.id))`;
 const REQUEUE_OR_CANCEL = `CASE WHEN ${HAS_NEWER_COSMETIC} THEN 'cancelled' ELSE 'queued' END`;
 
+/**
+ * A transfer note going back to the queue while a newer one for the same ticket waits (and so
+ * is cancelled): it never posted, so the newer one takes over where the burst started, and its
+ * note when the newer has none. Completed with the condition picking the rows going back.
+ */
+const MERGE_INTO_NEWER_TRANSFER_NOTE = `UPDATE telegram_sends q SET payload = q.payload
+     || jsonb_build_object('from_assignee_id', o.payload->'from_assignee_id', 'from_team_id', o.payload->'from_team_id')
+     || CASE WHEN q.payload->'note' IS NULL AND o.payload->'note' IS NOT NULL THEN jsonb_build_object('note', o.payload->'note') ELSE '{}'::jsonb END
+   FROM telegram_sends o
+  WHERE o.op = 'transfer_note' AND o.status = 'sending' AND q.ticket_id = o.ticket_id AND q.op = o.op
+    AND q.status = 'queued' AND q.priority = 1 AND q.id <> o.id`;
+
 const toSend = (r: any): QueuedSend => ({
   id: Number(r.id), workspaceId: r.workspace_id, accountId: r.account_id, chatId: r.chat_id === null ? null : Number(r.chat_id),
   op: r.op, ticketId: r.ticket_id, messageId: r.message_id, payload: r.payload ?? {}, attempts: r.attempts, failures: r.failures,
@@ -98,6 +112,7 @@ function costOf(r: { op: SendOp; payload: Record<string, any>; needs_topic: bool
     case 'post_card': return 2 + topicSetUp;
     case 'copy_message': return Math.max(1, (r.payload.message_ids ?? []).length) + (r.payload.in_topic ? topicSetUp : 0);
     case 'send_message': case 'edit_copy': return 1 + (r.payload.in_topic ? topicSetUp : 0);
+    case 'transfer_note': return 1 + topicSetUp;
     default: return 1;
   }
 }
@@ -109,6 +124,19 @@ export const sendQueue = {
       ticket_id: r.ticketId ?? null, message_id: r.messageId ?? null, payload: JSON.stringify(r.payload ?? {}),
       next_attempt_at: r.notBefore ?? r.at, created_at: r.at,
     });
+  },
+
+  /**
+   * The note of a change of assignee or team joins the ticket's queued transfer note (queued by
+   * the trigger tickets_transfer_note, migration 20261205000100); the latest note given wins.
+   * Nothing when none is queued (a sandbox workspace, a ticket without a topic).
+   */
+  async noteTransfer(db: Db, ticketId: string, note: string): Promise<void> {
+    await db.raw(
+      `UPDATE telegram_sends SET payload = jsonb_set(payload, '{note}', to_jsonb(?::text))
+        WHERE ticket_id = ? AND op = 'transfer_note' AND status = 'queued' AND priority = 1`,
+      [note, ticketId],
+    );
   },
 
   /** Where a copy of our message was queued to go (bot and chat), or null. */
@@ -161,6 +189,7 @@ export const sendQueue = {
   async claim(db: Db, opts: { now: Date; limit: number; leaseMs: number; rules: PacingRules }): Promise<{ claimed: QueuedSend[]; nextAt: Date | null }> {
     const { now, rules } = opts;
     return inTransaction(db, async (tx) => {
+      await tx.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.lease_until < ?`, [now]);
       await tx.raw(
         `UPDATE telegram_sends SET status = ${REQUEUE_OR_CANCEL}, next_attempt_at = ?, done_at = CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END,
                 last_error = 'lease expired: the worker stopped before recording the outcome'
@@ -172,6 +201,8 @@ export const sendQueue = {
            FROM telegram_sends s
            LEFT JOIN tickets t ON t.id = s.ticket_id
           WHERE s.status = 'queued' AND s.next_attempt_at <= ?
+            AND (s.priority = 0 OR NOT EXISTS (
+                  SELECT 1 FROM telegram_sends f WHERE f.ticket_id = s.ticket_id AND f.op = s.op AND f.status = 'sending'))
             AND (s.priority = 1 OR s.chat_id IS NULL OR NOT EXISTS (
                   SELECT 1 FROM telegram_sends p
                    WHERE p.account_id = s.account_id AND p.chat_id = s.chat_id AND p.priority = 0
@@ -239,6 +270,7 @@ export const sendQueue = {
 
   /** Puts a claimed row back in the queue for `at`; a failure counts towards giving up, a wait does not. */
   async retryLater(db: Db, s: QueuedSend, r: { at: Date; error: string; countsAsFailure: boolean }): Promise<boolean> {
+    if (s.op === 'transfer_note') await db.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.id = ? AND o.attempts = ?`, [s.id, s.attempts]);
     const n = await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({
       status: db.raw(REQUEUE_OR_CANCEL), done_at: db.raw(`CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END`, [r.at]),
       next_attempt_at: r.at, last_error: r.error, lease_until: null,

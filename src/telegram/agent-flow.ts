@@ -24,12 +24,14 @@ const HELP = [
   'In a ticket topic, anything you write goes to the customer, except notes.',
   '/note <text> or //<text> — an internal note (never sent)',
   '/assign @user|me · /unassign',
+  '/transfer @user <note> — assign with a note for them',
+  '/team <name> — move to a team\'s queue (/team none: no team)',
   '/priority low|normal|high|urgent',
   '/status open|in_progress|waiting_on_customer|resolved',
   '/resolve · /close · /reopen',
   '/tag +a -b',
   '/ticket — post the ticket card again',
-  'In General: /stats — today in numbers',
+  'In General: /stats — today in numbers · /queue — waiting tickets per team',
 ].join('\n');
 
 interface TopicTicket {
@@ -85,6 +87,22 @@ async function attempt(c: BotCtx, m: any, t: TopicTicket, fn: (db: Db) => Promis
   else await c.react(m.chat.id, m.message_id);
 }
 
+/** The agent a command names: `me`, else @username; unknown or inactive is refused with one line. */
+async function targetAgent(c: BotCtx, db: Db, me: Agent, who: string): Promise<Agent> {
+  if (who.toLowerCase() === 'me') return me;
+  const target = await c.services.agents.findByUsername(db, c.ws.id, who);
+  if (!target) throw new AppError('not_found', `${who} is not an agent yet: they become one by writing in this group`);
+  if (!target.active) throw new AppError('conflict', `${target.username ? `@${target.username}` : target.name} is inactive and cannot take tickets`);
+  return target;
+}
+
+/** Team names for a refusal, kept to one short line. */
+function someTeams(teams: { name: string }[]): string {
+  if (!teams.length) return 'There are no teams yet.';
+  const names = teams.slice(0, 8).map((t) => t.name).join(', ');
+  return `Teams: ${names.length > 160 ? `${names.slice(0, 159)}…` : names}${teams.length > 8 ? `, … (${teams.length} in all)` : ''}`;
+}
+
 async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name: string, args: string): Promise<void> {
   const actor: Actor = { type: 'agent', id: agent.id };
   const { tickets } = c.services;
@@ -98,12 +116,28 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
       const who = args.trim();
       if (!who) return usage('Usage: /assign @username or /assign me');
       return attempt(c, m, t, async (db) => {
-        let target: Agent | null = agent;
-        if (who.toLowerCase() !== 'me') {
-          target = await c.services.agents.findByUsername(db, c.ws.id, who);
-          if (!target) throw new AppError('not_found', `${who} is not an agent yet: they become one by writing in this group`);
-        }
-        await c.services.assignment.assign(db, c.ws.id, t.id, { agent_id: target!.id }, actor);
+        const target = await targetAgent(c, db, agent, who);
+        await c.services.assignment.assign(db, c.ws.id, t.id, { agent_id: target.id }, actor);
+      });
+    }
+    case 'transfer': {
+      const parsed = /^(\S+)\s+([\s\S]*\S[\s\S]*)$/.exec(args.trim());
+      if (!parsed) return usage('Usage: /transfer @username <note for them>');
+      const [, who, text] = parsed;
+      return attempt(c, m, t, async (db) => {
+        const target = await targetAgent(c, db, agent, who);
+        await c.services.assignment.assign(db, c.ws.id, t.id, { agent_id: target.id, note: text.trim().slice(0, 4096) }, actor);
+      });
+    }
+    case 'team': {
+      const name = args.trim();
+      if (!name) return usage('Usage: /team <team name> (or /team none)');
+      return attempt(c, m, t, async (db) => {
+        const team = name.toLowerCase() === 'none' ? null : await c.services.agents.findTeamByName(db, c.ws.id, name);
+        if (!team && name.toLowerCase() !== 'none') throw new AppError('not_found', `No team named "${name.slice(0, 60)}". ${someTeams(await c.services.agents.allTeams(db, c.ws.id))}`);
+        const current = await tickets.find(db, c.ws.id, t.id);
+        if (current && current.teamId === (team?.id ?? null)) return; // already there: nothing to change
+        await c.services.assignment.assign(db, c.ws.id, t.id, { team_id: team?.id ?? null }, actor);
       });
     }
     case 'unassign':
@@ -137,7 +171,8 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
     case 'canned':
       return usage('Canned responses are not set up in this workspace yet.');
     case 'stats':
-      return usage('Use /stats in the General topic.');
+    case 'queue':
+      return usage(`Use /${name} in the General topic.`);
     default:
       return usage(`Unknown command /${name}. /help lists the commands.`);
   }
@@ -154,16 +189,42 @@ async function stats(c: BotCtx): Promise<string> {
   ].join('\n');
 }
 
+/** `3h 05m`, `2d 4h`, `12m`: how long the oldest ticket of a queue has waited. */
+function waited(ms: number): string {
+  const minutes = Math.max(0, Math.floor(ms / 60_000));
+  if (minutes < 60) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours}h ${String(minutes % 60).padStart(2, '0')}m`;
+  return `${Math.floor(hours / 24)}d ${hours % 24}h`;
+}
+
+/** Every team's queue (depth, oldest wait, paused) and the no-team queue, for /queue in General. */
+async function queues(c: BotCtx): Promise<string> {
+  const [teams, depths] = await Promise.all([c.services.agents.allTeams(c.db, c.ws.id), c.services.tickets.queueDepths(c.db, c.ws.id)]);
+  const byTeam = new Map(depths.map((d) => [d.teamId, d]));
+  const line = (name: string, teamId: string | null, paused = false) => {
+    const d = byTeam.get(teamId);
+    const size = d ? `${d.depth} waiting · oldest ${waited(c.at.getTime() - d.oldestWaitingSince!.getTime())}` : 'empty';
+    return `${name}: ${size}${paused ? ' (paused)' : ''}`;
+  };
+  const MAX_TEAMS = 40;
+  const lines = ['📥 Queues (unassigned, not resolved)', ...teams.slice(0, MAX_TEAMS).map((team) => line(team.name, team.id, team.paused))];
+  if (teams.length > MAX_TEAMS) lines.push(`… and ${teams.length - MAX_TEAMS} more teams`);
+  lines.push(line('No team', null));
+  return lines.join('\n');
+}
+
 export const agentFlow = {
   async message(c: BotCtx, m: any): Promise<void> {
     if (!m.from || m.from.is_bot) return;
     const command = parseCommand(m.text, c.account.botUsername);
     if (!m.is_topic_message || !m.message_thread_id) {
-      // General: only /stats and /help mean anything here.
+      // General: only /stats, /queue and /help mean anything here.
       if (!command || !(await speaksForGroup(c, m.chat.id))) return;
       if (command.name === 'stats') return c.say(m.chat.id, await stats(c));
+      if (command.name === 'queue') return c.say(m.chat.id, await queues(c));
       if (command.name === 'help') return c.say(m.chat.id, HELP);
-      return c.say(m.chat.id, 'Ticket commands work inside a ticket\'s topic. Here: /stats, /help.');
+      return c.say(m.chat.id, 'Ticket commands work inside a ticket\'s topic. Here: /stats, /queue, /help.');
     }
     const t = await ticketInTopic(c, m.chat.id, m.message_thread_id);
     if (!t || (t.accountId && t.accountId !== c.account.id)) return;

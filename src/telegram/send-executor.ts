@@ -281,6 +281,16 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       return async () => undefined;
     },
 
+    /** An internal line in the topic for a change of assignee or team (a burst of them: one line, first → last). */
+    async transfer_note(s) {
+      const t = await ticketOf(s);
+      if (t.status === 'closed') return new Skip('the ticket is closed: its topic stays closed');
+      const text = await topics.transferNote(db, s.workspaceId, s.payload);
+      if (!text) return new Skip('assignee and team ended where they started');
+      await callInTopic(s, 'sendMessage', { text });
+      return async () => undefined;
+    },
+
     async answer_callback(s) {
       await api.call(s.accountId, 'answerCallbackQuery', { callback_query_id: s.payload.callback_query_id, text: s.payload.text, show_alert: s.payload.show_alert ?? false });
       return async () => undefined;

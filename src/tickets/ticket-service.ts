@@ -244,6 +244,8 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
           previous: { assignee_id: before.assigneeId, team_id: before.teamId },
           details: { strategy: opts.strategy ?? null, note: body.note || null },
         }]);
+        // The topic's transfer note was queued by the change itself (trigger tickets_transfer_note).
+        if (body.note) await sendQueue.noteTransfer(db, id, body.note);
       }
       if (body.note) await notes.add(db, after, body.note, actor, at);
       return { ticket: after, contact: view.contact };
@@ -269,6 +271,9 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
 
     /** Manual queue ranks 1..n for these tickets, in this order. */
     setQueueRanks: (db: Db, workspaceId: string, ids: string[]): Promise<void> => ticketStore.setQueueRanks(db, workspaceId, ids),
+
+    /** Depth and oldest wait of every non-empty queue (teams' and the no-team queue), for queue reports. */
+    queueDepths: (db: Db, workspaceId: string) => ticketStore.queueDepths(db, workspaceId),
 
     /** A reply reached the customer at `at`: the ticket's first response, unless an earlier one did. */
     recordFirstResponse: (db: Db, workspaceId: string, id: string, at: Date): Promise<void> => ticketStore.recordFirstResponse(db, workspaceId, id, at),

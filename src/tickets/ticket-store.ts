@@ -117,6 +117,13 @@ export function contactOf(r: any): Contact {
 
 const OPEN_STATUSES = ['open', 'in_progress', 'waiting_on_customer'];
 
+/** A queue's size: how many tickets wait in it and since when the oldest does. */
+export interface QueueDepth {
+  teamId: string | null;
+  depth: number;
+  oldestWaitingSince: Date | null;
+}
+
 /**
  * A queue: unassigned tickets not resolved or closed (nor archived) of one team, or of none;
  * with teamId undefined, every queue of the workspace.
@@ -354,6 +361,17 @@ export const ticketStore = {
         WHERE t.workspace_id = ? AND t.id = r.id AND t.queue_rank IS DISTINCT FROM r.rank`,
       [ids, workspaceId],
     );
+  },
+
+  /**
+   * Every non-empty queue of the workspace (a team's, or teamId null: no team) with its depth
+   * and its oldest ticket's creation time, in one statement over the queue index.
+   */
+  async queueDepths(db: Db, workspaceId: string): Promise<QueueDepth[]> {
+    const rows = await db('tickets').select('team_id').count({ n: '*' }).min({ oldest: 'created_at' })
+      .where('workspace_id', workspaceId).whereNull('assignee_id').whereIn('status', OPEN_STATUSES).whereNull('archived_at')
+      .groupBy('team_id');
+    return rows.map((r: any) => ({ teamId: r.team_id ?? null, depth: Number(r.n), oldestWaitingSince: r.oldest ? new Date(r.oldest) : null }));
   },
 
   /** The earliest delivery wins, whatever order the delivery reports arrive in; updated_at stays. */

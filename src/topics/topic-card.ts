@@ -62,6 +62,35 @@ export function cardText(c: CardInput): string {
   return lines.join('\n');
 }
 
+/** Telegram's limit for a message's text, in characters. */
+export const MESSAGE_MAX = 4096;
+
+/** One side of a transfer note: the assignee and team (`@username`, else the name; none is "nobody"). */
+export interface TransferSide {
+  assignee: { id: string; name: string; username: string | null } | null;
+  team: { id: string; name: string } | null;
+}
+
+const agentName = (a: TransferSide['assignee']) => (a ? (a.username ? `@${a.username}` : a.name) : 'nobody');
+
+/**
+ * The internal line a change of assignee or team posts in the topic:
+ * `🔀 Moved to team Billing · Reassigned from @ann to @bob: <note>`. Null when both sides are
+ * the same (a burst of changes that ended where it started).
+ */
+export function transferNoteText(from: TransferSide, to: TransferSide, note: string | null): string | null {
+  const parts: string[] = [];
+  if (from.team?.id !== to.team?.id) {
+    parts.push(!to.team ? `Removed from team ${from.team!.name}` : !from.team ? `Moved to team ${to.team.name}` : `Moved from team ${from.team.name} to team ${to.team.name}`);
+  }
+  if (from.assignee?.id !== to.assignee?.id) parts.push(`Reassigned from ${agentName(from.assignee)} to ${agentName(to.assignee)}`);
+  if (!parts.length) return null;
+  const line = `🔀 ${parts.join(' · ')}`;
+  const text = note?.trim() ? `${line}: ${note.trim()}` : line;
+  const chars = Array.from(text);
+  return chars.length <= MESSAGE_MAX ? text : `${chars.slice(0, MESSAGE_MAX - 1).join('')}…`;
+}
+
 export interface InlineKeyboard {
   inline_keyboard: { text: string; callback_data: string }[][];
 }

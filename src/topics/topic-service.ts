@@ -10,7 +10,8 @@
  * - a message's copy goes out in its chat's order; an album's items join one queued copy.
  * Renames, card edits, closing the topic and the resolution notice are queued by the trigger
  * `tickets_telegram` (migration 20261121001600) on every change of a ticket, whatever path made
- * it; the send executor renders them from `view()` when it makes the call.
+ * it, and the transfer note by `tickets_transfer_note` (migration 20261205000100) on every change
+ * of assignee or team; the send executor renders them (`view()`, `transferNote()`) when it makes the call.
  */
 import type { AccountService } from '../accounts/account-service.js';
 import type { AgentService } from '../agents/agent-service.js';
@@ -18,7 +19,7 @@ import type { Db } from '../db/knex.js';
 import { sendQueue } from '../send-queue/send-queue.js';
 import type { TicketService } from '../tickets/ticket-service.js';
 import type { Ticket } from '../tickets/ticket-store.js';
-import type { CardInput } from './topic-card.js';
+import { transferNoteText, type CardInput, type TransferSide } from './topic-card.js';
 import { topicStore, type TelegramRef, type TopicState } from './topic-store.js';
 
 /** A ticket as the send queue renders its topic: the card's input, where the topic is, what it shows. */
@@ -29,6 +30,15 @@ export interface TopicTicket extends CardInput, TopicState {
   supportChatId: number | null;
   topicChatId: number | null;
   topicThreadId: number | null;
+}
+
+/** A queued transfer note's payload (trigger tickets_transfer_note; `note` set by the tickets service). */
+export interface TransferNotePayload {
+  from_assignee_id?: string | null;
+  from_team_id?: string | null;
+  to_assignee_id?: string | null;
+  to_team_id?: string | null;
+  note?: string | null;
 }
 
 /** A Telegram message that is the original of one of ours. */
@@ -142,6 +152,25 @@ export function createTopicService(deps: { tickets: TicketService; agents: Agent
         firstResponseDueAt: t.firstResponseDueAt, resolutionDueAt: t.resolutionDueAt,
         supportChatId: account?.supportChatId ?? null, topicChatId: t.topicChatId, topicThreadId: t.topicThreadId,
       };
+    },
+
+    /**
+     * The transfer note's line, naming the agents and teams as they are called now; null when
+     * the burst of changes it stands for ended where it started (nothing to post).
+     */
+    async transferNote(db: Db, workspaceId: string, p: TransferNotePayload): Promise<string | null> {
+      const side = async (assigneeId: string | null | undefined, teamId: string | null | undefined): Promise<TransferSide> => {
+        const [agent, team] = await Promise.all([
+          assigneeId ? agents.findById(db, workspaceId, assigneeId) : null,
+          teamId ? agents.findTeam(db, workspaceId, teamId) : null,
+        ]);
+        return {
+          assignee: assigneeId ? { id: assigneeId, name: agent?.name ?? 'a removed agent', username: agent?.username ?? null } : null,
+          team: teamId ? { id: teamId, name: team?.name ?? 'a removed team' } : null,
+        };
+      };
+      const [from, to] = await Promise.all([side(p.from_assignee_id, p.from_team_id), side(p.to_assignee_id, p.to_team_id)]);
+      return transferNoteText(from, to, p.note ?? null);
     },
 
     /** Telegram created the topic: where it is and its name; no card yet. */

@@ -485,13 +485,19 @@ describe('Telegram agents’ side: topics, cards, relay and commands (SPEC §3.2
       const agentOf = async (u: FakeUser) => (await h.db('agents').where({ telegram_user_id: u.id }).first()).id;
       const customerCalls = callsIntoChat(o.user.id).length;
 
+      // A 👍, and the one internal line every reassignment posts (the transfer note).
+      const assertReactedWithNote = (cmd: Message, note: string) => {
+        assert.equal(reactionsTo(cmd.message_id).length, 1, `one reaction on ${cmd.text}`);
+        assert.deepEqual(botRepliesInTopic(o, cmd.message_id).map((m) => m.text), [note]);
+      };
+
       const c1 = await say(alex, o, '/assign me');
-      assertReactedOnly(o, c1);
+      assertReactedWithNote(c1, `🔀 Reassigned from nobody to @${alex.username}`);
       assert.equal((await ticketJson(o.ticketId)).assignee_id, await agentOf(alex));
       assert.match((await cardOf(o)).text, new RegExp(`Assignee: Alex Kim \\(@${alex.username}\\)`));
 
       const c2 = await say(alex, o, `/assign @${bea.username!.toUpperCase()}`);
-      assertReactedOnly(o, c2);
+      assertReactedWithNote(c2, `🔀 Reassigned from @${alex.username} to @${bea.username}`);
       assert.equal((await ticketJson(o.ticketId)).assignee_id, await agentOf(bea));
       assert.match((await cardOf(o)).text, new RegExp(`Assignee: Bea \\(@${bea.username}\\)`));
 
@@ -500,7 +506,7 @@ describe('Telegram agents’ side: topics, cards, relay and commands (SPEC §3.2
       assert.equal((await ticketJson(o.ticketId)).assignee_id, await agentOf(bea), 'unchanged');
 
       const c4 = await say(alex, o, '/unassign');
-      assertReactedOnly(o, c4);
+      assertReactedWithNote(c4, `🔀 Reassigned from @${bea.username} to nobody`);
       assert.equal((await ticketJson(o.ticketId)).assignee_id, null);
       assert.match((await cardOf(o)).text, /Assignee: — nobody yet/);
 
@@ -655,7 +661,7 @@ describe('Telegram agents’ side: topics, cards, relay and commands (SPEC §3.2
       const before = callsIntoChat(o.user.id).length;
       const help = await say(alex, o, '/help');
       const reply = assertRepliedOnly(o, help, /\/note/, 1000);
-      for (const cmd of ['/assign', '/priority', '/status', '/resolve', '/close', '/reopen', '/tag', '/ticket', '/stats']) assert.ok(reply.text.includes(cmd), `help mentions ${cmd}`);
+      for (const cmd of ['/assign', '/transfer', '/team', '/priority', '/status', '/resolve', '/close', '/reopen', '/tag', '/ticket', '/stats', '/queue']) assert.ok(reply.text.includes(cmd), `help mentions ${cmd}`);
       const send = h.fake.callsTo('sendMessage').find((c) => ok(c) && c.response.result.message_id === reply.message_id)!;
       assert.equal(Number(send.params.message_thread_id), o.threadId, 'answered inside the topic');
 
