@@ -90,8 +90,14 @@ export async function up(knex: Knex): Promise<void> {
       END IF;
       RETURN NULL;
     END $$;
-    CREATE TRIGGER tickets_queues AFTER INSERT OR UPDATE OF assignee_id, status, team_id, archived_at ON tickets
-      FOR EACH ROW EXECUTE FUNCTION tickets_kick_queues();
+    -- WHEN clauses keep the function out of the common case (a ticket created without a team,
+    -- an update that moves none of these): ticket creation holds the workspace's numbering lock.
+    CREATE TRIGGER tickets_queues_insert AFTER INSERT ON tickets
+      FOR EACH ROW WHEN (NEW.team_id IS NOT NULL AND NEW.assignee_id IS NULL) EXECUTE FUNCTION tickets_kick_queues();
+    CREATE TRIGGER tickets_queues AFTER UPDATE OF assignee_id, status, team_id, archived_at ON tickets
+      FOR EACH ROW WHEN (OLD.assignee_id IS DISTINCT FROM NEW.assignee_id OR OLD.status IS DISTINCT FROM NEW.status
+                         OR OLD.team_id IS DISTINCT FROM NEW.team_id OR OLD.archived_at IS DISTINCT FROM NEW.archived_at)
+      EXECUTE FUNCTION tickets_kick_queues();
 
     CREATE FUNCTION agents_kick_queues() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -129,7 +135,7 @@ export async function down(knex: Knex): Promise<void> {
     DROP TRIGGER teams_queues ON teams; DROP FUNCTION teams_kick_queue();
     DROP TRIGGER agent_teams_queues ON agent_teams; DROP FUNCTION agent_teams_kick_queue();
     DROP TRIGGER agents_queues ON agents; DROP FUNCTION agents_kick_queues();
-    DROP TRIGGER tickets_queues ON tickets; DROP FUNCTION tickets_kick_queues();
+    DROP TRIGGER tickets_queues ON tickets; DROP TRIGGER tickets_queues_insert ON tickets; DROP FUNCTION tickets_kick_queues();
     DROP FUNCTION kick_queues_of_agent(text, text); DROP FUNCTION kick_queue(text, text);
     DROP TABLE queue_kicks;
     DROP INDEX tickets_open_by_assignee;

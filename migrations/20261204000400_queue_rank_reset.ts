@@ -18,7 +18,7 @@ export async function up(knex: Knex): Promise<void> {
       RETURN NEW;
     END $$;
     CREATE TRIGGER tickets_queue_rank BEFORE UPDATE OF assignee_id, status, team_id, archived_at, queue_rank ON tickets
-      FOR EACH ROW EXECUTE FUNCTION tickets_reset_queue_rank();
+      FOR EACH ROW WHEN (NEW.queue_rank IS NOT NULL) EXECUTE FUNCTION tickets_reset_queue_rank();
   `);
 }
 
