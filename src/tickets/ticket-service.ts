@@ -23,7 +23,7 @@ import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags, pre
 import { sendQueue } from '../send-queue/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
-import { contactOf, ticketStore, toTicket, type NewTicket, type QueueStat, type Ticket, type TicketChanges } from './ticket-store.js';
+import { contactOf, ticketStore, toTicket, type NewTicket, type QueueDepth, type QueueStat, type Ticket, type TicketChanges } from './ticket-store.js';
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -272,8 +272,18 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
     /** Manual queue ranks 1..n for these tickets, in this order. */
     setQueueRanks: (db: Db, workspaceId: string, ids: string[]): Promise<void> => ticketStore.setQueueRanks(db, workspaceId, ids),
 
-    /** Depth and oldest wait of every non-empty queue (teams' and the no-team queue), for queue reports. */
-    queueDepths: (db: Db, workspaceId: string) => ticketStore.queueDepths(db, workspaceId),
+    /** Depth and oldest wait of every non-empty queue (teams' and the no-team queue), from queueStats. */
+    async queueDepths(db: Db, workspaceId: string): Promise<QueueDepth[]> {
+      const byTeam = new Map<string | null, QueueDepth>();
+      for (const s of await ticketStore.queueStats(db, workspaceId)) {
+        const d = byTeam.get(s.teamId) ?? { teamId: s.teamId, depth: 0, oldestWaitingSince: null };
+        d.depth += s.depth;
+        const oldest = new Date(s.oldest);
+        if (!d.oldestWaitingSince || oldest < d.oldestWaitingSince) d.oldestWaitingSince = oldest;
+        byTeam.set(s.teamId, d);
+      }
+      return [...byTeam.values()];
+    },
 
     /** A reply reached the customer at `at`: the ticket's first response, unless an earlier one did. */
     recordFirstResponse: (db: Db, workspaceId: string, id: string, at: Date): Promise<void> => ticketStore.recordFirstResponse(db, workspaceId, id, at),

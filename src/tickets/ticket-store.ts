@@ -363,17 +363,6 @@ export const ticketStore = {
     );
   },
 
-  /**
-   * Every non-empty queue of the workspace (a team's, or teamId null: no team) with its depth
-   * and its oldest ticket's creation time, in one statement over the queue index.
-   */
-  async queueDepths(db: Db, workspaceId: string): Promise<QueueDepth[]> {
-    const rows = await db('tickets').select('team_id').count({ n: '*' }).min({ oldest: 'created_at' })
-      .where('workspace_id', workspaceId).whereNull('assignee_id').whereIn('status', OPEN_STATUSES).whereNull('archived_at')
-      .groupBy('team_id');
-    return rows.map((r: any) => ({ teamId: r.team_id ?? null, depth: Number(r.n), oldestWaitingSince: r.oldest ? new Date(r.oldest) : null }));
-  },
-
   /** The earliest delivery wins, whatever order the delivery reports arrive in; updated_at stays. */
   async recordFirstResponse(db: Db, workspaceId: string, id: string, at: Date): Promise<void> {
     await db('tickets').where({ id, workspace_id: workspaceId })
