@@ -16,6 +16,7 @@ import { mountRoutes, type AppState, type RouteDef } from './http/route.js';
 import { systemRoutes } from './http/system-routes.js';
 import { workspaceRoutes } from './workspaces/workspace-routes.js';
 import { contactRoutes } from './contacts/contact-routes.js';
+import { cannedRoutes } from './canned/canned-routes.js';
 import { messageRoutes } from './messages/message-routes.js';
 import { ticketRoutes } from './tickets/ticket-routes.js';
 import { assignmentRoutes } from './assignment/assignment-routes.js';
@@ -58,6 +59,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...agentRoutes(services.agents),
     ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
+    ...cannedRoutes(services.canned),
     ...webhookRoutes(services.webhooks, deps.clock),
     ...accountRoutes(services.accounts),
     ...intakeFormRoutes(services.intakeForms),

@@ -15,6 +15,7 @@ import { createQueueService } from './assignment/queue-service.js';
 import { createMetricsService } from './metrics/metrics-service.js';
 import { createTopicService } from './topics/topic-service.js';
 import { createAccountService } from './accounts/account-service.js';
+import { createCannedService } from './canned/canned-service.js';
 import { createIntakeFormService } from './intake/intake-form-service.js';
 
 export interface Deps {
@@ -34,7 +35,8 @@ export function createServices(deps: Deps) {
   const agents = createAgentService({ clock, openTicketCounts: (...args) => tickets.openCounts(...args) });
   const accounts = createAccountService({ clock, telegram: deps.config.telegram });
   const tickets = createTicketService({ clock, contacts, agents, accounts, notes });
-  const messages = createMessageService({ clock, contacts, tickets, accounts, workspaces });
+  const canned = createCannedService({ clock, tickets, agents, workspaces });
+  const messages = createMessageService({ clock, contacts, tickets, accounts, workspaces, canned });
   const topics = createTopicService({ tickets, agents, accounts });
   const assignment = createAssignmentService({ clock, tickets, agents });
   return {
@@ -43,6 +45,7 @@ export function createServices(deps: Deps) {
     contacts,
     tickets,
     messages,
+    canned,
     webhooks: createWebhookService({ clock, config: deps.config.webhooks }),
     accounts,
     agents,

@@ -49,9 +49,10 @@ export const sentMessageSchema = {
 export const postTicketMessageBody = {
   type: 'object',
   additionalProperties: false,
-  required: ['text'],
+  description: 'text, or canned_response_id (rendered for the ticket, its assignee as the agent; the response\'s usage_count grows)',
   properties: {
     text: { type: 'string', minLength: 1, maxLength: MAX_TEXT, pattern: '\\S' },
+    canned_response_id: idRef('cr'),
     internal: { type: 'boolean', default: false, description: 'An internal note: never sent to the customer' },
   },
 } as const;

@@ -10,12 +10,14 @@
  * - the automatic status moves of SPEC §2.1 happen here, through the ticket service.
  */
 import type { AccountService } from '../accounts/account-service.js';
+import type { CannedService } from '../canned/canned-service.js';
 import type { ContactService } from '../contacts/contact-service.js';
 import { type Contact } from '../contacts/contact.js';
 import type { Db } from '../db/knex.js';
 import { eventOutbox } from '../events/event-outbox.js';
 import { SYSTEM, type Actor } from '../kernel/actor.js';
 import { AppError, notFound } from '../kernel/errors.js';
+import { requireOneOf } from '../kernel/validation.js';
 import type { PageRequest } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
@@ -44,8 +46,8 @@ function secondsToUtcMidnight(now: Date): number {
 
 const countsAsResponse = (m: Message) => m.ticketId !== null && m.visibility === 'public' && m.direction === 'outbound' && (m.authorType === 'agent' || m.authorType === 'api');
 
-export function createMessageService(deps: { clock: Clock; contacts: ContactService; tickets: TicketService; accounts: AccountService; workspaces: WorkspaceService }) {
-  const { clock, contacts, tickets, accounts, workspaces } = deps;
+export function createMessageService(deps: { clock: Clock; contacts: ContactService; tickets: TicketService; accounts: AccountService; workspaces: WorkspaceService; canned: CannedService }) {
+  const { clock, contacts, tickets, accounts, workspaces, canned } = deps;
 
   /**
    * A bot may only write to someone who wrote to it first, and not to someone who blocked it.
@@ -95,6 +97,17 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
     return contact;
   }
 
+  /**
+   * A canned response rendered for the ticket (an agent speaks for themselves; the API for the
+   * ticket's assignee) and counted as used. Empty or too long once filled in: 422.
+   */
+  async function cannedText(db: Db, workspaceId: string, cannedId: string, ticketId: string, actor: Actor): Promise<string> {
+    const { text, missing } = await canned.use(db, workspaceId, cannedId, ticketId, actor.type === 'agent' ? actor.id : null);
+    if (text.trim() && text.length <= MAX_TEXT) return text;
+    const why = text.trim() ? `is ${text.length} characters once its variables are filled in (at most ${MAX_TEXT})` : `is empty once its variables are filled in (empty: ${missing.join(', ') || 'none'})`;
+    throw new AppError('validation_error', `The canned response ${why}`, { details: [{ field: 'canned_response_id', error: why, received: cannedId }] });
+  }
+
   const service = {
     /** An internal note on a ticket: never sent to the customer. */
     addNote(db: Db, t: { id: string; workspaceId: string; contactId: string; accountId: string | null }, text: string, actor: Actor, at: Date = clock.now()): Promise<Message> {
@@ -116,13 +129,15 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
      * A reply (public) or note (internal) on a ticket. A public reply goes to the customer
      * and puts a ticket in work on waiting_on_customer.
      */
-    async postToTicket(db: Db, ws: Workspace, ticketId: string, body: { text: string; internal?: boolean }, actor: Actor): Promise<Message> {
+    async postToTicket(db: Db, ws: Workspace, ticketId: string, body: { text?: string; canned_response_id?: string; internal?: boolean }, actor: Actor): Promise<Message> {
+      requireOneOf(body, ['text', 'canned_response_id']);
       const view = await tickets.get(db, ws.id, ticketId, { forUpdate: true });
       const { ticket, contact } = view;
+      const text = body.canned_response_id ? await cannedText(db, ws.id, body.canned_response_id, ticketId, actor) : body.text!;
       const at = clock.now();
-      const base = { id: newId('msg'), workspaceId: ws.id, ticketId, contactId: contact.id, authorType: actor.type, authorId: actor.id, text: body.text, createdAt: at };
+      const base = { id: newId('msg'), workspaceId: ws.id, ticketId, contactId: contact.id, authorType: actor.type, authorId: actor.id, text, createdAt: at };
       if (body.internal) {
-        return messageStore.insertNote(db, { id: base.id, workspaceId: ws.id, ticketId, contactId: contact.id, accountId: ticket.accountId, author: actor, text: body.text, at });
+        return messageStore.insertNote(db, { id: base.id, workspaceId: ws.id, ticketId, contactId: contact.id, accountId: ticket.accountId, author: actor, text, at });
       }
       if (ticket.status === 'closed') throw new AppError('conflict', 'The ticket is closed; the customer\'s next message starts a new ticket');
       const message = await sendOut(db, ws, base, await routeTo(db, ws, contact, ticket.accountId));
