@@ -126,6 +126,7 @@ async function preparePreview(c: BotCtx, db: Db, t: TicketRef, agent: Agent, can
   if (!usableOn(canned, t)) throw await otherTeamRefusal(c, db, canned);
   const { text, missing } = await c.services.canned.renderForTicket(db, c.ws.id, canned.body, t.id, agent.id);
   if (!text.trim()) throw new AppError('validation_error', `/${canned.shortcut} is empty once its variables are filled in (empty: ${missing.join(', ') || 'none'}).`);
+  if (text.length > MAX_MESSAGE) throw new AppError('validation_error', `/${canned.shortcut} is ${text.length} characters once its variables are filled in (at most ${MAX_MESSAGE}).`);
   const preview = await cannedPreviewStore.insert(db, { workspaceId: c.ws.id, ticketId: t.id, cannedResponseId: canned.id, shortcut: canned.shortcut, agentId: agent.id, text, at: c.at });
   return { preview, missing };
 }
