@@ -43,6 +43,7 @@ export async function up(knex: Knex): Promise<void> {
       workspace_id        text NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
       ticket_id           text NOT NULL,
       canned_response_id  text NOT NULL,
+      shortcut            text NOT NULL,
       agent_id            text NOT NULL,
       text                text NOT NULL,
       state               text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'cancelled')),

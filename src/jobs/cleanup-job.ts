@@ -18,7 +18,8 @@ async function deleteInBatches(db: Knex, table: string, where: string, bindings:
  * Housekeeping: Idempotency-Keys past their retention, rate-limit windows that have
  * ended, job-run records older than a week, and finished webhook deliveries (succeeded or
  * dead) past their retention, and Telegram's bookkeeping: handled updates after a week
- * (Telegram never resends older ones), finished sends after a week, idle pacing windows.
+ * (Telegram never resends older ones), finished sends after a week, idle pacing windows, and
+ * canned-response previews after a week (an old one's buttons are answered "gone").
  */
 export function cleanupJob(opts: { schedule: string; idempotencyRetentionHours: number; webhookDeliveryRetentionDays: number }): Job {
   return {
@@ -34,7 +35,8 @@ export function cleanupJob(opts: { schedule: string; idempotencyRetentionHours: 
       const telegramSends = await deleteInBatches(db, 'telegram_sends', `done_at < now() - interval '7 days'`, [], signal);
       const telegramWindows = await deleteInBatches(db, 'telegram_rate_windows',
         `(blocked_until IS NULL OR blocked_until < now()) AND (cardinality(sent_at) = 0 OR sent_at[cardinality(sent_at)] < now() - interval '10 minutes')`, [], signal);
-      logger.info({ idempotencyKeys, rateWindows, jobRuns, webhookDeliveries, telegramUpdates, telegramSends, telegramWindows }, 'cleanup done');
+      const cannedPreviews = await deleteInBatches(db, 'telegram_canned_previews', `created_at < now() - interval '7 days'`, [], signal);
+      logger.info({ idempotencyKeys, rateWindows, jobRuns, webhookDeliveries, telegramUpdates, telegramSends, telegramWindows, cannedPreviews }, 'cleanup done');
     },
   };
 }

@@ -22,7 +22,7 @@ import { inTransaction } from '../db/transaction.js';
 export type SendOp =
   | 'send_message' | 'copy_message' | 'edit_copy' | 'react'
   | 'create_topic' | 'post_card' | 'rename_topic' | 'edit_card' | 'close_topic' | 'reopen_topic'
-  | 'resolution_notice' | 'answer_callback' | 'transfer_note';
+  | 'resolution_notice' | 'answer_callback' | 'transfer_note' | 'edit_message' | 'delete_message';
 
 export interface SendRequest {
   workspaceId: string;
@@ -88,7 +88,7 @@ const toSend = (r: any): QueuedSend => ({
 });
 
 /** Calls that post nothing into a chat and so do not count against its flood limits. */
-const UNPACED: ReadonlySet<SendOp> = new Set(['answer_callback', 'react']);
+const UNPACED: ReadonlySet<SendOp> = new Set(['answer_callback', 'react', 'delete_message']);
 
 /**
  * The pacing windows a row counts in: its bot (30/s) and its chat (1/s); a group chat also

@@ -15,6 +15,7 @@ import { AppError } from '../kernel/errors.js';
 import { normalizeTags } from '../lib/tags.js';
 import { PRIORITIES, STATUSES, type Priority, type TicketStatus } from '../tickets/ticket-status.js';
 import { attachmentsOf, textOf, type BotCtx } from './bot-context.js';
+import { CANNED_ACTIONS, cancelCanned, cannedCommand, pickCanned, sendCanned } from './canned-flow.js';
 import { parseCommand, parseTagChanges } from './commands.js';
 import { mirrorEdit } from './customer-flow.js';
 import { CARD_ACTIONS, priorityKeyboard } from '../topics/topic-card.js';
@@ -30,9 +31,12 @@ const HELP = [
   '/status open|in_progress|waiting_on_customer|resolved',
   '/resolve · /close · /reopen',
   '/tag +a -b',
+  '/canned <shortcut> — send a canned response · /canned — the most used, to preview',
   '/ticket — post the ticket card again',
   'In General: /stats — today in numbers · /queue — waiting tickets per team',
 ].join('\n');
+
+const INACTIVE = 'Your agent profile is inactive, so this was not sent. Ask an admin to activate it.';
 
 interface TopicTicket {
   id: string;
@@ -42,11 +46,12 @@ interface TopicTicket {
   accountId: string | null;
   status: TicketStatus;
   tags: string[];
+  teamId: string | null;
 }
 
 async function ticketInTopic(c: BotCtx, chatId: number, threadId: number): Promise<TopicTicket | null> {
   const t = await c.services.topics.ticketInTopic(c.db, c.ws.id, chatId, threadId);
-  return t ? { id: t.id, topicChatId: chatId, contactId: t.contactId, number: t.number, accountId: t.accountId, status: t.status, tags: t.tags } : null;
+  return t ? { id: t.id, topicChatId: chatId, contactId: t.contactId, number: t.number, accountId: t.accountId, status: t.status, tags: t.tags, teamId: t.teamId } : null;
 }
 
 /** The agent behind a group member, registered on first use; name and username kept current. */
@@ -67,8 +72,8 @@ async function note(db: Db, c: BotCtx, t: TopicTicket, agent: Agent, text: strin
  * A reply in the ticket's topic (recreated with its card if it was deleted meanwhile). A closed
  * ticket's topic stays closed: there the answer is a 👎 on the agent's message instead.
  */
-const replyIn = (c: BotCtx, m: any, t: TopicTicket, text: string) =>
-  t.status === 'closed' ? c.react(m.chat.id, m.message_id, '👎') : c.say(t.topicChatId, text, { ticketId: t.id, inTopic: true });
+const replyIn = (c: BotCtx, m: any, t: TopicTicket, text: string, replyMarkup?: unknown) =>
+  t.status === 'closed' ? c.react(m.chat.id, m.message_id, '👎') : c.say(t.topicChatId, text, { ticketId: t.id, inTopic: true, replyMarkup });
 
 /**
  * Runs a command's change in a savepoint: a refusal (AppError) undoes only the change and
@@ -169,7 +174,7 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
     case 'help':
       return usage(HELP);
     case 'canned':
-      return usage('Canned responses are not set up in this workspace yet.');
+      return cannedCommand(c, t, agent, args, { reply: (text, markup) => replyIn(c, m, t, text, markup), attempt: (fn) => attempt(c, m, t, fn) });
     case 'stats':
     case 'queue':
       return usage(`Use /${name} in the General topic.`);
@@ -235,7 +240,7 @@ export const agentFlow = {
     }
     if (m.forum_topic_created || m.forum_topic_edited || m.pinned_message) return;
     const agent = await agentFor(c, m.from);
-    if (!agent.active) return replyIn(c, m, t, 'Your agent profile is inactive, so this was not sent. Ask an admin to activate it.');
+    if (!agent.active) return replyIn(c, m, t, INACTIVE);
     if (command) return runCommand(c, m, t, agent, command.name, command.args);
     const text = textOf(m);
     if (text.startsWith('//')) return attempt(c, m, t, (db) => note(db, c, t, agent, text.slice(2).trim() || text));
@@ -257,7 +262,7 @@ export const agentFlow = {
     if (messageId) await mirrorEdit(c, messageId, m);
   },
 
-  /** The card's buttons: Take, Resolve, Priority (and the priority choice). */
+  /** The card's buttons: Take, Resolve, Priority (and the priority choice); canned responses' list and preview. */
   async callback(c: BotCtx, q: any): Promise<void> {
     const [action, ticketId, value] = String(q.data ?? '').split(':');
     const row = ticketId ? await c.services.tickets.find(c.db, c.ws.id, ticketId) : null;
@@ -288,6 +293,14 @@ export const agentFlow = {
       case CARD_ACTIONS.setPriority:
         if (!PRIORITIES.includes(value as Priority)) return c.answer(q.id);
         return act((db) => tickets.update(db, c.ws.id, row.id, { priority: value as Priority }, actor), `Priority: ${value}`);
+      case CANNED_ACTIONS.pick:
+        if (!agent.active) return c.answer(q.id, INACTIVE, true);
+        return pickCanned(c, q, row, agent, value);
+      case CANNED_ACTIONS.send:
+        if (!agent.active) return c.answer(q.id, INACTIVE, true);
+        return sendCanned(c, q, row, agent, value);
+      case CANNED_ACTIONS.cancel:
+        return cancelCanned(c, q, row, value);
       default:
         return c.answer(q.id);
     }

@@ -22,9 +22,13 @@ export interface BotCtx {
   answer(callbackQueryId: string, text?: string, alert?: boolean): Promise<void>;
   /** 👍 on a message: a command worked (cheaper for the group's budget than a reply). */
   react(chatId: number, messageId: number, emoji?: string): Promise<void>;
+  /** A bot message rewritten in place (cheaper than a new one); no replyMarkup removes its buttons. */
+  edit(chatId: number, messageId: number, text: string, replyMarkup?: unknown): Promise<void>;
+  /** A bot message removed (posts nothing, so it costs none of the group's budget). */
+  delete(chatId: number, messageId: number): Promise<void>;
 }
 
-export function createBotCtx(base: Omit<BotCtx, 'say' | 'answer' | 'react'>): BotCtx {
+export function createBotCtx(base: Omit<BotCtx, 'say' | 'answer' | 'react' | 'edit' | 'delete'>): BotCtx {
   const { db, account, ws, at } = base;
   const enqueue = (r: Omit<Parameters<typeof sendQueue.enqueue>[1], 'workspaceId' | 'accountId' | 'at'>) =>
     sendQueue.enqueue(db, { workspaceId: ws.id, accountId: account.id, at, ...r });
@@ -36,6 +40,10 @@ export function createBotCtx(base: Omit<BotCtx, 'say' | 'answer' | 'react'>): Bo
     }),
     answer: (id, text, alert) => enqueue({ chatId: null, op: 'answer_callback', payload: { callback_query_id: id, ...(text ? { text } : {}), ...(alert ? { show_alert: true } : {}) } }),
     react: (chatId, messageId, emoji = '👍') => enqueue({ chatId, op: 'react', payload: { message_id: messageId, emoji } }),
+    edit: (chatId, messageId, text, replyMarkup) => enqueue({
+      chatId, op: 'edit_message', payload: { message_id: messageId, text, reply_markup: replyMarkup ?? { inline_keyboard: [] } },
+    }),
+    delete: (chatId, messageId) => enqueue({ chatId, op: 'delete_message', payload: { message_id: messageId } }),
   };
 }
 

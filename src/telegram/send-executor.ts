@@ -201,6 +201,32 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       return async () => undefined;
     },
 
+    /** A bot message edited in place (a /canned list into its preview, a preview into its record). */
+    async edit_message(s) {
+      try {
+        await api.call(s.accountId, 'editMessageText', {
+          chat_id: s.chatId, message_id: s.payload.message_id, text: s.payload.text, ...(s.payload.reply_markup ? { reply_markup: s.payload.reply_markup } : {}),
+        });
+      } catch (err) {
+        const f = classifyTelegramError(err);
+        if (f.kind === 'not_modified') return async () => undefined;
+        if (f.kind === 'permanent' && /message to edit not found/i.test(f.reason)) return new Skip('the message is gone: nothing to edit');
+        throw err;
+      }
+      return async () => undefined;
+    },
+
+    async delete_message(s) {
+      try {
+        await api.call(s.accountId, 'deleteMessage', { chat_id: s.chatId, message_id: s.payload.message_id });
+      } catch (err) {
+        const f = classifyTelegramError(err);
+        if (f.kind === 'permanent' && /message to delete not found/i.test(f.reason)) return new Skip('the message is already gone');
+        throw err;
+      }
+      return async () => undefined;
+    },
+
     async react(s) {
       await api.call(s.accountId, 'setMessageReaction', { chat_id: s.chatId, message_id: s.payload.message_id, reaction: [{ type: 'emoji', emoji: s.payload.emoji }] });
       return async () => undefined;

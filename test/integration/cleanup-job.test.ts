@@ -86,6 +86,19 @@ describe('cleanup job', function () {
     assert.deepEqual(await keys('job_runs', 'job'), ['recent-1', 'recent-2', 'today-1']);
   });
 
+  it('deletes Telegram canned-response previews older than 7 days, whatever their state, and keeps the last week', async () => {
+    await db.knex.raw('TRUNCATE telegram_canned_previews');
+    await db.knex.raw(`
+      INSERT INTO telegram_canned_previews (workspace_id, ticket_id, canned_response_id, shortcut, agent_id, text, state, created_at)
+      SELECT 'ws_default', 'tkt_' || s.name, 'cr_x', 'refund', 'agt_x', 'Hi', s.state, now() - s.age::interval
+      FROM (VALUES ('pending-old', 'pending', '8 days'), ('sent-old', 'sent', '30 days'), ('cancelled-old', 'cancelled', '7 days 1 minute'),
+                   ('pending-recent', 'pending', '6 days'), ('sent-today', 'sent', '1 hour')) AS s (name, state, age)`);
+    await run();
+    const done = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'cleanup done');
+    assert.equal(done.cannedPreviews, 3);
+    assert.deepEqual(await keys('telegram_canned_previews', 'ticket_id'), ['tkt_pending-recent', 'tkt_sent-today']);
+  });
+
   it('deletes in batches until every old row is gone (more rows than one batch)', async () => {
     await idempotencyKeys('old', 12_345, '2 days');
     await idempotencyKeys('keep', 3, '1 hour');

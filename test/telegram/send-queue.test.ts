@@ -16,7 +16,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { accountStore } from '../../src/accounts/account-store.js';
 import { createBotApi, type BotApi } from '../../src/telegram/bot-api.js';
 import { createSendExecutor, type RetrySettings } from '../../src/telegram/send-executor.js';
-import { chatKey, groupKey, sendQueue, type PacingRules } from '../../src/send-queue/send-queue.js';
+import { chatKey, groupKey, pacingKeys, sendQueue, type PacingRules } from '../../src/send-queue/send-queue.js';
 import { createSendWorker, type SendWorker } from '../../src/telegram/send-worker.js';
 import { topicName } from '../../src/topics/topic-card.js';
 import { ERR, startFakeBotApi, type Call, type FakeBot, type FakeBotApi, type FakeUser } from '../helpers/fake-bot-api.js';
@@ -125,6 +125,45 @@ describe('telegram send queue', () => {
       const ref = await h.db('message_telegram_refs').where({ message_id: queued.id, role: 'copy' }).first();
       assert.equal(Number(ref.chat_id), user.id);
       assert.equal(Number(ref.telegram_message_id), calls[0].response.result.message_id);
+    });
+
+    it('edit_message and delete_message: done once Telegram has done them; "not modified" and "not found" are done too, with one call each', async () => {
+      const { user } = await customer('Edith');
+      const target = h.fake.messagesIn(user.id, { botId: h.bot.id }).filter((m) => m.from?.is_bot).at(-1)!;
+      const queue = async (op: 'edit_message' | 'delete_message', payload: Record<string, unknown>) => {
+        await sendQueue.enqueue(h.db, { workspaceId: 'ws_default', accountId: h.accountId, chatId: user.id, op, payload, at: new Date() });
+        await h.settle();
+        const [row] = await h.db('telegram_sends').where({ op, chat_id: user.id }).orderBy('id', 'desc').limit(1);
+        return row;
+      };
+      const markup = { inline_keyboard: [[{ text: 'OK', callback_data: 'x:1' }]] };
+      const edit = { message_id: target.message_id, text: 'Edited', reply_markup: markup };
+      const mark = h.fake.calls.length;
+
+      assert.equal((await queue('edit_message', edit)).status, 'sent');
+      const edited = h.fake.message(user.id, target.message_id, { botId: h.bot.id })!;
+      assert.equal(edited.text, 'Edited');
+      assert.deepEqual(edited.reply_markup, markup);
+      const same = await queue('edit_message', edit);
+      assert.equal(same.status, 'sent', 'message is not modified: nothing left to do');
+      assert.equal(same.attempts, 1);
+      const gone = await queue('edit_message', { ...edit, message_id: 999_999 });
+      assert.equal(gone.status, 'cancelled', 'message to edit not found: nothing to do, not a failure');
+      assert.equal(gone.attempts, 1);
+
+      assert.equal((await queue('delete_message', { message_id: target.message_id })).status, 'sent');
+      assert.equal(h.fake.message(user.id, target.message_id, { botId: h.bot.id }), undefined);
+      const again = await queue('delete_message', { message_id: target.message_id });
+      assert.equal(again.status, 'cancelled', 'message to delete not found: already done');
+      assert.equal(again.attempts, 1);
+      assert.deepEqual(h.fake.calls.slice(mark).filter((c) => c.params.chat_id !== undefined && chatOf(c) === user.id).map((c) => c.method),
+        ['editMessageText', 'editMessageText', 'editMessageText', 'deleteMessage', 'deleteMessage'], 'no retries');
+
+      // Deleting posts nothing, so it is not paced; an edit is paced like a post.
+      const rules = { perChat: { limit: 1, windowMs: 1000 }, perGroup: { limit: 20, windowMs: 60_000 }, perBot: { limit: 30, windowMs: 1000 } };
+      assert.deepEqual(pacingKeys({ op: 'delete_message', account_id: h.accountId, chat_id: h.group.id }, rules), []);
+      assert.deepEqual(pacingKeys({ op: 'edit_message', account_id: h.accountId, chat_id: h.group.id }, rules).map((k) => k.key),
+        pacingKeys({ op: 'send_message', account_id: h.accountId, chat_id: h.group.id }, rules).map((k) => k.key));
     });
 
     it('a public reply through POST /v1/tickets/{id}/messages reaches the customer, becomes sent and is the first response', async () => {
