@@ -21,7 +21,7 @@ import type { Page, PageRequest } from '../kernel/pagination.js';
 import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import type { Priority } from '../tickets/ticket-status.js';
-import { validateBusinessHours, type BusinessHours } from './business-time.js';
+import { validateBusinessHours, type BusinessHours, type WeeklyInterval } from './business-time.js';
 import type { CreateSlaPolicyBody, ListSlaPoliciesQuery, PatchSlaPolicyBody, SlaTargetJson } from './sla-policy-schemas.js';
 import { slaPolicyStore, type SlaPolicy, type SlaPolicyChanges } from './sla-policy-store.js';
 
@@ -52,8 +52,13 @@ function toTargets(json: TargetsJson): SlaPolicy['targets'] {
   return out;
 }
 
+/** The schema has checked the shape (day an integer 1-7); validateBusinessHours checks the meaning. */
 const toBusinessHours = (json: BusinessHoursJson): BusinessHours | null =>
-  json === null ? null : { timezone: json.timezone, weekly: json.weekly.map((w) => ({ day: w.day, start: w.start, end: w.end })), holidays: json.holidays ?? [] };
+  json === null ? null : {
+    timezone: json.timezone,
+    weekly: json.weekly.map((w) => ({ day: w.day as WeeklyInterval['day'], start: w.start, end: w.end })),
+    holidays: json.holidays ?? [],
+  };
 
 /** The problems the schema cannot see: business hours' meaning, and a default tied to a team. */
 function semanticErrors(p: { isDefault: boolean; teamId: string | null; businessHours: BusinessHours | null }, given: { isDefault: boolean; teamId: boolean }): FieldError[] {
