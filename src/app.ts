@@ -17,6 +17,7 @@ import { systemRoutes } from './http/system-routes.js';
 import { workspaceRoutes } from './workspaces/workspace-routes.js';
 import { contactRoutes } from './contacts/contact-routes.js';
 import { cannedRoutes } from './canned/canned-routes.js';
+import { slaPolicyRoutes } from './sla/sla-policy-routes.js';
 import { messageRoutes } from './messages/message-routes.js';
 import { ticketRoutes } from './tickets/ticket-routes.js';
 import { assignmentRoutes } from './assignment/assignment-routes.js';
@@ -60,6 +61,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...contactRoutes(services.contacts, logger),
     ...messageRoutes(services.messages),
     ...cannedRoutes(services.canned),
+    ...slaPolicyRoutes(services.slaPolicies),
     ...webhookRoutes(services.webhooks, deps.clock),
     ...accountRoutes(services.accounts),
     ...intakeFormRoutes(services.intakeForms),

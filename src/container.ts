@@ -17,6 +17,7 @@ import { createTopicService } from './topics/topic-service.js';
 import { createAccountService } from './accounts/account-service.js';
 import { createCannedService } from './canned/canned-service.js';
 import { createIntakeFormService } from './intake/intake-form-service.js';
+import { createSlaPolicyService } from './sla/sla-policy-service.js';
 
 export interface Deps {
   config: Config;
@@ -54,6 +55,7 @@ export function createServices(deps: Deps) {
     queues: createQueueService({ tickets, agents }),
     metrics: createMetricsService(),
     intakeForms: createIntakeFormService({ clock }),
+    slaPolicies: createSlaPolicyService({ clock, agents }),
   };
 }
 
