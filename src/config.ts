@@ -73,7 +73,7 @@ export interface Config {
   readonly rateLimit: { readonly defaultPerMinute: number };
   readonly apiKeys: { readonly rotationOverlapHours: number; readonly lastUsedWriteIntervalSeconds: number };
   readonly idempotency: { readonly retentionHours: number; readonly lockTimeoutMs: number };
-  readonly jobs: { readonly cleanup: string; readonly autoClose: string };
+  readonly jobs: { readonly cleanup: string; readonly autoClose: string; readonly slaSweep: string };
 }
 
 /** Bad configuration: the message names the variable and what is wrong with it. */

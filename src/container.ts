@@ -16,6 +16,8 @@ import { createMetricsService } from './metrics/metrics-service.js';
 import { createTopicService } from './topics/topic-service.js';
 import { createAccountService } from './accounts/account-service.js';
 import { createCannedService } from './canned/canned-service.js';
+import { createSlaService } from './sla/sla-service.js';
+import type { TicketSla } from './tickets/ticket-sla.js';
 import { createIntakeFormService } from './intake/intake-form-service.js';
 import { createSlaPolicyService } from './sla/sla-policy-service.js';
 
@@ -35,7 +37,16 @@ export function createServices(deps: Deps) {
   // Agents show their open tickets, which the tickets module counts (and tickets build on agents): bound late too.
   const agents = createAgentService({ clock, openTicketCounts: (...args) => tickets.openCounts(...args) });
   const accounts = createAccountService({ clock, telegram: deps.config.telegram });
-  const tickets = createTicketService({ clock, contacts, agents, accounts, notes });
+  // Tickets move SLA clocks in every change, and the sla module builds on tickets: bound late.
+  const slaPort: TicketSla = {
+    planNew: (...args) => sla.ticketPort.planNew(...args),
+    changed: (...args) => sla.ticketPort.changed(...args),
+    agentReplied: (...args) => sla.ticketPort.agentReplied(...args),
+    customerWrote: (...args) => sla.ticketPort.customerWrote(...args),
+  };
+  const tickets = createTicketService({ clock, contacts, agents, accounts, notes, sla: slaPort });
+  const slaPolicies = createSlaPolicyService({ clock, agents });
+  const sla = createSlaService({ clock, tickets, policies: slaPolicies, workspaces });
   const canned = createCannedService({ clock, tickets, agents, workspaces });
   const messages = createMessageService({ clock, contacts, tickets, accounts, workspaces, canned });
   const topics = createTopicService({ tickets, agents, accounts });
@@ -55,7 +66,8 @@ export function createServices(deps: Deps) {
     queues: createQueueService({ tickets, agents }),
     metrics: createMetricsService(),
     intakeForms: createIntakeFormService({ clock }),
-    slaPolicies: createSlaPolicyService({ clock, agents }),
+    slaPolicies,
+    sla,
   };
 }
 

@@ -11,6 +11,7 @@ import { openDatabase, type Database } from './db/database.js';
 import { migrateLatest } from './db/migrate.js';
 import { cleanupJob } from './jobs/cleanup-job.js';
 import { autoCloseJob } from './tickets/auto-close-job.js';
+import { slaSweepJob } from './sla/sla-sweep-job.js';
 import { createScheduler, type Scheduler } from './jobs/scheduler.js';
 import type { QueueWorker } from './jobs/queue-worker.js';
 import { createAssignmentWorker } from './assignment/assignment-worker.js';
@@ -117,6 +118,7 @@ async function main(): Promise<void> {
         webhookDeliveryRetentionDays: config.webhooks.deliveryRetentionDays,
       }),
       autoCloseJob({ schedule: config.jobs.autoClose, tickets: services.tickets }),
+      slaSweepJob({ schedule: config.jobs.slaSweep, sla: services.sla }),
     ],
   });
   webhookWorker = createWebhookWorker({ db, logger, clock: systemClock, config: config.webhooks, webhooks: services.webhooks });

@@ -81,7 +81,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
   async function afterSent(db: Db, m: Message, actor: Actor): Promise<void> {
     await eventOutbox.record(db, m.workspaceId, m.sentAt!, [{ type: 'message.sent', actor, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m) }]);
     if (countsAsResponse(m)) {
-      await tickets.recordFirstResponse(db, m.workspaceId, m.ticketId!, m.sentAt!);
+      await tickets.recordAgentReply(db, m.workspaceId, m.ticketId!, m.sentAt!);
     }
   }
 
@@ -189,6 +189,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
         status: 'received', failureReason: null, simulated: false, createdAt: at, sentAt: null,
       });
       await eventOutbox.record(db, ws.id, at, [{ type: 'message.received', actor, ticketId, contactId: view.contact.id, messageId: message.id, payload: presentMessage(message) }]);
+      view = await tickets.recordCustomerMessage(db, view, at);
       const settings = await workspaces.get(db, ws.id);
       const next = statusAfterCustomerMessage(view.ticket.status, { assigned: view.ticket.assigneeId !== null, reopenResolved: settings!.reopenResolvedOnReply });
       if (next) view = await tickets.move(db, view, next, actor, 'customer_message');

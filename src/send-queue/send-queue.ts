@@ -22,7 +22,7 @@ import { inTransaction } from '../db/transaction.js';
 export type SendOp =
   | 'send_message' | 'copy_message' | 'edit_copy' | 'react'
   | 'create_topic' | 'post_card' | 'rename_topic' | 'edit_card' | 'close_topic' | 'reopen_topic'
-  | 'resolution_notice' | 'answer_callback' | 'transfer_note' | 'edit_message' | 'delete_message';
+  | 'resolution_notice' | 'answer_callback' | 'transfer_note' | 'edit_message' | 'delete_message' | 'sla_notice';
 
 export interface SendRequest {
   workspaceId: string;
@@ -81,6 +81,12 @@ const MERGE_INTO_NEWER_TRANSFER_NOTE = `UPDATE telegram_sends q SET payload = q.
   WHERE o.op = 'transfer_note' AND o.status = 'sending' AND q.ticket_id = o.ticket_id AND q.op = o.op
     AND q.status = 'queued' AND q.priority = 1 AND q.id <> o.id`;
 
+/** Likewise an SLA notice going back: the newer one takes over its marks too. */
+const MERGE_INTO_NEWER_SLA_NOTICE = `UPDATE telegram_sends q SET payload = jsonb_set(q.payload, '{marks}', COALESCE(o.payload->'marks', '[]') || COALESCE(q.payload->'marks', '[]'))
+   FROM telegram_sends o
+  WHERE o.op = 'sla_notice' AND o.status = 'sending' AND q.ticket_id = o.ticket_id AND q.op = o.op
+    AND q.status = 'queued' AND q.priority = 1 AND q.id <> o.id`;
+
 const toSend = (r: any): QueuedSend => ({
   id: Number(r.id), workspaceId: r.workspace_id, accountId: r.account_id, chatId: r.chat_id === null ? null : Number(r.chat_id),
   op: r.op, ticketId: r.ticket_id, messageId: r.message_id, payload: r.payload ?? {}, attempts: r.attempts, failures: r.failures,
@@ -112,7 +118,7 @@ function costOf(r: { op: SendOp; payload: Record<string, any>; needs_topic: bool
     case 'post_card': return 2 + topicSetUp;
     case 'copy_message': return Math.max(1, (r.payload.message_ids ?? []).length) + (r.payload.in_topic ? topicSetUp : 0);
     case 'send_message': case 'edit_copy': return 1 + (r.payload.in_topic ? topicSetUp : 0);
-    case 'transfer_note': return 1 + topicSetUp;
+    case 'transfer_note': case 'sla_notice': return 1 + topicSetUp;
     default: return 1;
   }
 }
@@ -124,6 +130,20 @@ export const sendQueue = {
       ticket_id: r.ticketId ?? null, message_id: r.messageId ?? null, payload: JSON.stringify(r.payload ?? {}),
       next_attempt_at: r.notBefore ?? r.at, created_at: r.at,
     });
+  },
+
+  /**
+   * A cosmetic row (priority 1), one queued per (ticket, op): a second request while one waits
+   * appends its `listKey` items to the waiting row's (rendered together when sent).
+   */
+  async enqueueCoalesced(db: Db, r: SendRequest & { ticketId: string }, listKey: string): Promise<void> {
+    await db.raw(
+      `INSERT INTO telegram_sends (workspace_id, account_id, chat_id, op, ticket_id, payload, priority, next_attempt_at, created_at)
+       VALUES (?, ?, ?, ?, ?, ?::jsonb, 1, ?, ?)
+       ON CONFLICT (ticket_id, op) WHERE status = 'queued' AND priority = 1
+       DO UPDATE SET payload = jsonb_set(telegram_sends.payload, ARRAY[?], COALESCE(telegram_sends.payload->?, '[]') || COALESCE(EXCLUDED.payload->?, '[]'))`,
+      [r.workspaceId, r.accountId, r.chatId, r.op, r.ticketId, JSON.stringify(r.payload ?? {}), r.notBefore ?? r.at, r.at, listKey, listKey, listKey],
+    );
   },
 
   /**
@@ -190,6 +210,7 @@ export const sendQueue = {
     const { now, rules } = opts;
     return inTransaction(db, async (tx) => {
       await tx.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.lease_until < ?`, [now]);
+      await tx.raw(`${MERGE_INTO_NEWER_SLA_NOTICE} AND o.lease_until < ?`, [now]);
       await tx.raw(
         `UPDATE telegram_sends SET status = ${REQUEUE_OR_CANCEL}, next_attempt_at = ?, done_at = CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END,
                 last_error = 'lease expired: the worker stopped before recording the outcome'
@@ -271,6 +292,7 @@ export const sendQueue = {
   /** Puts a claimed row back in the queue for `at`; a failure counts towards giving up, a wait does not. */
   async retryLater(db: Db, s: QueuedSend, r: { at: Date; error: string; countsAsFailure: boolean }): Promise<boolean> {
     if (s.op === 'transfer_note') await db.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.id = ? AND o.attempts = ?`, [s.id, s.attempts]);
+    if (s.op === 'sla_notice') await db.raw(`${MERGE_INTO_NEWER_SLA_NOTICE} AND o.id = ? AND o.attempts = ?`, [s.id, s.attempts]);
     const n = await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({
       status: db.raw(REQUEUE_OR_CANCEL), done_at: db.raw(`CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END`, [r.at]),
       next_attempt_at: r.at, last_error: r.error, lease_until: null,

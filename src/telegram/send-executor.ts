@@ -10,6 +10,7 @@
  * - customer blocked the bot: contact marked blocked, message failed, a note in the topic;
  * - anything else permanent: the row and its message fail with Telegram's reason.
  */
+import type { SlaService } from '../sla/sla-service.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ContactService } from '../contacts/contact-service.js';
 import type { Db } from '../db/knex.js';
@@ -40,8 +41,11 @@ class Skip {
 /** A row rendered from a ticket that is gone, or an op that cannot be done by design. */
 class Permanent extends Error {}
 
-export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock; api: BotApi; messages: MessageService; contacts: ContactService; topics: TopicService; retry: RetrySettings; pacing: PacingRules }) {
-  const { db, logger, clock, messages, contacts, topics, retry } = deps;
+/** What the send queue asks the SLA module: the text of a queued notice. */
+type SlaNotices = Pick<SlaService, 'noticeText'>;
+
+export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock; api: BotApi; messages: MessageService; contacts: ContactService; topics: TopicService; sla: SlaNotices; retry: RetrySettings; pacing: PacingRules }) {
+  const { db, logger, clock, messages, contacts, topics, sla, retry } = deps;
   /**
    * Calls for one row. A row that posts more than one message into its chat (a topic with its
    * card, then the message) spaces them by the chat's one-a-second rule.
@@ -313,6 +317,14 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       if (t.status === 'closed') return new Skip('the ticket is closed: its topic stays closed');
       const text = await topics.transferNote(db, s.workspaceId, s.payload);
       if (!text) return new Skip('assignee and team ended where they started');
+      await callInTopic(s, 'sendMessage', { text });
+      return async () => undefined;
+    },
+
+    /** The SLA warnings and breaches of a ticket not yet posted: one line, rendered now (due in N min). */
+    async sla_notice(s) {
+      const text = await sla.noticeText(db, s.workspaceId, s.ticketId!, s.payload.marks ?? [], clock.now());
+      if (!text) return new Skip('nothing left to say: the targets were met or the ticket closed');
       await callInTopic(s, 'sendMessage', { text });
       return async () => undefined;
     },

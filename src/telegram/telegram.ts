@@ -29,7 +29,7 @@ export function createTelegram(deps: { config: Config; db: Knex; logger: Logger;
   const t = config.telegram;
   const api = createBotApi({ db, accounts: services.accounts, apiRoot: t.apiRoot, timeoutMs: t.callTimeoutMs });
   const executor = createSendExecutor({
-    db, logger: logger.child({ component: 'telegram-sends' }), clock, api, messages: services.messages, contacts: services.contacts, topics: services.topics,
+    db, logger: logger.child({ component: 'telegram-sends' }), clock, api, messages: services.messages, contacts: services.contacts, topics: services.topics, sla: services.sla,
     retry: { maxFailures: t.sends.maxFailures, baseDelayMs: t.sends.retryBaseMs, maxDelayMs: t.sends.retryMaxMs },
     pacing: t.sends.pacing,
   });

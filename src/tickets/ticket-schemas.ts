@@ -9,6 +9,8 @@ const description = { type: 'string', maxLength: 20000 } as const;
 const category = { type: 'string', minLength: 1, maxLength: 100 } as const;
 const note = { type: 'string', minLength: 1, maxLength: 4096, pattern: '\\S', description: 'Posted as an internal note on the ticket' } as const;
 
+const SLA_TARGETS = ['first_response', 'next_response', 'resolution'] as const;
+
 export const ticketSchema = {
   type: 'object',
   additionalProperties: false,
@@ -50,16 +52,26 @@ export const ticketSchema = {
     sla: {
       type: 'object',
       additionalProperties: false,
-      required: ['policy_id', 'first_response_due_at', 'resolution_due_at', 'breaches'],
+      description: 'The SLA clocks (null due times: no policy, or that target does not run); warnings and breaches are recorded once per target (per cycle for next response)',
+      required: ['policy_id', 'first_response_due_at', 'next_response_due_at', 'resolution_due_at', 'paused', 'warnings', 'breaches'],
       properties: {
         policy_id: { type: ['string', 'null'] },
         first_response_due_at: nullableTimestamp,
-        resolution_due_at: nullableTimestamp,
+        next_response_due_at: { ...nullableTimestamp, description: 'Set while a customer waits for an answer after an agent replied' },
+        resolution_due_at: { ...nullableTimestamp, description: 'null while paused (waiting on the customer, with pause_while_waiting_on_customer)' },
+        paused: { type: 'boolean', description: 'The resolution clock is paused' },
+        warnings: {
+          type: 'array',
+          items: {
+            type: 'object', additionalProperties: false, required: ['target', 'warned_at'],
+            properties: { target: { type: 'string', enum: SLA_TARGETS }, warned_at: timestamp },
+          },
+        },
         breaches: {
           type: 'array',
           items: {
             type: 'object', additionalProperties: false, required: ['target', 'breached_at'],
-            properties: { target: { type: 'string' }, breached_at: timestamp },
+            properties: { target: { type: 'string', enum: SLA_TARGETS }, breached_at: timestamp },
           },
         },
       },
@@ -128,7 +140,8 @@ export const listTicketsQuery = {
     updated_after: { ...timestamp, description: 'updated_at ≥ this' },
     q: { type: 'string', minLength: 1, maxLength: 200, description: 'Full-text search over subject, description and messages; #42 finds ticket 42' },
     archived: { type: 'boolean', default: false, description: 'true lists archived tickets instead' },
-    sort: { type: 'string', enum: TICKET_SORTS, default: '-created_at', description: 'priority: urgent first, then oldest; sla_due: nearest deadline first' },
+    sla: { type: 'string', enum: ['at_risk', 'breached'], description: 'at_risk: a running target is past its warning point and not breached; breached: a target was breached' },
+    sort: { type: 'string', enum: TICKET_SORTS, default: '-created_at', description: 'priority: urgent first, then oldest; sla_due: earliest pending due time first (tickets without one last)' },
   },
 } as const;
 

@@ -23,6 +23,7 @@ import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags, pre
 import { sendQueue } from '../send-queue/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
+import type { SlaMark, SlaOutcome, TicketSla } from './ticket-sla.js';
 import { contactOf, ticketStore, toTicket, type NewTicket, type QueueDepth, type QueueStat, type Ticket, type TicketChanges } from './ticket-store.js';
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
@@ -50,7 +51,15 @@ export function presentTicket(t: Ticket, contact: Contact): TicketJson {
     closed_at: iso(t.closedAt),
     reopened_count: t.reopenedCount,
     archived: t.archivedAt !== null,
-    sla: { policy_id: t.slaPolicyId, first_response_due_at: iso(t.firstResponseDueAt), resolution_due_at: iso(t.resolutionDueAt), breaches: [] },
+    sla: {
+      policy_id: t.slaPolicyId,
+      first_response_due_at: iso(t.firstResponseDueAt),
+      next_response_due_at: iso(t.nextResponseDueAt),
+      resolution_due_at: iso(t.resolutionDueAt),
+      paused: t.slaPaused,
+      warnings: t.slaWarnings.map((w) => ({ target: w.target, warned_at: w.at })),
+      breaches: t.slaBreaches.map((b) => ({ target: b.target, breached_at: b.at })),
+    },
   };
 }
 
@@ -79,8 +88,41 @@ export interface TicketNotes {
   add(db: Db, ticket: Ticket, text: string, actor: Actor, at: Date): Promise<unknown>;
 }
 
-export function createTicketService(deps: { clock: Clock; contacts: ContactService; agents: AgentService; accounts: AccountService; notes: TicketNotes }) {
-  const { clock, contacts, agents, accounts, notes } = deps;
+/** The SLA fields a change writes, with the marks it recorded appended to the ticket's lists. */
+function slaChanges(before: Ticket, outcome: SlaOutcome | null): TicketChanges {
+  if (!outcome) return {};
+  const record = (kind: SlaMark['kind']) => outcome.marks.filter((m) => m.kind === kind).map((m) => ({ target: m.target, at: m.at.toISOString() }));
+  const breaches = record('breach');
+  return {
+    ...outcome.fields,
+    slaWarnings: [...before.slaWarnings, ...record('warning')],
+    slaBreaches: [...before.slaBreaches, ...breaches],
+    slaBreached: before.slaBreached || breaches.length > 0,
+  };
+}
+
+/** sla.warning / sla.breached for marks just recorded: the ticket as it is now, and {target, due_at}. */
+export function slaEvents(t: Ticket, contact: Contact, marks: readonly SlaMark[]): NewEvent[] {
+  return marks.map((m) => {
+    const details = { target: m.target, due_at: m.dueAt.toISOString() };
+    return { type: m.kind === 'warning' ? 'sla.warning' : 'sla.breached', actor: SYSTEM, ticketId: t.id, contactId: t.contactId, payload: presentTicket(t, contact), detail: details, details };
+  });
+}
+
+export function createTicketService(deps: { clock: Clock; contacts: ContactService; agents: AgentService; accounts: AccountService; notes: TicketNotes; sla: TicketSla }) {
+  const { clock, contacts, agents, accounts, notes, sla } = deps;
+
+  /**
+   * Writes a locked ticket's changes with what they do to its SLA clocks (status, priority and
+   * team move them), so the row and the events written after it carry the new due times.
+   */
+  async function write(db: Db, before: Ticket, fields: TicketChanges, at: Date): Promise<{ after: Ticket; marks: SlaMark[] }> {
+    const proposed = { ...before, ...fields };
+    const moves = proposed.status !== before.status || proposed.priority !== before.priority || proposed.teamId !== before.teamId;
+    const outcome = moves ? await sla.changed(db, before, proposed, at) : null;
+    const after = await ticketStore.update(db, before.workspaceId, before.id, { ...fields, ...slaChanges(before, outcome) }, at);
+    return { after, marks: outcome?.marks ?? [] };
+  }
 
   const teamInWorkspace = (db: Db, workspaceId: string, id: string) => agents.requireTeam(db, workspaceId, id);
   const activeAgent = (db: Db, workspaceId: string, id: string) => agents.requireActive(db, workspaceId, id);
@@ -124,10 +166,15 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       if (ws.mode === 'live' && account?.supportChatId) {
         await sendQueue.enqueue(db, { workspaceId: ws.id, accountId: account.id, chatId: account.supportChatId, op: 'create_topic', ticketId: fields.id, at });
       }
+      const clocks = await sla.planNew(db, fields);
       // Last: numbering serialises the workspace's ticket creations until this transaction ends.
-      const unnumbered = { ...fields, number: 0, firstResponseAt: null, resolvedAt: null, closedAt: null, reopenedCount: 0, archivedAt: null, slaPolicyId: null, firstResponseDueAt: null, resolutionDueAt: null, topicChatId: null, topicThreadId: null };
+      const unnumbered: Ticket = {
+        ...fields, ...clocks.fields, number: 0, firstResponseAt: null, resolvedAt: null, closedAt: null, reopenedCount: 0, archivedAt: null,
+        slaWarnings: [], slaBreaches: [], slaBreached: false, topicChatId: null, topicThreadId: null,
+      };
       const created = eventRow(ws.id, at, { type: 'ticket.created', actor, ticketId: fields.id, contactId: contact.id, payload: presentTicket(unnumbered, contact) });
-      const ticket = await ticketStore.insertNumbered(db, fields, created);
+      const ticket = await ticketStore.insertNumbered(db, fields, clocks.fields, created);
+      await clocks.save(db);
       return { ticket, contact };
     },
 
@@ -178,10 +225,13 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const keys = (Object.keys(changes) as (keyof TicketChanges)[]).filter((k) => JSON.stringify(changes[k]) !== JSON.stringify(before[k]));
       if (keys.length === 0) return view;
       const at = clock.now();
-      const after = await ticketStore.update(db, before.workspaceId, before.id, Object.fromEntries(keys.map((k) => [k, changes[k]])), at);
+      const { after, marks } = await write(db, before, Object.fromEntries(keys.map((k) => [k, changes[k]])), at);
       const detail = changedFields(before, after, keys.filter((k) => k !== 'archivedAt'));
       if (keys.includes('archivedAt')) detail.archived = { from: before.archivedAt !== null, to: after.archivedAt !== null };
-      await eventOutbox.record(db, before.workspaceId, at, [{ type: 'ticket.updated', actor, ticketId: after.id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail: { changes: detail }, previous: previousValues(detail) }]);
+      await eventOutbox.record(db, before.workspaceId, at, [
+        { type: 'ticket.updated', actor, ticketId: after.id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail: { changes: detail }, previous: previousValues(detail) },
+        ...slaEvents(after, view.contact, marks),
+      ]);
       return { ticket: after, contact: view.contact };
     },
 
@@ -201,8 +251,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
      */
     async move(db: Db, view: TicketView, to: TicketStatus, actor: Actor, reason: MoveReason, note?: string, at: Date = clock.now()): Promise<TicketView> {
       const before = view.ticket;
-      const fields = applyTransition(before, to, at);
-      const after = await ticketStore.update(db, before.workspaceId, before.id, fields, at);
+      const { after, marks } = await write(db, before, applyTransition(before, to, at), at);
       const payload = presentTicket(after, view.contact);
       const detail = { from: before.status, to, reason, ...(note ? { note } : {}) };
       const base = { actor, ticketId: after.id, contactId: after.contactId, payload, detail };
@@ -211,7 +260,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const events: NewEvent[] = [{ type: 'ticket.status_changed', ...base, previous }];
       const specific = isReopen(before.status, to) ? 'ticket.reopened' : STATUS_EVENT[to];
       if (specific) events.push({ type: specific, ...base });
-      await eventOutbox.record(db, after.workspaceId, at, events);
+      await eventOutbox.record(db, after.workspaceId, at, [...events, ...slaEvents(after, view.contact, marks)]);
       return { ticket: after, contact: view.contact };
     },
 
@@ -232,7 +281,8 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const at = clock.now();
       let after = before;
       if (Object.keys(changes).length) {
-        after = await ticketStore.update(db, workspaceId, id, changes, at);
+        const written = await write(db, before, changes, at);
+        after = written.after;
         // Both, changed or not, so a consumer never has to guess the other half.
         const detail: Record<string, unknown> = {
           assignee_id: { from: before.assigneeId, to: after.assigneeId },
@@ -243,12 +293,25 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
           type: 'ticket.assigned', actor, ticketId: id, contactId: after.contactId, payload: presentTicket(after, view.contact), detail,
           previous: { assignee_id: before.assigneeId, team_id: before.teamId },
           details: { strategy: opts.strategy ?? null, note: body.note || null },
-        }]);
+        }, ...slaEvents(after, view.contact, written.marks)]);
         // The topic's transfer note was queued by the change itself (trigger tickets_transfer_note).
         if (body.note) await sendQueue.noteTransfer(db, id, body.note);
       }
       if (body.note) await notes.add(db, after, body.note, actor, at);
       return { ticket: after, contact: view.contact };
+    },
+
+    /** For the SLA sweep: of these tickets, those nobody else holds, now locked. */
+    lockForSla: (db: Db, ids: string[]): Promise<string[]> => ticketStore.lockAvailable(db, ids),
+
+    /**
+     * For the SLA sweep: warnings and breaches it recorded (appended to the tickets' lists) and
+     * whether each is at risk now. Returns the tickets that got marks, for their events.
+     */
+    async applySlaMarks(db: Db, rows: { id: string; atRisk: boolean; marks: SlaMark[] }[]): Promise<TicketView[]> {
+      const record = (marks: SlaMark[], kind: SlaMark['kind']) => marks.filter((m) => m.kind === kind).map((m) => ({ target: m.target, at: m.at.toISOString() }));
+      const marked = await ticketStore.applySlaMarks(db, rows.map((r) => ({ id: r.id, atRisk: r.atRisk, warnings: record(r.marks, 'warning'), breaches: record(r.marks, 'breach') })));
+      return ticketStore.viewsByIds(db, marked);
     },
 
     /** Open tickets (open, in progress, waiting) per agent. */
@@ -285,8 +348,29 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       return [...byTeam.values()];
     },
 
-    /** A reply reached the customer at `at`: the ticket's first response, unless an earlier one did. */
-    recordFirstResponse: (db: Db, workspaceId: string, id: string, at: Date): Promise<void> => ticketStore.recordFirstResponse(db, workspaceId, id, at),
+    /**
+     * A public agent reply reached the customer at `at`: the ticket's first response (unless an
+     * earlier one was), and the SLA clocks waiting for an answer are met.
+     */
+    async recordAgentReply(db: Db, workspaceId: string, id: string, at: Date): Promise<void> {
+      const view = await service.get(db, workspaceId, id, { forUpdate: true });
+      const before = view.ticket;
+      const outcome = await sla.agentReplied(db, before, at);
+      const firstResponse: TicketChanges = before.firstResponseAt === null || before.firstResponseAt > at ? { firstResponseAt: at } : {};
+      const changes = { ...firstResponse, ...slaChanges(before, outcome) };
+      if (!Object.keys(changes).length) return;
+      const after = await ticketStore.update(db, workspaceId, id, changes, before.updatedAt);
+      await eventOutbox.record(db, workspaceId, at, slaEvents(after, view.contact, outcome?.marks ?? []));
+    },
+
+    /** A customer message arrived at `at` (the ticket is locked by the caller): a next-response clock may start. */
+    async recordCustomerMessage(db: Db, view: TicketView, at: Date): Promise<TicketView> {
+      const outcome = await sla.customerWrote(db, view.ticket, at);
+      if (!outcome) return view;
+      const after = await ticketStore.update(db, view.ticket.workspaceId, view.ticket.id, slaChanges(view.ticket, outcome), view.ticket.updatedAt);
+      await eventOutbox.record(db, after.workspaceId, at, slaEvents(after, view.contact, outcome.marks));
+      return { ticket: after, contact: view.contact };
+    },
 
     /** Like get, but null when there is no such ticket in the workspace. */
     findView: (db: Db, workspaceId: string, id: string): Promise<TicketView | null> => ticketStore.findWithContact(db, workspaceId, id),

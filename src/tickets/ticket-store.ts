@@ -23,7 +23,15 @@ export interface Ticket {
   topicThreadId: number | null;
   slaPolicyId: string | null;
   firstResponseDueAt: Date | null;
+  nextResponseDueAt: Date | null;
   resolutionDueAt: Date | null;
+  /** Earliest due time of a running SLA target; null: none runs. */
+  slaDueAt: Date | null;
+  slaPaused: boolean;
+  slaWarnings: SlaRecord[];
+  slaBreaches: SlaRecord[];
+  slaAtRisk: boolean;
+  slaBreached: boolean;
   firstResponseAt: Date | null;
   resolvedAt: Date | null;
   closedAt: Date | null;
@@ -33,6 +41,34 @@ export interface Ticket {
   updatedAt: Date;
 }
 
+export type SlaTargetName = 'first_response' | 'next_response' | 'resolution';
+
+/** A warning or breach the sla module has just recorded (once) for a ticket. */
+export interface SlaMark {
+  target: SlaTargetName;
+  kind: 'warning' | 'breach';
+  at: Date;
+  dueAt: Date;
+}
+
+/** What the ticket row shows of its clocks. */
+export interface SlaFields {
+  slaPolicyId: string | null;
+  firstResponseDueAt: Date | null;
+  nextResponseDueAt: Date | null;
+  resolutionDueAt: Date | null;
+  slaPaused: boolean;
+  /** Earliest due time of a running target (null: none; the sla_due sort puts those last). */
+  slaDueAt: Date | null;
+  slaAtRisk: boolean;
+}
+
+/** A warning or breach as the ticket shows it. */
+export interface SlaRecord {
+  target: SlaTargetName;
+  at: string;
+}
+
 /** What a new ticket is inserted with (the rest has defaults; the number is allocated). */
 export type NewTicket = Pick<Ticket, 'id' | 'workspaceId' | 'subject' | 'description' | 'status' | 'priority' | 'category' | 'tags' |
   'customFields' | 'contactId' | 'teamId' | 'assigneeId' | 'accountId' | 'createdAt' | 'updatedAt'>;
@@ -40,20 +76,33 @@ export type NewTicket = Pick<Ticket, 'id' | 'workspaceId' | 'subject' | 'descrip
 /** Fields a service may change (the store maps them to columns). */
 export type TicketChanges = Partial<Pick<Ticket,
   'subject' | 'description' | 'status' | 'priority' | 'category' | 'tags' | 'customFields' | 'teamId' | 'assigneeId' |
-  'accountId' | 'topicChatId' | 'topicThreadId' | 'firstResponseAt' | 'resolvedAt' | 'closedAt' | 'reopenedCount' | 'archivedAt'>>;
+  'accountId' | 'topicChatId' | 'topicThreadId' | 'firstResponseAt' | 'resolvedAt' | 'closedAt' | 'reopenedCount' | 'archivedAt' |
+  'slaPolicyId' | 'firstResponseDueAt' | 'nextResponseDueAt' | 'resolutionDueAt' | 'slaDueAt' | 'slaPaused' | 'slaWarnings' | 'slaBreaches' |
+  'slaAtRisk' | 'slaBreached'>>;
 
 const COLUMN_OF: Record<keyof TicketChanges, string> = {
   subject: 'subject', description: 'description', status: 'status', priority: 'priority', category: 'category',
   tags: 'tags', customFields: 'custom_fields', teamId: 'team_id', assigneeId: 'assignee_id', accountId: 'account_id',
   topicChatId: 'topic_chat_id', topicThreadId: 'topic_thread_id', firstResponseAt: 'first_response_at',
   resolvedAt: 'resolved_at', closedAt: 'closed_at', reopenedCount: 'reopened_count', archivedAt: 'archived_at',
+  slaPolicyId: 'sla_policy_id', firstResponseDueAt: 'first_response_due_at', nextResponseDueAt: 'next_response_due_at',
+  resolutionDueAt: 'resolution_due_at', slaDueAt: 'sla_due_at', slaPaused: 'sla_paused', slaWarnings: 'sla_warnings',
+  slaBreaches: 'sla_breaches', slaAtRisk: 'sla_at_risk', slaBreached: 'sla_breached',
 };
+
+/** Column values as PostgreSQL takes them: jsonb as text, no due time as 'infinity'. */
+function columnValue(k: keyof TicketChanges, v: unknown): unknown {
+  if (k === 'customFields' || k === 'slaWarnings' || k === 'slaBreaches') return JSON.stringify(v);
+  if (k === 'slaDueAt') return v ?? 'infinity';
+  return v;
+}
 
 /** Every column but the search vector, qualified so list queries can join. */
 export const TICKET_COLUMNS = [
   'id', 'workspace_id', 'number', 'subject', 'description', 'status', 'priority', 'category', 'tags', 'custom_fields',
   'contact_id', 'team_id', 'assignee_id', 'account_id', 'topic_chat_id', 'topic_thread_id', 'sla_policy_id',
-  'first_response_due_at', 'resolution_due_at', 'sla_due_at', 'priority_rank', 'first_response_at', 'resolved_at', 'closed_at',
+  'first_response_due_at', 'next_response_due_at', 'resolution_due_at', 'sla_due_at', 'sla_paused', 'sla_warnings', 'sla_breaches',
+  'sla_at_risk', 'sla_breached', 'priority_rank', 'first_response_at', 'resolved_at', 'closed_at',
   'reopened_count', 'archived_at', 'created_at', 'updated_at',
 ] as const;
 const SELECT_TICKET = TICKET_COLUMNS.map((c) => `tickets.${c}`);
@@ -78,7 +127,14 @@ export function toTicket(r: any): Ticket {
     topicThreadId: r.topic_thread_id,
     slaPolicyId: r.sla_policy_id,
     firstResponseDueAt: r.first_response_due_at,
+    nextResponseDueAt: r.next_response_due_at,
     resolutionDueAt: r.resolution_due_at,
+    slaDueAt: r.sla_due_at instanceof Date ? r.sla_due_at : null,
+    slaPaused: r.sla_paused,
+    slaWarnings: r.sla_warnings,
+    slaBreaches: r.sla_breaches,
+    slaAtRisk: r.sla_at_risk,
+    slaBreached: r.sla_breached,
     firstResponseAt: r.first_response_at,
     resolvedAt: r.resolved_at,
     closedAt: r.closed_at,
@@ -189,7 +245,7 @@ export const ticketStore = {
    * so callers do this last: between it and COMMIT as little as possible should happen.
    * `event.payload` is the presented ticket; its `number` is filled in here.
    */
-  async insertNumbered(db: Db, t: NewTicket, event: ReturnType<typeof eventRow>): Promise<Ticket> {
+  async insertNumbered(db: Db, t: NewTicket, sla: SlaFields, event: ReturnType<typeof eventRow>): Promise<Ticket> {
     const r = await db.raw(
       `WITH n AS (
          INSERT INTO ticket_numbers AS c (workspace_id, last_number) VALUES (?, 1)
@@ -198,8 +254,10 @@ export const ticketStore = {
        ),
        t AS (
          INSERT INTO tickets (id, workspace_id, number, subject, description, status, priority, category, tags, custom_fields,
-                              contact_id, team_id, assignee_id, account_id, created_at, updated_at)
-         SELECT ?, ?, n.last_number, ?, ?, ?, ?, ?, ?::text[], ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz FROM n
+                              contact_id, team_id, assignee_id, account_id, created_at, updated_at,
+                              sla_policy_id, first_response_due_at, next_response_due_at, resolution_due_at, sla_due_at, sla_paused, sla_at_risk)
+         SELECT ?, ?, n.last_number, ?, ?, ?, ?, ?, ?::text[], ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz,
+                ?, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?, ? FROM n
          RETURNING ${TICKET_COLUMNS.join(', ')}
        ),
        e AS (
@@ -209,6 +267,7 @@ export const ticketStore = {
        SELECT * FROM t`,
       [t.workspaceId, t.id, t.workspaceId, t.subject, t.description, t.status, t.priority, t.category, t.tags,
         JSON.stringify(t.customFields), t.contactId, t.teamId, t.assigneeId, t.accountId, t.createdAt, t.updatedAt,
+        sla.slaPolicyId, sla.firstResponseDueAt, sla.nextResponseDueAt, sla.resolutionDueAt, sla.slaDueAt ?? 'infinity', sla.slaPaused, sla.slaAtRisk,
         event.id, event.workspace_id, event.type, event.ticket_id, event.contact_id, event.message_id, event.actor_type,
         event.actor_id, event.payload, event.detail, event.created_at],
     );
@@ -226,10 +285,45 @@ export const ticketStore = {
     return row ? { ticket: toTicket(row), contact: contactOf(row) } : null;
   },
 
+  /** Of these tickets, those not locked by someone else, now locked (NO KEY UPDATE, as changes lock). */
+  async lockAvailable(db: Db, ids: string[]): Promise<string[]> {
+    if (!ids.length) return [];
+    const { rows } = await db.raw('SELECT id FROM tickets WHERE id = ANY(?) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED', [ids]);
+    return rows.map((r: { id: string }) => r.id);
+  },
+
+  /**
+   * The sweep's marks in one statement: appended to the tickets' warnings and breaches, with
+   * at-risk and breached set; updated_at stays (bookkeeping, not a change). Returns the ids
+   * of tickets that got marks.
+   */
+  async applySlaMarks(db: Db, rows: { id: string; warnings: SlaRecord[]; breaches: SlaRecord[]; atRisk: boolean }[]): Promise<string[]> {
+    if (!rows.length) return [];
+    const { rows: updated } = await db.raw(
+      `UPDATE tickets t
+          SET sla_warnings = t.sla_warnings || x.warnings, sla_breaches = t.sla_breaches || x.breaches,
+              sla_at_risk = x.at_risk, sla_breached = t.sla_breached OR x.breaches <> '[]'::jsonb
+         FROM jsonb_to_recordset(?::jsonb) AS x(id text, warnings jsonb, breaches jsonb, at_risk boolean)
+        WHERE t.id = x.id AND (x.warnings <> '[]'::jsonb OR x.breaches <> '[]'::jsonb OR t.sla_at_risk <> x.at_risk)
+        RETURNING t.id, x.warnings <> '[]'::jsonb OR x.breaches <> '[]'::jsonb AS marked`,
+      [JSON.stringify(rows.map((r) => ({ id: r.id, warnings: r.warnings, breaches: r.breaches, at_risk: r.atRisk })))],
+    );
+    return updated.filter((r: { marked: boolean }) => r.marked).map((r: { id: string }) => r.id);
+  },
+
+  /** Several tickets with their contacts (any workspace: for background work over ids it holds). */
+  async viewsByIds(db: Db, ids: string[]): Promise<{ ticket: Ticket; contact: Contact }[]> {
+    if (!ids.length) return [];
+    const rows = await db('tickets').select([...SELECT_TICKET, ...CONTACT_SELECT])
+      .join('contacts', 'contacts.id', 'tickets.contact_id')
+      .whereIn('tickets.id', ids);
+    return rows.map((r: any) => ({ ticket: toTicket(r), contact: contactOf(r) }));
+  },
+
   async update(db: Db, workspaceId: string, id: string, changes: TicketChanges, at: Date): Promise<Ticket> {
     const set: Record<string, unknown> = { updated_at: at };
     for (const [k, v] of Object.entries(changes)) {
-      if (v !== undefined) set[COLUMN_OF[k as keyof TicketChanges]] = k === 'customFields' ? JSON.stringify(v) : v;
+      if (v !== undefined) set[COLUMN_OF[k as keyof TicketChanges]] = columnValue(k as keyof TicketChanges, v);
     }
     const [row] = await db('tickets').where({ workspace_id: workspaceId, id }).update(set).returning(TICKET_COLUMNS as unknown as string[]);
     return toTicket(row);
@@ -252,6 +346,8 @@ export const ticketStore = {
     if (f.team_id === 'none') q.whereNull('tickets.team_id');
     else if (f.team_id) q.where('tickets.team_id', f.team_id);
     if (f.contact_id) q.where('tickets.contact_id', f.contact_id);
+    if (f.sla === 'at_risk') q.where('tickets.sla_at_risk', true);
+    if (f.sla === 'breached') q.where('tickets.sla_breached', true);
     if (f.tag) q.whereRaw('tickets.tags @> ARRAY[?]::text[]', [f.tag.trim().toLowerCase()]);
     if (f.created_after) q.where('tickets.created_at', '>=', f.created_after);
     if (f.created_before) q.where('tickets.created_at', '<', f.created_before);
@@ -361,13 +457,6 @@ export const ticketStore = {
         WHERE t.workspace_id = ? AND t.id = r.id AND t.queue_rank IS DISTINCT FROM r.rank`,
       [ids, workspaceId],
     );
-  },
-
-  /** The earliest delivery wins, whatever order the delivery reports arrive in; updated_at stays. */
-  async recordFirstResponse(db: Db, workspaceId: string, id: string, at: Date): Promise<void> {
-    await db('tickets').where({ id, workspace_id: workspaceId })
-      .where((w) => w.whereNull('first_response_at').orWhere('first_response_at', '>', at))
-      .update({ first_response_at: at });
   },
 
   async setCsat(db: Db, id: string, rating: number, at: Date): Promise<void> {

@@ -568,7 +568,7 @@ describe('telegram send queue', () => {
 
     const realApi = () => createBotApi({ db, accounts: services.accounts, apiRoot: fake.url, timeoutMs: 5_000 });
     function worker(api: BotApi, o: { retry?: RetrySettings; leaseMs?: number } = {}): SendWorker {
-      const executor = createSendExecutor({ db, logger, clock: systemClock, api, messages: services.messages, contacts: services.contacts, topics: services.topics, retry: o.retry ?? RETRY, pacing: FAST });
+      const executor = createSendExecutor({ db, logger, clock: systemClock, api, messages: services.messages, contacts: services.contacts, topics: services.topics, sla: services.sla, retry: o.retry ?? RETRY, pacing: FAST });
       const w = createSendWorker({ db, logger, clock: systemClock, executor, settings: { concurrency: 8, pollIntervalMs: 20, leaseMs: o.leaseMs ?? 30_000, pacing: FAST } });
       workers.push(w);
       return w;

@@ -1,0 +1,27 @@
+/**
+ * The SLA port of the tickets module. The sla module keeps the clocks and implements this
+ * (bound late in the container: sla builds on tickets); tickets calls it inside every change,
+ * before it writes the row and its events, so what a change emits already carries the due
+ * times that change gave the ticket.
+ */
+import type { Db } from '../db/knex.js';
+import type { SlaFields, SlaMark, Ticket } from './ticket-store.js';
+
+export type { SlaFields, SlaMark, SlaTargetName } from './ticket-store.js';
+
+export interface SlaOutcome {
+  fields: SlaFields;
+  /** Newly recorded marks (a target met after its due time is a breach). */
+  marks: SlaMark[];
+}
+
+export interface TicketSla {
+  /** A ticket about to be created: its fields, and `save` to store its clocks once it exists. */
+  planNew(db: Db, t: Pick<Ticket, 'id' | 'workspaceId' | 'teamId' | 'priority' | 'createdAt'>): Promise<{ fields: SlaFields; save(db: Db): Promise<void> }>;
+  /** Status, priority or team changed (`after` as it will be written). */
+  changed(db: Db, before: Ticket, after: Ticket, at: Date): Promise<SlaOutcome | null>;
+  /** A public agent reply reached the customer at `at`. */
+  agentReplied(db: Db, t: Ticket, at: Date): Promise<SlaOutcome | null>;
+  /** A customer message arrived at `at`. */
+  customerWrote(db: Db, t: Ticket, at: Date): Promise<SlaOutcome | null>;
+}
