@@ -89,16 +89,10 @@ export interface TicketNotes {
 }
 
 /** The SLA fields a change writes, with the marks it recorded appended to the ticket's lists. */
-function slaChanges(before: Ticket, outcome: SlaOutcome | null): TicketChanges {
+function slaChanges(outcome: SlaOutcome | null): TicketChanges {
   if (!outcome) return {};
   const record = (kind: SlaMark['kind']) => outcome.marks.filter((m) => m.kind === kind).map((m) => ({ target: m.target, at: m.at.toISOString() }));
-  const breaches = record('breach');
-  return {
-    ...outcome.fields,
-    slaWarnings: [...before.slaWarnings, ...record('warning')],
-    slaBreaches: [...before.slaBreaches, ...breaches],
-    slaBreached: before.slaBreached || breaches.length > 0,
-  };
+  return { ...outcome.fields, slaMarks: { warnings: record('warning'), breaches: record('breach') } };
 }
 
 /** sla.warning / sla.breached for marks just recorded: the ticket as it is now, and {target, due_at}. */
@@ -120,7 +114,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
     const proposed = { ...before, ...fields };
     const moves = proposed.status !== before.status || proposed.priority !== before.priority || proposed.teamId !== before.teamId;
     const outcome = moves ? await sla.changed(db, before, proposed, at) : null;
-    const after = await ticketStore.update(db, before.workspaceId, before.id, { ...fields, ...slaChanges(before, outcome) }, at);
+    const after = await ticketStore.update(db, before.workspaceId, before.id, { ...fields, ...slaChanges(outcome) }, at);
     return { after, marks: outcome?.marks ?? [] };
   }
 
@@ -220,9 +214,9 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
     },
 
     /** Writes plain field changes and one ticket.updated event; nothing when nothing differs. */
-    async applyChanges(db: Db, view: TicketView, changes: TicketChanges, actor: Actor): Promise<TicketView> {
+    async applyChanges(db: Db, view: TicketView, changes: Omit<TicketChanges, 'slaMarks'>, actor: Actor): Promise<TicketView> {
       const before = view.ticket;
-      const keys = (Object.keys(changes) as (keyof TicketChanges)[]).filter((k) => JSON.stringify(changes[k]) !== JSON.stringify(before[k]));
+      const keys = (Object.keys(changes) as (keyof typeof changes)[]).filter((k) => JSON.stringify(changes[k]) !== JSON.stringify(before[k]));
       if (keys.length === 0) return view;
       const at = clock.now();
       const { after, marks } = await write(db, before, Object.fromEntries(keys.map((k) => [k, changes[k]])), at);
@@ -357,7 +351,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const before = view.ticket;
       const outcome = await sla.agentReplied(db, before, at);
       const firstResponse: TicketChanges = before.firstResponseAt === null || before.firstResponseAt > at ? { firstResponseAt: at } : {};
-      const changes = { ...firstResponse, ...slaChanges(before, outcome) };
+      const changes = { ...firstResponse, ...slaChanges(outcome) };
       if (!Object.keys(changes).length) return;
       const after = await ticketStore.update(db, workspaceId, id, changes, before.updatedAt);
       await eventOutbox.record(db, workspaceId, at, slaEvents(after, view.contact, outcome?.marks ?? []));
@@ -367,7 +361,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
     async recordCustomerMessage(db: Db, view: TicketView, at: Date): Promise<TicketView> {
       const outcome = await sla.customerWrote(db, view.ticket, at);
       if (!outcome) return view;
-      const after = await ticketStore.update(db, view.ticket.workspaceId, view.ticket.id, slaChanges(view.ticket, outcome), view.ticket.updatedAt);
+      const after = await ticketStore.update(db, view.ticket.workspaceId, view.ticket.id, slaChanges(outcome), view.ticket.updatedAt);
       await eventOutbox.record(db, after.workspaceId, at, slaEvents(after, view.contact, outcome.marks));
       return { ticket: after, contact: view.contact };
     },

@@ -77,22 +77,23 @@ export type NewTicket = Pick<Ticket, 'id' | 'workspaceId' | 'subject' | 'descrip
 export type TicketChanges = Partial<Pick<Ticket,
   'subject' | 'description' | 'status' | 'priority' | 'category' | 'tags' | 'customFields' | 'teamId' | 'assigneeId' |
   'accountId' | 'topicChatId' | 'topicThreadId' | 'firstResponseAt' | 'resolvedAt' | 'closedAt' | 'reopenedCount' | 'archivedAt' |
-  'slaPolicyId' | 'firstResponseDueAt' | 'nextResponseDueAt' | 'resolutionDueAt' | 'slaDueAt' | 'slaPaused' | 'slaWarnings' | 'slaBreaches' |
-  'slaAtRisk' | 'slaBreached'>>;
+  'slaPolicyId' | 'firstResponseDueAt' | 'nextResponseDueAt' | 'resolutionDueAt' | 'slaDueAt' | 'slaPaused' | 'slaAtRisk'>> & {
+  /** Warnings and breaches just recorded: appended in SQL, so a stale snapshot never drops one. */
+  slaMarks?: { warnings: SlaRecord[]; breaches: SlaRecord[] };
+};
 
-const COLUMN_OF: Record<keyof TicketChanges, string> = {
+const COLUMN_OF: Record<Exclude<keyof TicketChanges, 'slaMarks'>, string> = {
   subject: 'subject', description: 'description', status: 'status', priority: 'priority', category: 'category',
   tags: 'tags', customFields: 'custom_fields', teamId: 'team_id', assigneeId: 'assignee_id', accountId: 'account_id',
   topicChatId: 'topic_chat_id', topicThreadId: 'topic_thread_id', firstResponseAt: 'first_response_at',
   resolvedAt: 'resolved_at', closedAt: 'closed_at', reopenedCount: 'reopened_count', archivedAt: 'archived_at',
   slaPolicyId: 'sla_policy_id', firstResponseDueAt: 'first_response_due_at', nextResponseDueAt: 'next_response_due_at',
-  resolutionDueAt: 'resolution_due_at', slaDueAt: 'sla_due_at', slaPaused: 'sla_paused', slaWarnings: 'sla_warnings',
-  slaBreaches: 'sla_breaches', slaAtRisk: 'sla_at_risk', slaBreached: 'sla_breached',
+  resolutionDueAt: 'resolution_due_at', slaDueAt: 'sla_due_at', slaPaused: 'sla_paused', slaAtRisk: 'sla_at_risk',
 };
 
 /** Column values as PostgreSQL takes them: jsonb as text, no due time as 'infinity'. */
 function columnValue(k: keyof TicketChanges, v: unknown): unknown {
-  if (k === 'customFields' || k === 'slaWarnings' || k === 'slaBreaches') return JSON.stringify(v);
+  if (k === 'customFields') return JSON.stringify(v);
   if (k === 'slaDueAt') return v ?? 'infinity';
   return v;
 }
@@ -321,9 +322,15 @@ export const ticketStore = {
   },
 
   async update(db: Db, workspaceId: string, id: string, changes: TicketChanges, at: Date): Promise<Ticket> {
+    const { slaMarks, ...plain } = changes;
     const set: Record<string, unknown> = { updated_at: at };
-    for (const [k, v] of Object.entries(changes)) {
-      if (v !== undefined) set[COLUMN_OF[k as keyof TicketChanges]] = columnValue(k as keyof TicketChanges, v);
+    for (const [k, v] of Object.entries(plain)) {
+      if (v !== undefined) set[COLUMN_OF[k as keyof typeof plain]] = columnValue(k as keyof TicketChanges, v);
+    }
+    if (slaMarks?.warnings.length) set.sla_warnings = db.raw('sla_warnings || ?::jsonb', [JSON.stringify(slaMarks.warnings)]);
+    if (slaMarks?.breaches.length) {
+      set.sla_breaches = db.raw('sla_breaches || ?::jsonb', [JSON.stringify(slaMarks.breaches)]);
+      set.sla_breached = true;
     }
     const [row] = await db('tickets').where({ workspace_id: workspaceId, id }).update(set).returning(TICKET_COLUMNS as unknown as string[]);
     return toTicket(row);
