@@ -61,7 +61,7 @@ export async function up(knex: Knex): Promise<void> {
       ADD COLUMN lead_chat_id bigint,
       ADD COLUMN digest_time text CHECK (digest_time ~ '^([01][0-9]|2[0-3]):[0-5][0-9]$');
 
-    -- The card shows the next-response due time too.
+    -- The card shows the next-response due time, a paused resolution and a met first response too.
     CREATE OR REPLACE FUNCTION telegram_ticket_changed() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
       chat bigint;
@@ -75,8 +75,8 @@ export async function up(knex: Knex): Promise<void> {
           VALUES (NEW.workspace_id, NEW.account_id, NEW.topic_chat_id, 'rename_topic', NEW.id, 1, now(), now())
           ON CONFLICT (ticket_id, op) WHERE status = 'queued' AND priority = 1 DO NOTHING;
         END IF;
-        IF (NEW.status, NEW.subject, NEW.priority, NEW.category, NEW.tags, NEW.assignee_id, NEW.team_id, NEW.first_response_due_at, NEW.resolution_due_at, NEW.next_response_due_at, NEW.sla_paused)
-           IS DISTINCT FROM (OLD.status, OLD.subject, OLD.priority, OLD.category, OLD.tags, OLD.assignee_id, OLD.team_id, OLD.first_response_due_at, OLD.resolution_due_at, OLD.next_response_due_at, OLD.sla_paused) THEN
+        IF (NEW.status, NEW.subject, NEW.priority, NEW.category, NEW.tags, NEW.assignee_id, NEW.team_id, NEW.first_response_due_at, NEW.resolution_due_at, NEW.next_response_due_at, NEW.sla_paused, NEW.first_response_at)
+           IS DISTINCT FROM (OLD.status, OLD.subject, OLD.priority, OLD.category, OLD.tags, OLD.assignee_id, OLD.team_id, OLD.first_response_due_at, OLD.resolution_due_at, OLD.next_response_due_at, OLD.sla_paused, OLD.first_response_at) THEN
           INSERT INTO telegram_sends (workspace_id, account_id, chat_id, op, ticket_id, priority, next_attempt_at, created_at)
           VALUES (NEW.workspace_id, NEW.account_id, NEW.topic_chat_id, 'edit_card', NEW.id, 1, now(), now())
           ON CONFLICT (ticket_id, op) WHERE status = 'queued' AND priority = 1 DO NOTHING;

@@ -86,14 +86,14 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
   async function settle(db: Db, t: Ticket, step: Step, at: Date): Promise<SlaOutcome> {
     await slaStore.save(db, t.id, t.workspaceId, step.clocks);
     const marks = await slaStore.insertMarks(db, t.id, step.marks, at);
-    await queueNotices(db, [{ ticket: t, marks }], at);
+    await queueNotices(db, [{ ticket: t, marks }]);
     return { fields: fieldsOf(step.clocks), marks: marks.map(toSlaMark) };
   }
 
   const toSlaMark = (m: Mark): SlaMark => ({ target: m.target, kind: m.kind, at: m.at, dueAt: m.dueAt });
 
   /** One coalesced notice per ticket with a topic (live workspaces only). */
-  async function queueNotices(db: Db, items: { ticket: Ticket; marks: Mark[] }[], at: Date): Promise<void> {
+  async function queueNotices(db: Db, items: { ticket: Ticket; marks: Mark[] }[]): Promise<void> {
     const modes = new Map<string, string>();
     for (const { ticket: t, marks } of items) {
       if (!marks.length || !t.accountId || t.topicChatId === null || t.topicThreadId === null || t.status === 'closed') continue;
@@ -101,7 +101,7 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
       if (modes.get(t.workspaceId) !== 'live') continue;
       const notice: NoticeMark[] = marks.map((m) => ({ target: m.target, kind: m.kind, due_at: m.dueAt.toISOString() }));
       await sendQueue.enqueueCoalesced(db, {
-        workspaceId: t.workspaceId, accountId: t.accountId, chatId: t.topicChatId, op: 'sla_notice', ticketId: t.id, at,
+        workspaceId: t.workspaceId, accountId: t.accountId, chatId: t.topicChatId, op: 'sla_notice', ticketId: t.id, at: clock.now(),
         payload: { marks: notice },
       }, 'marks');
     }
@@ -164,7 +164,7 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
             byWorkspace.set(v.ticket.workspaceId, [...(byWorkspace.get(v.ticket.workspaceId) ?? []), ...events]);
           }
           for (const [ws, events] of byWorkspace) await eventOutbox.record(tx, ws, now, events);
-          await queueNotices(tx, views.map((v) => ({ ticket: v.ticket, marks: marksOf.get(v.ticket.id) ?? [] })), now);
+          await queueNotices(tx, views.map((v) => ({ ticket: v.ticket, marks: marksOf.get(v.ticket.id) ?? [] })));
           return { locked: locked.length, marks: results.reduce((n, r) => n + r.marks.length, 0) };
         });
         swept += done.locked;

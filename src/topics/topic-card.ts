@@ -35,7 +35,11 @@ export interface CardInput {
   assignee: { name: string; username: string | null } | null;
   team: string | null;
   firstResponseDueAt: Date | null;
+  firstResponseAt: Date | null;
+  nextResponseDueAt: Date | null;
   resolutionDueAt: Date | null;
+  /** The resolution clock is paused (waiting on the customer). */
+  slaPaused: boolean;
 }
 
 const DESCRIPTION_MAX = 1500;
@@ -51,7 +55,11 @@ export function cardText(c: CardInput): string {
     `Status: ${STATUS_EMOJI[c.status]} ${words(c.status)} · Priority: ${c.priority}${c.category ? ` · Category: ${c.category}` : ''}`,
     `Assignee: ${c.assignee ? `${c.assignee.name}${c.assignee.username ? ` (@${c.assignee.username})` : ''}` : '— nobody yet'}${c.team ? ` · Team: ${c.team}` : ''}`,
   ];
-  const due = [c.firstResponseDueAt && `first response by ${when(c.firstResponseDueAt)}`, c.resolutionDueAt && `resolution by ${when(c.resolutionDueAt)}`].filter(Boolean);
+  const due = [
+    c.firstResponseDueAt && (c.firstResponseAt ? 'first response ✓' : `first response by ${when(c.firstResponseDueAt)}`),
+    c.nextResponseDueAt && `next response by ${when(c.nextResponseDueAt)}`,
+    c.slaPaused ? 'resolution paused (waiting on the customer)' : c.resolutionDueAt && `resolution by ${when(c.resolutionDueAt)}`,
+  ].filter(Boolean);
   if (due.length) lines.push(`SLA: ${due.join(' · ')}`);
   if (c.tags.length) lines.push(`Tags: ${c.tags.map((t) => `#${t}`).join(' ')}`);
   const description = c.description.trim();

@@ -149,7 +149,8 @@ export function createTopicService(deps: { tickets: TicketService; agents: Agent
           username: contact.username, telegramUserId: contact.telegramUserId === null ? null : Number(contact.telegramUserId), email: contact.email,
         },
         assignee: assignee ? { name: assignee.name, username: assignee.username } : null, team: team?.name ?? null,
-        firstResponseDueAt: t.firstResponseDueAt, resolutionDueAt: t.resolutionDueAt,
+        firstResponseDueAt: t.firstResponseDueAt, firstResponseAt: t.firstResponseAt, nextResponseDueAt: t.nextResponseDueAt,
+        resolutionDueAt: t.resolutionDueAt, slaPaused: t.slaPaused,
         supportChatId: account?.supportChatId ?? null, topicChatId: t.topicChatId, topicThreadId: t.topicThreadId,
       };
     },

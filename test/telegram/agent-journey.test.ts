@@ -757,6 +757,7 @@ describe('Telegram agents’ side: topics, cards, relay and commands (SPEC §3.2
       assert.match(replies[0].text, /^📊 Today \(UTC\): \d+ new · \d+ resolved\nOpen now: \d+ \(\d+ unassigned\)/);
       const [{ n }] = await h.db('tickets').count({ n: '*' });
       assert.match(replies[0].text, new RegExp(`^📊 Today \\(UTC\\): ${n} new`), 'counts today’s tickets');
+      assert.match(replies[0].text, /\nSLA: (no breaches today|\d+ breached today \(.+\)) · at risk now: \d+ · breached and open: \d+$/);
       const send = h.fake.callsTo('sendMessage').find((c) => ok(c) && c.response.result.message_id === replies[0].message_id)!;
       assert.equal(send.params.message_thread_id, undefined);
       assert.equal(replies[0].is_topic_message, undefined);

@@ -239,7 +239,7 @@ describe('ticket card and topic name', () => {
     status: 'waiting_on_customer', priority: 'high', category: 'Billing', tags: ['vip', 'refund'],
     customer: { name: 'Sarah Connor', username: 'sarah', telegramUserId: 123456, email: 'sarah@example.com' },
     assignee: { name: 'Alex', username: 'alex' }, team: 'Tier 2',
-    firstResponseDueAt: new Date('2026-01-02T10:30:45Z'), resolutionDueAt: new Date('2026-01-03T09:00:00Z'),
+    firstResponseDueAt: new Date('2026-01-02T10:30:45Z'), firstResponseAt: null, nextResponseDueAt: null, resolutionDueAt: new Date('2026-01-03T09:00:00Z'), slaPaused: false,
   };
 
   it('the card shows the ticket, customer, status, priority, assignee, team, SLA and tags', () => {
@@ -253,6 +253,11 @@ describe('ticket card and topic name', () => {
       '',
       'I was charged twice',
     ].join('\n'));
+  });
+
+  it('the card\'s SLA line: a met first response is ticked, a running next response shown, a paused resolution said', () => {
+    const text = cardText({ ...card, firstResponseAt: new Date('2026-01-02T10:00:00Z'), nextResponseDueAt: new Date('2026-01-02T12:15:00Z'), slaPaused: true });
+    assert.ok(text.includes('SLA: first response ✓ · next response by 2026-01-02 12:15 UTC · resolution paused (waiting on the customer)'), text);
   });
 
   it('the card of a bare ticket says nobody is assigned and leaves out what is unknown', () => {
