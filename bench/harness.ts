@@ -26,8 +26,8 @@ export interface BenchEnv {
   close(): Promise<void>;
 }
 
-/** A migrated database and the service listening on it (`serviceEnv` adds to or overrides its environment). */
-export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Promise<BenchEnv> {
+/** A migrated database: embedded in a temp dir, or BENCH_DATABASE_URL. */
+export async function startBenchDatabase(): Promise<{ knex: Knex; databaseUrl: string; close(): Promise<void> }> {
   let databaseUrl = process.env.BENCH_DATABASE_URL;
   let stopPg = async () => {};
   let dir: string | null = null;
@@ -41,6 +41,21 @@ export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Pr
   }
   const knex = createKnex(databaseUrl, 4);
   await migrateLatest(knex);
+  return {
+    knex,
+    databaseUrl,
+    async close() {
+      await knex.destroy();
+      await stopPg();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A migrated database and the service listening on it (`serviceEnv` adds to or overrides its environment). */
+export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Promise<BenchEnv> {
+  const database = await startBenchDatabase();
+  const { knex, databaseUrl } = database;
   const port = await freePort();
   const devNull = openSync('/dev/null', 'w');
   const server: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
@@ -64,9 +79,7 @@ export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Pr
     async close() {
       server.kill('SIGTERM');
       await new Promise((r) => server.once('exit', r));
-      await knex.destroy();
-      await stopPg();
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      await database.close();
     },
   };
 }
