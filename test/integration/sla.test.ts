@@ -7,6 +7,8 @@
  * the events, and the coalesced notice in the topic.
  */
 import assert from 'node:assert/strict';
+import { createScheduler } from '../../src/jobs/scheduler.js';
+import { slaSweepJob } from '../../src/sla/sla-sweep-job.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { makeAccount, makeKey, makeReachableContact, makeWorkspace } from '../helpers/factories.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
@@ -159,6 +161,30 @@ describe('SLA clocks', () => {
       const events = await db.knex('events').whereIn('ticket_id', ids).whereIn('type', ['sla.warning', 'sla.breached']);
       assert.equal(events.length, 60);
       assert.equal((await db.knex('sla_clocks').whereIn('ticket_id', ids).whereNotNull('check_at').where('check_at', '<=', clock.now())).length, 0);
+    });
+  });
+
+  describe('the sweep job', () => {
+    it('two schedulers (two replicas) on one database: each tick runs once, every mark is recorded once', async () => {
+      const d = await desk();
+      const ids = [];
+      for (let i = 0; i < 12; i++) ids.push((await d.ticket()).id);
+      const replicas = ['a', 'b'].map((runnerId) => createScheduler({
+        db: db.knex, logger: t.deps.logger, runnerId, jobs: [slaSweepJob({ schedule: '*/30 * * * * *', sla: t.services.sla })],
+      }));
+      try {
+        for (const minutes of [49, 49.5, 61, 61.5]) {
+          clock.set(at(minutes));
+          const outcomes = await Promise.all(replicas.map((r) => r.runTick('sla-sweep', clock.now())));
+          assert.equal(outcomes.filter((o) => o === 'ran').length, 1, JSON.stringify(outcomes));
+        }
+      } finally {
+        await Promise.all(replicas.map((r) => r.stop()));
+      }
+      const marks = await db.knex('sla_marks').whereIn('ticket_id', ids);
+      assert.equal(marks.length, 24);
+      assert.equal((await db.knex('events').whereIn('ticket_id', ids).where('type', 'sla.warning')).length, 12);
+      assert.equal((await db.knex('events').whereIn('ticket_id', ids).where('type', 'sla.breached')).length, 12);
     });
   });
 
