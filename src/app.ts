@@ -18,6 +18,7 @@ import { workspaceRoutes } from './workspaces/workspace-routes.js';
 import { contactRoutes } from './contacts/contact-routes.js';
 import { cannedRoutes } from './canned/canned-routes.js';
 import { slaPolicyRoutes } from './sla/sla-policy-routes.js';
+import { escalationRoutes } from './escalation/escalation-routes.js';
 import { messageRoutes } from './messages/message-routes.js';
 import { ticketRoutes } from './tickets/ticket-routes.js';
 import { assignmentRoutes } from './assignment/assignment-routes.js';
@@ -62,6 +63,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...messageRoutes(services.messages),
     ...cannedRoutes(services.canned),
     ...slaPolicyRoutes(services.slaPolicies),
+    ...escalationRoutes(services.escalations),
     ...webhookRoutes(services.webhooks, deps.clock),
     ...accountRoutes(services.accounts),
     ...intakeFormRoutes(services.intakeForms),

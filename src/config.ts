@@ -73,7 +73,13 @@ export interface Config {
   readonly rateLimit: { readonly defaultPerMinute: number };
   readonly apiKeys: { readonly rotationOverlapHours: number; readonly lastUsedWriteIntervalSeconds: number };
   readonly idempotency: { readonly retentionHours: number; readonly lockTimeoutMs: number };
-  readonly jobs: { readonly cleanup: string; readonly autoClose: string; readonly slaSweep: string };
+  readonly jobs: { readonly cleanup: string; readonly autoClose: string; readonly slaSweep: string; readonly escalationSweep: string };
+  readonly escalation: {
+    /** The ping-pong guard: a ticket's rules fire at most this often in any hour, together. */
+    readonly maxFiringsPerTicketPerHour: number;
+    /** The first escalation sweep looks back this far (later ones: to the previous run). */
+    readonly firstSweepLookbackSeconds: number;
+  };
 }
 
 /** Bad configuration: the message names the variable and what is wrong with it. */
@@ -157,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   checkWebhooks(c.webhooks);
   checkTelegram(c.telegram);
+  checkEscalation(c.escalation);
   c.dataDir = path.resolve(c.dataDir);
   return deepFreeze(c) as Config;
 }
@@ -182,6 +189,13 @@ function checkWebhooks(w: Record<string, unknown>): void {
   }
   if (typeof w.retryJitter !== 'number' || w.retryJitter < 0 || w.retryJitter >= 1) {
     throw new ConfigError(`webhooks.retryJitter must be a fraction in [0, 1), got ${JSON.stringify(w.retryJitter)}`);
+  }
+}
+
+/** The escalation settings come from config/*.json only. */
+function checkEscalation(e: any): void {
+  for (const k of ['maxFiringsPerTicketPerHour', 'firstSweepLookbackSeconds']) {
+    if (!Number.isInteger(e?.[k]) || e[k] < 1) throw new ConfigError(`escalation.${k} must be a whole number ≥ 1, got ${JSON.stringify(e?.[k])}`);
   }
 }
 

@@ -20,6 +20,7 @@ import { createSlaService } from './sla/sla-service.js';
 import type { TicketSla } from './tickets/ticket-sla.js';
 import { createIntakeFormService } from './intake/intake-form-service.js';
 import { createSlaPolicyService } from './sla/sla-policy-service.js';
+import { createEscalationService } from './escalation/escalation-service.js';
 
 export interface Deps {
   config: Config;
@@ -51,6 +52,9 @@ export function createServices(deps: Deps) {
   const messages = createMessageService({ clock, contacts, tickets, accounts, workspaces, canned });
   const topics = createTopicService({ tickets, agents, accounts });
   const assignment = createAssignmentService({ clock, tickets, agents });
+  const escalations = createEscalationService({
+    clock, tickets, assignment, agents, canned, workspaces, maxFiringsPerTicketPerHour: deps.config.escalation.maxFiringsPerTicketPerHour,
+  });
   return {
     workspaces,
     apiKeys: createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, workspaces }),
@@ -68,6 +72,7 @@ export function createServices(deps: Deps) {
     intakeForms: createIntakeFormService({ clock }),
     slaPolicies,
     sla,
+    escalations,
   };
 }
 

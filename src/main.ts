@@ -15,6 +15,8 @@ import { slaSweepJob } from './sla/sla-sweep-job.js';
 import { createScheduler, type Scheduler } from './jobs/scheduler.js';
 import type { QueueWorker } from './jobs/queue-worker.js';
 import { createAssignmentWorker } from './assignment/assignment-worker.js';
+import { createEscalationWorker } from './escalation/escalation-worker.js';
+import { escalationSweepJob } from './escalation/escalation-sweep-job.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 import { createWebhookWorker, type WebhookWorker } from './webhooks/webhook-worker.js';
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
   let scheduler: Scheduler | undefined;
   let webhookWorker: WebhookWorker | undefined;
   let assignmentWorker: QueueWorker | undefined;
+  let escalationWorker: QueueWorker | undefined;
   let telegram: Telegram | undefined;
   let started = false;
   let stopping = false;
@@ -68,6 +71,7 @@ async function main(): Promise<void> {
       await scheduler?.stop();
       await webhookWorker?.stop();
       await assignmentWorker?.stop();
+      await escalationWorker?.stop();
       await database?.close();
     } catch (err) {
       logger.error({ err }, 'shutdown failed');
@@ -119,10 +123,12 @@ async function main(): Promise<void> {
       }),
       autoCloseJob({ schedule: config.jobs.autoClose, tickets: services.tickets }),
       slaSweepJob({ schedule: config.jobs.slaSweep, sla: services.sla }),
+      escalationSweepJob({ schedule: config.jobs.escalationSweep, escalations: services.escalations, lookbackMs: config.escalation.firstSweepLookbackSeconds * 1000 }),
     ],
   });
   webhookWorker = createWebhookWorker({ db, logger, clock: systemClock, config: config.webhooks, webhooks: services.webhooks });
   assignmentWorker = createAssignmentWorker({ db, logger, clock: systemClock, assignment: services.assignment, listenUrl: opened.url });
+  escalationWorker = createEscalationWorker({ db, logger, clock: systemClock, escalations: services.escalations });
 
   server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
@@ -140,6 +146,7 @@ async function main(): Promise<void> {
     scheduler.start();
     webhookWorker.start();
     assignmentWorker.start();
+    escalationWorker.start();
     telegram = tg;
     await tg.start().catch((err) => logger.error({ err }, 'starting the Telegram bots failed'));
   }

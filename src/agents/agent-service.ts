@@ -262,6 +262,15 @@ export function createAgentService(deps: { clock: Clock; openTicketCounts: OpenT
       return team;
     },
 
+    /**
+     * The workspace each of these team and agent ids belongs to (ids that exist nowhere are
+     * absent): lets a caller answer an unknown id (422) apart from another workspace's (404).
+     */
+    async workspacesOf(db: Db, ids: { teamIds: readonly string[]; agentIds: readonly string[] }): Promise<{ teams: Map<string, string>; agents: Map<string, string> }> {
+      const [teams, agents] = await Promise.all([teamStore.workspacesOf(db, ids.teamIds), agentStore.workspacesOf(db, ids.agentIds)]);
+      return { teams, agents };
+    },
+
     /** The workspace's teams, by name. */
     allTeams: (db: Db, workspaceId: string): Promise<Team[]> => teamStore.listAll(db, workspaceId),
 

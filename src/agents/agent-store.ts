@@ -202,6 +202,13 @@ export const agentStore = {
     const rows = await db('agents').select('id').where('workspace_id', workspaceId).whereIn('id', ids);
     return new Set(rows.map((r: { id: string }) => r.id));
   },
+
+  /** The workspace of each of `ids` that exists in any workspace (to tell an unknown id from another workspace's). */
+  async workspacesOf(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
+    if (!ids.length) return new Map();
+    const rows = await db('agents').select('id', 'workspace_id').whereIn('id', ids);
+    return new Map(rows.map((r: { id: string; workspace_id: string }) => [r.id, r.workspace_id]));
+  },
 };
 
 /** Who is in which team (agent_teams). Replacing a side keeps rows that stay, so only new members are "joins". */
@@ -303,5 +310,12 @@ export const teamStore = {
     if (!ids.length) return new Set();
     const rows = await db('teams').select('id').where('workspace_id', workspaceId).whereIn('id', ids);
     return new Set(rows.map((r: { id: string }) => r.id));
+  },
+
+  /** The workspace of each of `ids` that exists in any workspace (to tell an unknown id from another workspace's). */
+  async workspacesOf(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
+    if (!ids.length) return new Map();
+    const rows = await db('teams').select('id', 'workspace_id').whereIn('id', ids);
+    return new Map(rows.map((r: { id: string; workspace_id: string }) => [r.id, r.workspace_id]));
   },
 };

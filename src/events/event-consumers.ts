@@ -15,6 +15,8 @@
  * in the consumer's module and a worker on createQueueWorker. test/integration/event-consumers
  * checks that this list and the database's triggers on `events` agree.
  */
+import { EVENT_TYPES, PING, type StoredEventType } from './event-types.js';
+
 export interface EventConsumer {
   /** The module that consumes, and the file whose worker drains its queue. */
   module: string;
@@ -28,6 +30,12 @@ export interface EventConsumer {
   migration: string;
 }
 
+/** What the escalation rules consume: whatever may change whether a rule holds for a ticket. */
+const ESCALATION_TYPES: readonly StoredEventType[] = [
+  'ticket.created', 'ticket.updated', 'ticket.status_changed', 'ticket.assigned', 'ticket.resolved', 'ticket.closed',
+  'ticket.reopened', 'sla.warning', 'sla.breached', 'message.received', 'contact.tagged',
+];
+
 export const EVENT_CONSUMERS: readonly EventConsumer[] = [
   {
     module: 'webhooks',
@@ -36,5 +44,14 @@ export const EVENT_CONSUMERS: readonly EventConsumer[] = [
     queue: 'webhook_fanout_queue',
     skips: ['ping'],
     migration: 'migrations/20261121001500_webhooks.ts',
+  },
+  {
+    module: 'escalation',
+    drainedBy: 'src/escalation/escalation-worker.ts (escalation-service.ts processQueue: evaluates the tickets concerned)',
+    trigger: 'events_escalation',
+    queue: 'escalation_queue',
+    // Every other type, ticket.escalated included: a firing never evaluates itself.
+    skips: ([...EVENT_TYPES, PING] as StoredEventType[]).filter((t) => !ESCALATION_TYPES.includes(t)),
+    migration: 'migrations/20261207000400_escalation_rules.ts',
   },
 ];

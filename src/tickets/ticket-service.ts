@@ -164,7 +164,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       // Last: numbering serialises the workspace's ticket creations until this transaction ends.
       const unnumbered: Ticket = {
         ...fields, ...clocks.fields, number: 0, firstResponseAt: null, resolvedAt: null, closedAt: null, reopenedCount: 0, archivedAt: null,
-        slaWarnings: [], slaBreaches: [], slaBreached: false, topicChatId: null, topicThreadId: null,
+        slaWarnings: [], slaBreaches: [], slaBreached: false, topicChatId: null, topicThreadId: null, unassignedSince: fields.assigneeId ? null : at,
       };
       const created = eventRow(ws.id, at, { type: 'ticket.created', actor, ticketId: fields.id, contactId: contact.id, payload: presentTicket(unnumbered, contact) });
       const ticket = await ticketStore.insertNumbered(db, fields, clocks.fields, created);
@@ -403,6 +403,13 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       await service.get(db, workspaceId, id);
       return eventOutbox.timeline(db, workspaceId, id, page);
     },
+
+    /** For the escalation sweep: ids of live tickets whose created_at / unassigned_since is in [from, to), with one of `statuses`. */
+    crossing: (db: Db, workspaceId: string, field: 'created' | 'unassigned', from: Date, to: Date, statuses: readonly TicketStatus[]): Promise<string[]> =>
+      ticketStore.crossing(db, workspaceId, field, from, to, statuses),
+
+    /** Ids of a contact's tickets that are not closed nor archived (escalation after contact.tagged). */
+    openIdsOfContact: (db: Db, workspaceId: string, contactId: string): Promise<string[]> => ticketStore.openIdsOfContact(db, workspaceId, contactId),
 
     /** Closes resolved tickets older than their workspace's auto_close_after_hours; returns how many. */
     async autoClose(db: Db, now: Date, batchSize: number): Promise<number> {

@@ -32,6 +32,8 @@ export interface Ticket {
   slaBreaches: SlaRecord[];
   slaAtRisk: boolean;
   slaBreached: boolean;
+  /** Since when nobody is assigned (null while assigned); kept by a trigger (migration 20261207000400). */
+  unassignedSince: Date | null;
   firstResponseAt: Date | null;
   resolvedAt: Date | null;
   closedAt: Date | null;
@@ -103,7 +105,7 @@ export const TICKET_COLUMNS = [
   'id', 'workspace_id', 'number', 'subject', 'description', 'status', 'priority', 'category', 'tags', 'custom_fields',
   'contact_id', 'team_id', 'assignee_id', 'account_id', 'topic_chat_id', 'topic_thread_id', 'sla_policy_id',
   'first_response_due_at', 'next_response_due_at', 'resolution_due_at', 'sla_due_at', 'sla_paused', 'sla_warnings', 'sla_breaches',
-  'sla_at_risk', 'sla_breached', 'priority_rank', 'first_response_at', 'resolved_at', 'closed_at',
+  'sla_at_risk', 'sla_breached', 'unassigned_since', 'priority_rank', 'first_response_at', 'resolved_at', 'closed_at',
   'reopened_count', 'archived_at', 'created_at', 'updated_at',
 ] as const;
 const SELECT_TICKET = TICKET_COLUMNS.map((c) => `tickets.${c}`);
@@ -136,6 +138,7 @@ export function toTicket(r: any): Ticket {
     slaBreaches: r.sla_breaches,
     slaAtRisk: r.sla_at_risk,
     slaBreached: r.sla_breached,
+    unassignedSince: r.unassigned_since,
     firstResponseAt: r.first_response_at,
     resolvedAt: r.resolved_at,
     closedAt: r.closed_at,
@@ -483,5 +486,23 @@ export const ticketStore = {
       [now, limit],
     );
     return rows.rows.map(toTicket);
+  },
+
+  /**
+   * For the escalation sweep: ids of live tickets with one of `statuses` whose created_at (or
+   * unassigned_since) is in [from, to). Index range scans: tickets_list, tickets_unassigned_since.
+   */
+  async crossing(db: Db, workspaceId: string, field: 'created' | 'unassigned', from: Date, to: Date, statuses: readonly string[]): Promise<string[]> {
+    const column = field === 'created' ? 'created_at' : 'unassigned_since';
+    const rows = await db('tickets').select('id').where({ workspace_id: workspaceId }).whereNull('archived_at')
+      .where(column, '>=', from).where(column, '<', to).whereIn('status', statuses);
+    return rows.map((r: { id: string }) => r.id);
+  },
+
+  /** Ids of a contact's tickets that are not closed nor archived. */
+  async openIdsOfContact(db: Db, workspaceId: string, contactId: string): Promise<string[]> {
+    const rows = await db('tickets').select('id').where({ workspace_id: workspaceId, contact_id: contactId })
+      .whereNot('status', 'closed').whereNull('archived_at').orderBy('id');
+    return rows.map((r: { id: string }) => r.id);
   },
 };

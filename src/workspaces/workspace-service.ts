@@ -18,6 +18,8 @@ export function presentWorkspace(w: Workspace): WorkspaceJson {
     auto_close_after_hours: w.autoCloseAfterHours,
     daily_send_limit: w.dailySendLimit,
     reopen_resolved_on_reply: w.reopenResolvedOnReply,
+    lead_chat_id: w.leadChatId,
+    digest_time: w.digestTime,
     created_at: w.createdAt.toISOString(),
     updated_at: w.updatedAt.toISOString(),
   };
@@ -58,6 +60,8 @@ export function createWorkspaceService(deps: { clock: Clock }) {
         autoCloseAfterHours: body.auto_close_after_hours,
         dailySendLimit: body.daily_send_limit,
         reopenResolvedOnReply: body.reopen_resolved_on_reply,
+        leadChatId: body.lead_chat_id,
+        digestTime: body.digest_time,
       }, deps.clock.now());
       if (!w) throw notFound('Workspace');
       return w;

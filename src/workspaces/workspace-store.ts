@@ -8,11 +8,15 @@ export interface Workspace {
   autoCloseAfterHours: number;
   dailySendLimit: number;
   reopenResolvedOnReply: boolean;
+  /** The team leads' Telegram chat (escalation notices, the digest); null = none. */
+  leadChatId: number | null;
+  /** "HH:MM" in the workspace's time zone; null = no digest. */
+  digestTime: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
 
-export type WorkspaceSettings = Partial<Pick<Workspace, 'name' | 'timezone' | 'autoCloseAfterHours' | 'dailySendLimit' | 'reopenResolvedOnReply'>>;
+export type WorkspaceSettings = Partial<Pick<Workspace, 'name' | 'timezone' | 'autoCloseAfterHours' | 'dailySendLimit' | 'reopenResolvedOnReply' | 'leadChatId' | 'digestTime'>>;
 
 function toWorkspace(r: any): Workspace {
   return {
@@ -23,6 +27,8 @@ function toWorkspace(r: any): Workspace {
     autoCloseAfterHours: r.auto_close_after_hours,
     dailySendLimit: r.daily_send_limit,
     reopenResolvedOnReply: r.reopen_resolved_on_reply,
+    leadChatId: r.lead_chat_id ?? null,
+    digestTime: r.digest_time ?? null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -34,6 +40,8 @@ const COLUMN_OF: Record<keyof WorkspaceSettings, string> = {
   autoCloseAfterHours: 'auto_close_after_hours',
   dailySendLimit: 'daily_send_limit',
   reopenResolvedOnReply: 'reopen_resolved_on_reply',
+  leadChatId: 'lead_chat_id',
+  digestTime: 'digest_time',
 };
 
 export const workspaceStore = {

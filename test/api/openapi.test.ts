@@ -23,6 +23,7 @@ describe('GET /v1/openapi.json and /docs', () => {
     for (const op of [
       'GET /v1/me', 'GET /v1/workspace', 'PATCH /v1/workspace', 'GET /v1/api-keys', 'POST /v1/api-keys',
       'GET /v1/api-keys/{id}', 'DELETE /v1/api-keys/{id}', 'POST /v1/api-keys/{id}/rotate', 'GET /healthz', 'GET /readyz',
+      'GET /v1/escalation-rules', 'POST /v1/escalation-rules', 'GET /v1/escalation-rules/{id}', 'PATCH /v1/escalation-rules/{id}', 'DELETE /v1/escalation-rules/{id}',
     ]) assert.ok(ops.includes(op), `${op} is documented`);
     const create = doc.paths['/v1/api-keys'].post;
     assert.equal(create['x-required-scope'], 'manage:keys');
@@ -38,7 +39,7 @@ describe('GET /v1/openapi.json and /docs', () => {
     // The documented body schema refuses what the server refuses: both reject unknown fields.
     const schema = doc.paths['/v1/workspace'].patch.requestBody.content['application/json'].schema;
     assert.equal(schema.additionalProperties, false);
-    assert.deepEqual(Object.keys(schema.properties).sort(), ['auto_close_after_hours', 'daily_send_limit', 'name', 'reopen_resolved_on_reply', 'timezone']);
+    assert.deepEqual(Object.keys(schema.properties).sort(), ['auto_close_after_hours', 'daily_send_limit', 'digest_time', 'lead_chat_id', 'name', 'reopen_resolved_on_reply', 'timezone']);
   });
 
   it('serves human docs at /docs listing the endpoints and error codes', async () => {

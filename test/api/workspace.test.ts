@@ -31,6 +31,8 @@ describe('workspace settings', () => {
         auto_close_after_hours: 72,
         daily_send_limit: 50,
         reopen_resolved_on_reply: true,
+        lead_chat_id: null,
+        digest_time: null,
         created_at: undefined,
         updated_at: undefined,
       });
@@ -56,6 +58,11 @@ describe('workspace settings', () => {
       ['daily_send_limit', 10],
       ['daily_send_limit', 0],
       ['reopen_resolved_on_reply', false],
+      ['lead_chat_id', -1001234567890],
+      ['lead_chat_id', 424242],
+      ['digest_time', '09:00'],
+      ['digest_time', '00:00'],
+      ['digest_time', '23:59'],
     ];
     for (const [field, value] of changes) {
       it(`changes ${field} to ${JSON.stringify(value)} and nothing else`, async () => {
@@ -107,6 +114,15 @@ describe('workspace settings', () => {
       ['a blank name', { name: '   ' }, 'name'],
       ['a name over 200 characters', { name: 'n'.repeat(201) }, 'name'],
       ['a JSON array', [{ name: 'x' }], 'body'],
+      ['a lead_chat_id given as text', { lead_chat_id: '-1001234567890' }, 'lead_chat_id'],
+      ['a fractional lead_chat_id', { lead_chat_id: 1.5 }, 'lead_chat_id'],
+      ['a lead_chat_id of 0', { lead_chat_id: 0 }, 'lead_chat_id'],
+      ['a lead_chat_id beyond Telegram ids', { lead_chat_id: -10000000000000 }, 'lead_chat_id'],
+      ['a digest_time without a leading zero', { digest_time: '9:00' }, 'digest_time'],
+      ['a digest_time of 24:00', { digest_time: '24:00' }, 'digest_time'],
+      ['a digest_time with seconds', { digest_time: '09:00:00' }, 'digest_time'],
+      ['a digest_time of 12:60', { digest_time: '12:60' }, 'digest_time'],
+      ['a digest_time given as a number', { digest_time: 900 }, 'digest_time'],
     ];
     for (const [what, body, field] of invalid) {
       it(`answers ${what} with 422 validation_error naming ${field}, changing nothing`, async () => {
@@ -138,6 +154,35 @@ describe('workspace settings', () => {
         const res = await t.request[method]('/v1/workspace').set('Authorization', w.key.auth).send({ name: 'x' }).expect(405);
         assert.equal(res.body.code, 'method_not_allowed');
       }
+    });
+
+    it('clears lead_chat_id and digest_time with null, and keeps them across other changes', async () => {
+      const w = await fresh();
+      const set = (await w.patch({ lead_chat_id: -1001234567890, digest_time: '08:30' }).expect(200)).body;
+      assert.equal(set.lead_chat_id, -1001234567890);
+      assert.equal(set.digest_time, '08:30');
+      assert.equal((await w.patch({ name: 'Other' }).expect(200)).body.lead_chat_id, -1001234567890, 'untouched by another change');
+      const cleared = (await w.patch({ lead_chat_id: null, digest_time: null }).expect(200)).body;
+      assert.equal(cleared.lead_chat_id, null);
+      assert.equal(cleared.digest_time, null);
+      assert.deepEqual((await w.get().expect(200)).body, cleared);
+      assert.equal((await t.services.workspaces.get(db.knex, w.ws.id)).leadChatId, null);
+    });
+
+    it('the service reads lead_chat_id as a number (the escalation notices send to it)', async () => {
+      const w = await fresh();
+      await w.patch({ lead_chat_id: -1009876543210 }).expect(200);
+      const ws = await t.services.workspaces.get(db.knex, w.ws.id);
+      assert.equal(ws.leadChatId, -1009876543210);
+      assert.equal(typeof ws.leadChatId, 'number');
+    });
+
+    it('changing lead_chat_id needs manage:settings (403 naming it); reading needs any key', async () => {
+      const w = await fresh();
+      const reader = await makeKey(db.knex, t.services, { workspaceId: w.ws.id, scopes: ['read:tickets'] });
+      const denied = await t.request.patch('/v1/workspace').set('Authorization', reader.auth).send({ lead_chat_id: -100 }).expect(403);
+      assert.equal(denied.body.required_scope, 'manage:settings');
+      assert.equal((await t.request.get('/v1/workspace').set('Authorization', reader.auth).expect(200)).body.lead_chat_id, null);
     });
 
     it('leaves other workspaces untouched', async () => {

@@ -40,6 +40,8 @@ describe('configuration', () => {
       assert.equal(c.webhooks.allowPrivateTargets, false);
       assert.equal(c.idempotency.retentionHours, 24);
       assert.equal(c.jobs.cleanup, '0 */5 * * * *');
+      assert.equal(c.jobs.escalationSweep, '*/30 * * * * *');
+      assert.deepEqual(c.escalation, { maxFiringsPerTicketPerHour: 10, firstSweepLookbackSeconds: 30 });
     });
 
     it('layers config/test.json over the defaults when NODE_ENV=test', () => {
@@ -218,6 +220,13 @@ describe('configuration', () => {
       it(`refuses webhooks.${key} = ${JSON.stringify(value)} with a ConfigError naming it`, () => {
         writeFileSync(file, JSON.stringify({ webhooks: { [key]: value } }));
         assert.match(configError({ NODE_ENV: env }).message, message);
+      });
+    }
+
+    for (const [key, value] of [['maxFiringsPerTicketPerHour', 0], ['firstSweepLookbackSeconds', 'soon']] as const) {
+      it(`refuses escalation.${key} = ${JSON.stringify(value)} with a ConfigError naming it`, () => {
+        writeFileSync(file, JSON.stringify({ escalation: { [key]: value } }));
+        assert.match(configError({ NODE_ENV: env }).message, new RegExp(`escalation\\.${key} must be a whole number ≥ 1`));
       });
     }
 
