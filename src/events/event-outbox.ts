@@ -69,10 +69,29 @@ export function eventRow(workspaceId: string, at: Date, e: NewEvent) {
 }
 
 export const eventOutbox = {
-  /** Writes the events in one statement, in order (ids are monotonic within a process). */
+  /**
+   * Writes the events in one statement, in order (ids are monotonic within a process). A batch
+   * travels as one JSON parameter: a multi-row VALUES list costs a bound parameter per column
+   * per row, which dominated a sweep writing thousands of events.
+   */
   async record(db: Db, workspaceId: string, at: Date, events: NewEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await db('events').insert(events.map((e) => eventRow(workspaceId, at, e)));
+    if (events.length === 1) {
+      await db('events').insert(eventRow(workspaceId, at, events[0]));
+      return;
+    }
+    const rows = events.map((e) => ({
+      id: newId('evt'), workspace_id: workspaceId, type: e.type, ticket_id: e.ticketId ?? null, contact_id: e.contactId ?? null,
+      message_id: e.messageId ?? null, actor_type: e.actor.type, actor_id: e.actor.id, payload: e.payload, detail: e.detail ?? {},
+      previous: e.previous ?? null, details: e.details ?? null,
+    }));
+    await db.raw(
+      `INSERT INTO events (id, workspace_id, type, ticket_id, contact_id, message_id, actor_type, actor_id, payload, detail, previous, details, created_at)
+       SELECT id, workspace_id, type, ticket_id, contact_id, message_id, actor_type, actor_id, payload, detail, previous, details, ?::timestamptz
+         FROM jsonb_to_recordset(?::jsonb) AS r(id text, workspace_id text, type text, ticket_id text, contact_id text, message_id text,
+              actor_type text, actor_id text, payload jsonb, detail jsonb, previous jsonb, details jsonb)`,
+      [at, JSON.stringify(rows)],
+    );
   },
 
   /** A ticket's timeline, oldest first. */

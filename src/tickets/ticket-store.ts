@@ -320,7 +320,7 @@ export const ticketStore = {
     if (!ids.length) return [];
     const rows = await db('tickets').select([...SELECT_TICKET, ...CONTACT_SELECT])
       .join('contacts', 'contacts.id', 'tickets.contact_id')
-      .whereIn('tickets.id', ids);
+      .whereRaw('tickets.id = ANY(?)', [ids]);
     return rows.map((r: any) => ({ ticket: toTicket(r), contact: contactOf(r) }));
   },
 
