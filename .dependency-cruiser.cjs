@@ -35,16 +35,18 @@ module.exports = {
     },
     {
       // Protects: the domain is transport-free. Services run the same from the HTTP API,
-      // the Telegram bots, jobs and (later) MCP; only route definitions and API schemas
-      // may know about http/, and nothing in the domain knows the Telegraf adapter.
+      // the Telegram bots, jobs and MCP; only route definitions and API schemas may know
+      // about http/, and nothing in the domain knows the Telegraf adapter or the MCP server.
+      // The front ends (http, telegram, mcp) may use each other: MCP reuses the API's
+      // schemas, presenters, problem mapping and idempotency store.
       name: 'domain-not-to-transport',
       severity: 'error',
-      comment: 'Domain modules never import src/http/ or src/telegram/ (except their HTTP adapters: *-routes.ts, *-schemas.ts, *-middleware.ts).',
+      comment: 'Domain modules never import src/http/, src/telegram/ or src/mcp/ (except their HTTP adapters: *-routes.ts, *-schemas.ts, *-middleware.ts).',
       from: {
         path: '^src/[^/]+/',
-        pathNot: ['^src/(http|telegram)/', '-(routes|schemas|middleware)\\.ts$'],
+        pathNot: ['^src/(http|telegram|mcp)/', '-(routes|schemas|middleware)\\.ts$'],
       },
-      to: { path: '^src/(http|telegram)/' },
+      to: { path: '^src/(http|telegram|mcp)/' },
     },
     {
       // Protects: infrastructure stays below the domain, so any module may use it without

@@ -9,6 +9,7 @@ import { renderDocsPage } from './http/docs-page.js';
 import { AppError } from './kernel/errors.js';
 import { renderProblem, toAppError } from './http/errors.js';
 import { idempotency } from './http/idempotency.js';
+import { idempotencyKeys } from './http/idempotency-keys.js';
 import { createHttpMetrics } from './http/metrics.js';
 import { buildOpenApi } from './http/openapi.js';
 import { requestId } from './http/request-id.js';
@@ -28,6 +29,8 @@ import { webhookRoutes } from './webhooks/webhook-routes.js';
 import { telegramRoutes } from './telegram/telegram-routes.js';
 import { accountRoutes } from './accounts/account-routes.js';
 import { intakeFormRoutes } from './intake/intake-form-routes.js';
+import { mountMcp } from './mcp/mcp-endpoint.js';
+import { mcpTools } from './mcp/mcp-tools.js';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -44,7 +47,8 @@ export interface AppOptions {
 /**
  * The Koa app, without listen(). Middleware, top to bottom:
  * request id → metrics → access log → problem+json errors → router
- * (per route: auth+rate limit → scope → body → validation → transaction + idempotency → handler) → 404.
+ * (per route: auth+rate limit → scope → body → validation → transaction + idempotency → handler;
+ * POST /mcp: the same auth+rate limit → the MCP server) → 404.
  */
 export function createApp(deps: Deps, opts: AppOptions) {
   const { config, db, logger } = deps;
@@ -79,12 +83,20 @@ export function createApp(deps: Deps, opts: AppOptions) {
   ];
 
   const router = new Router<AppState>();
+  const authenticateKey = authenticate({ db, defaultRateLimitPerMinute: config.rateLimit.defaultPerMinute, lastUsedWriteIntervalSeconds: config.apiKeys.lastUsedWriteIntervalSeconds });
+  const parseBody = jsonBody(config.http.bodyLimitBytes);
+  const idempotencyOptions = { lockTimeoutMs: config.idempotency.lockTimeoutMs, retentionHours: config.idempotency.retentionHours };
   mountRoutes(router, routes, {
-    authenticate: authenticate({ db, defaultRateLimitPerMinute: config.rateLimit.defaultPerMinute, lastUsedWriteIntervalSeconds: config.apiKeys.lastUsedWriteIntervalSeconds }),
+    authenticate: authenticateKey,
     requireScope,
-    parseBody: jsonBody(config.http.bodyLimitBytes),
-    idempotency: idempotency({ db, lockTimeoutMs: config.idempotency.lockTimeoutMs, retentionHours: config.idempotency.retentionHours }),
+    parseBody,
+    idempotency: idempotency({ db, ...idempotencyOptions }),
     validateResponses: config.validateResponses,
+  });
+  // MCP (SPEC §8): the same keys, rate limit, services and idempotency store as the API.
+  mountMcp(router, {
+    tools: mcpTools(services), authenticate: authenticateKey, parseBody, db, logger,
+    keys: idempotencyKeys(idempotencyOptions), version: VERSION,
   });
 
   app.use(requestId());

@@ -7,8 +7,8 @@ import { presentTicket } from '../tickets/ticket-service.js';
 import { assignBody } from './assignment-schemas.js';
 import type { AssignmentService, AssignRequest } from './assignment-service.js';
 
-/** agent_id, team_id or strategy; team_id may come with either of the others, never all three. */
-function checkAssignBody(body: AssignRequest): void {
+/** agent_id, team_id or strategy; team_id may come with either of the others, never all three (the API and MCP check it alike). */
+export function checkAssignBody(body: AssignRequest): void {
   if (body.strategy !== undefined && body.agent_id !== undefined) {
     throw new AppError('validation_error', 'Give agent_id or strategy, not both', { details: [{ field: 'strategy', error: 'cannot be combined with agent_id' }] });
   }

@@ -46,6 +46,9 @@ function secondsToUtcMidnight(now: Date): number {
 
 const countsAsResponse = (m: Message) => m.ticketId !== null && m.visibility === 'public' && m.direction === 'outbound' && (m.authorType === 'agent' || m.authorType === 'api');
 
+/** How the API shows a message; front ends other than the routes (MCP) present through the service, not the store. */
+export { presentMessage };
+
 export function createMessageService(deps: { clock: Clock; contacts: ContactService; tickets: TicketService; accounts: AccountService; workspaces: WorkspaceService; canned: CannedService }) {
   const { clock, contacts, tickets, accounts, workspaces, canned } = deps;
 

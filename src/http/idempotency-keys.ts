@@ -1,0 +1,154 @@
+/**
+ * The storage side of idempotency keys (SPEC §4.1), free of any transport: the HTTP API's
+ * Idempotency-Key header (./idempotency.ts) and the MCP tools' `idempotency_key` argument
+ * share it, and so share one table. Keys are scoped to the workspace; the fingerprint says
+ * which request a key was used for, so the same key sent with another request (or through the
+ * other front end) is `idempotency_key_reused`.
+ *
+ * A key is claimed inside the transaction of the request's own writes and its outcome saved
+ * in the same transaction: the key exists exactly when the effect committed.
+ */
+import { createHash } from 'node:crypto';
+import { stringify } from 'safe-stable-stringify';
+import type { Knex } from '../db/knex.js';
+import { AppError, type ErrorCode } from '../kernel/errors.js';
+
+export interface IdempotencyKeyOptions {
+  lockTimeoutMs: number;
+  retentionHours: number;
+}
+
+/** One use of a key: whose, which key, and what it was used for. */
+export interface KeyUse {
+  workspaceId: string;
+  key: string;
+  /** From fingerprint(): equal for the same request, different for any other. */
+  fingerprint: string;
+  /** What the error for a reused key names: `POST /v1/tickets` or `MCP reply_to_ticket`. */
+  method: string;
+  path: string;
+}
+
+/** What was answered the first time, replayed as is. */
+export interface StoredOutcome {
+  status: number;
+  type: string | null;
+  headers: Record<string, string>;
+  body: string | null;
+}
+
+/** 1–255 printable ASCII characters. */
+export const IDEMPOTENCY_KEY_PATTERN = '^[\\x20-\\x7E]{1,255}$';
+const VALID_KEY = new RegExp(IDEMPOTENCY_KEY_PATTERN);
+
+export const isValidIdempotencyKey = (key: string): boolean => VALID_KEY.test(key);
+
+/**
+ * Refusals of the request itself (validation, auth, rate limit), conflicts about the key and
+ * 5xx: never stored, so the client may retry with the same key. Other AppErrors are business
+ * outcomes, stored and replayed like successes.
+ */
+const NOT_STORED: ReadonlySet<ErrorCode> = new Set([
+  'bad_request', 'invalid_json', 'validation_error', 'payload_too_large', 'unsupported_media_type',
+  'unauthorized', 'forbidden', 'rate_limit_exceeded', 'daily_send_limit_exceeded',
+  'idempotency_key_reused', 'idempotency_key_in_progress', 'internal_error', 'service_unavailable',
+]);
+
+export const isStoredOutcome = (err: unknown): err is AppError => err instanceof AppError && !NOT_STORED.has(err.code);
+
+const LOCK_TIMEOUT = '55P03';
+
+export function fingerprint(method: string, path: string, query: unknown, body: unknown): string {
+  return createHash('sha256').update(`${method} ${path}\n${stringify(query)}\n${stringify(body ?? null)}`).digest('hex');
+}
+
+/**
+ * Runs `fn` in a savepoint of `trx`. A business error (isStoredOutcome) undoes fn's writes but
+ * not the key's claim and is returned, to be stored; anything else is thrown (and rolls the key
+ * back with the transaction).
+ */
+export async function attemptInSavepoint<T>(trx: Knex.Transaction, fn: () => Promise<T>): Promise<{ value: T } | { error: AppError }> {
+  // Never released: COMMIT ends it anyway, and a RELEASE would be one more round trip inside
+  // the window where fn may hold hot row locks (a workspace's ticket numbering).
+  await trx.raw('SAVEPOINT idempotent_handler');
+  try {
+    return { value: await fn() };
+  } catch (err) {
+    if (!isStoredOutcome(err)) throw err;
+    await trx.raw('ROLLBACK TO SAVEPOINT idempotent_handler');
+    return { error: err };
+  }
+}
+
+export function idempotencyKeys(opts: IdempotencyKeyOptions) {
+  const lockTimeoutMs = Math.max(1, Math.floor(opts.lockTimeoutMs));
+  const retryAfter = String(Math.max(1, Math.ceil(lockTimeoutMs / 1000)));
+
+  return {
+    /**
+     * Claims the key in `trx`: null when this request is the first (run it, then save()), else
+     * the outcome stored by the first, to replay. Throws idempotency_key_reused for another
+     * request and idempotency_key_in_progress when the first has not committed in time.
+     *
+     * An expired row that the cleanup job has not removed yet is taken over. A row another
+     * transaction has inserted but not committed makes this wait, for at most lockTimeoutMs:
+     * when that one commits we replay its response, when it rolls back we run.
+     */
+    async claim(trx: Knex.Transaction, use: KeyUse): Promise<StoredOutcome | null> {
+      // One round trip. PostgreSQL runs the parts of a WITH in no promised order; data
+      // dependencies fix it here: the INSERT takes its row from `cfg`, so the bound is set
+      // before it can wait, and the final set_config takes an argument computed from `ins`,
+      // so the setting is restored only after the insert (the handler's own statements may
+      // wait as long as they need). `bounded` is selected only so set_config runs.
+      let claimed;
+      try {
+        claimed = await trx.raw(
+          `WITH cfg AS MATERIALIZED (
+             SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', ?, true) AS bounded
+           ),
+           ins AS (
+             INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status)
+             SELECT ?, ?, ?, ?, ?, 0 FROM cfg
+             ON CONFLICT (workspace_id, key) DO UPDATE
+               SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
+                   response_status = 0, response_type = NULL, response_headers = '{}', response_body = NULL, created_at = now()
+               WHERE i.created_at < now() - make_interval(hours => ?)
+             RETURNING 1
+           )
+           SELECT (SELECT count(*) FROM ins) AS claimed,
+                  set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM ins) >= 0 THEN '' END, true) AS restored`,
+          [`${lockTimeoutMs}ms`, use.workspaceId, use.key, use.fingerprint, use.method, use.path, opts.retentionHours],
+        );
+      } catch (err) {
+        // Only a lock timeout on the claim means "the same key is in flight"; one inside the
+        // handler is the handler's failure and must surface as such.
+        if ((err as { code?: string }).code === LOCK_TIMEOUT) {
+          throw new AppError('idempotency_key_in_progress', `A request with idempotency key "${use.key}" is still being processed; retry shortly`, {
+            headers: { 'Retry-After': retryAfter },
+          });
+        }
+        throw err;
+      }
+      if (Number(claimed.rows[0].claimed) === 1) return null;
+
+      // The row is committed and (by ON CONFLICT DO UPDATE) locked by us: it cannot vanish here.
+      const stored = await trx('idempotency_keys').where({ workspace_id: use.workspaceId, key: use.key }).first();
+      if (stored.fingerprint !== use.fingerprint) {
+        throw new AppError('idempotency_key_reused', `Idempotency key "${use.key}" was already used for a different request (${stored.method} ${stored.path})`);
+      }
+      return { status: stored.response_status, type: stored.response_type, headers: stored.response_headers, body: stored.response_body };
+    },
+
+    /** Stores the outcome of a claimed key, in the same transaction as the claim. */
+    async save(trx: Knex.Transaction, use: KeyUse, outcome: StoredOutcome): Promise<void> {
+      await trx('idempotency_keys').where({ workspace_id: use.workspaceId, key: use.key }).update({
+        response_status: outcome.status,
+        response_type: outcome.type,
+        response_headers: outcome.headers,
+        response_body: outcome.body,
+      });
+    },
+  };
+}
+
+export type IdempotencyKeys = ReturnType<typeof idempotencyKeys>;
