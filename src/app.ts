@@ -28,6 +28,7 @@ import { webhookRoutes } from './webhooks/webhook-routes.js';
 import { telegramRoutes } from './telegram/telegram-routes.js';
 import { accountRoutes } from './accounts/account-routes.js';
 import { intakeFormRoutes } from './intake/intake-form-routes.js';
+import { metricsRoutes } from './metrics/metrics-routes.js';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -67,6 +68,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...webhookRoutes(services.webhooks, deps.clock),
     ...accountRoutes(services.accounts),
     ...intakeFormRoutes(services.intakeForms),
+    ...metricsRoutes(services.metrics),
     ...(opts.extraRoutes ?? []),
   ];
   let openApiDoc: object | undefined;
