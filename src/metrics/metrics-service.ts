@@ -335,7 +335,7 @@ export function createMetricsService(deps: { clock: Clock; agents: AgentService;
 
     /**
      * GET /v1/metrics/agents, one item per agent (active, or with figures in the range):
-     * assigned = tickets created in the range that the agent holds; resolved = resolutions in
+     * assigned = tickets created in the range (not archived) that the agent holds; resolved = resolutions in
      * the range with the agent as assignee; open_now; first response (answered first) and
      * resolution stats; the average CSAT of the agent's tickets rated in the range.
      */
@@ -348,7 +348,7 @@ export function createMetricsService(deps: { clock: Clock; agents: AgentService;
       const counts = (await db.raw(
         `SELECT assignee_id AS id, sum(assigned) AS assigned, sum(open_now) AS open_now, sum(rated) AS rated, sum(rating) AS rating FROM (
            SELECT assignee_id, count(*) AS assigned, 0 AS open_now, 0 AS rated, 0 AS rating FROM tickets
-            WHERE workspace_id = :ws AND created_at >= :from AND created_at < :to${agentFilter}${filterSql(noAgent, t)} GROUP BY 1
+            WHERE workspace_id = :ws AND archived_at IS NULL AND created_at >= :from AND created_at < :to${agentFilter}${filterSql(noAgent, t)} GROUP BY 1
            UNION ALL
            SELECT assignee_id, 0, count(*), 0, 0 FROM tickets
             WHERE workspace_id = :ws AND archived_at IS NULL AND status IN ${OPEN}${agentFilter}${filterSql(noAgent, t)} GROUP BY 1
