@@ -31,6 +31,7 @@ import { accountRoutes } from './accounts/account-routes.js';
 import { intakeFormRoutes } from './intake/intake-form-routes.js';
 import { mountMcp } from './mcp/mcp-endpoint.js';
 import { mcpTools } from './mcp/mcp-tools.js';
+import { metricsRoutes } from './metrics/metrics-routes.js';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -71,6 +72,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
     ...webhookRoutes(services.webhooks, deps.clock),
     ...accountRoutes(services.accounts),
     ...intakeFormRoutes(services.intakeForms),
+    ...metricsRoutes(services.metrics),
     ...(opts.extraRoutes ?? []),
   ];
   let openApiDoc: object | undefined;

@@ -47,7 +47,10 @@ export function createServices(deps: Deps) {
   };
   const tickets = createTicketService({ clock, contacts, agents, accounts, notes, sla: slaPort });
   const slaPolicies = createSlaPolicyService({ clock, agents });
-  const sla = createSlaService({ clock, tickets, policies: slaPolicies, workspaces });
+  // The sla module records the metrics facts (it knows each ticket's calendar); metrics reads
+  // next-response breaches from the sla module's marks: that way back is bound late.
+  const metrics = createMetricsService({ clock, agents, workspaces, slaBreaches: { breachesDue: (...args) => sla.breachesDue(...args) } });
+  const sla = createSlaService({ clock, tickets, policies: slaPolicies, workspaces, metrics });
   const canned = createCannedService({ clock, tickets, agents, workspaces });
   const messages = createMessageService({ clock, contacts, tickets, accounts, workspaces, canned });
   const topics = createTopicService({ tickets, agents, accounts });
@@ -68,7 +71,7 @@ export function createServices(deps: Deps) {
     topics,
     assignment,
     queues: createQueueService({ tickets, agents }),
-    metrics: createMetricsService(),
+    metrics,
     intakeForms: createIntakeFormService({ clock }),
     slaPolicies,
     sla,

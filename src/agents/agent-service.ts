@@ -271,6 +271,9 @@ export function createAgentService(deps: { clock: Clock; openTicketCounts: OpenT
       return { teams, agents };
     },
 
+    /** Every agent of the workspace (active or not), by name: reports name them. */
+    allAgents: (db: Db, workspaceId: string): Promise<Agent[]> => agentStore.listAll(db, workspaceId),
+
     /** The workspace's teams, by name. */
     allTeams: (db: Db, workspaceId: string): Promise<Team[]> => teamStore.listAll(db, workspaceId),
 

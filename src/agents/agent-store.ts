@@ -75,6 +75,11 @@ export const toTeam = (r: any): Team => ({
 });
 
 export const agentStore = {
+  /** Every agent of the workspace (active or not), by name. */
+  async listAll(db: Db, workspaceId: string): Promise<Agent[]> {
+    return (await db('agents').where({ workspace_id: workspaceId }).orderByRaw('lower(name), id')).map(toAgent);
+  },
+
   async findById(db: Db, workspaceId: string, id: string): Promise<Agent | null> {
     const row = await db('agents').where({ workspace_id: workspaceId, id }).first();
     return row ? toAgent(row) : null;

@@ -84,7 +84,7 @@ export function createMessageService(deps: { clock: Clock; contacts: ContactServ
   async function afterSent(db: Db, m: Message, actor: Actor): Promise<void> {
     await eventOutbox.record(db, m.workspaceId, m.sentAt!, [{ type: 'message.sent', actor, ticketId: m.ticketId, contactId: m.contactId, messageId: m.id, payload: presentMessage(m) }]);
     if (countsAsResponse(m)) {
-      await tickets.recordAgentReply(db, m.workspaceId, m.ticketId!, m.sentAt!);
+      await tickets.recordAgentReply(db, m.workspaceId, m.ticketId!, m.sentAt!, m.authorType === 'agent' ? m.authorId : null);
     }
   }
 

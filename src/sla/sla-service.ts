@@ -22,6 +22,8 @@ import type { SlaFields, SlaMark, SlaOutcome, TicketSla } from '../tickets/ticke
 import { slaEvents, type TicketService } from '../tickets/ticket-service.js';
 import type { Priority } from '../tickets/ticket-status.js';
 import type { WorkspaceService } from '../workspaces/workspace-service.js';
+import type { MetricsService } from '../metrics/metrics-service.js';
+import { businessSecondsBetween } from './business-time.js';
 import { agentReplied, customerWrote, rulesChanged, startClocks, statusMoved, viewOf, type ClockRules, type Clocks, type Mark, type SlaTarget, type Step } from './sla-clock.js';
 import type { SlaPolicy } from './sla-policy-store.js';
 import { slaStore } from './sla-store.js';
@@ -66,8 +68,11 @@ interface NoticeMark {
   due_at: string;
 }
 
-export function createSlaService(deps: { clock: Clock; tickets: TicketService; policies: PolicySource; workspaces: WorkspaceService }) {
-  const { clock, tickets, policies, workspaces } = deps;
+/** What the sla module records for the metrics module: the measured moments (facts). */
+export type MetricsFacts = Pick<MetricsService, 'recordFirstResponse' | 'recordResolution' | 'clearResolution' | 'recordNextResponse'>;
+
+export function createSlaService(deps: { clock: Clock; tickets: TicketService; policies: PolicySource; workspaces: WorkspaceService; metrics: MetricsFacts }) {
+  const { clock, tickets, policies, workspaces, metrics } = deps;
 
   const rulesFor = async (db: Db, t: Pick<Ticket, 'workspaceId' | 'teamId' | 'priority'>) => rulesOf(await policies.policyFor(db, t.workspaceId, t.teamId), t.priority);
 
@@ -88,6 +93,19 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
     const marks = await slaStore.insertMarks(db, t.id, step.marks, at);
     await queueNotices(db, [{ ticket: t, marks }]);
     return { fields: fieldsOf(step.clocks), marks: marks.map(toSlaMark) };
+  }
+
+  /**
+   * The metrics facts of a moment: first response and resolution are measured here because this
+   * port sees each of them inside the ticket's transaction and knows the ticket's calendar (its
+   * policy's business hours, whatever the priority's targets; none = wall time).
+   */
+  async function fact(db: Db, t: Ticket, at: Date, rules: ClockRules | null, agentId: string | null) {
+    const calendar = rules ? rules.calendar : (await policies.policyFor(db, t.workspaceId, t.teamId))?.businessHours ?? null;
+    return {
+      ticketId: t.id, workspaceId: t.workspaceId, createdAt: t.createdAt, at, agentId, teamId: t.teamId, priority: t.priority,
+      businessSeconds: businessSecondsBetween(t.createdAt, at, calendar),
+    };
   }
 
   const toSlaMark = (m: Mark): SlaMark => ({ target: m.target, kind: m.kind, at: m.at, dueAt: m.dueAt });
@@ -122,12 +140,19 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
       if (after.status !== before.status) {
         const moved = statusMoved(step.clocks, rules, after.createdAt, before.status, after.status, at);
         step = { clocks: moved.clocks, marks: [...step.marks, ...moved.marks] };
+        // The last resolution counts; a reopened ticket is unresolved until it is resolved again.
+        if (after.status === 'resolved') await metrics.recordResolution(db, await fact(db, after, after.resolvedAt ?? at, rules, after.assigneeId));
+        else if (before.status === 'resolved' && after.status !== 'closed') await metrics.clearResolution(db, after.id);
       }
       return settle(db, after, step, at);
     },
 
-    async agentReplied(db, t, at) {
+    async agentReplied(db, t, at, by = null) {
       const { clocks, rules } = await clocksOf(db, t);
+      if (t.firstResponseAt === null || t.firstResponseAt > at) await metrics.recordFirstResponse(db, await fact(db, t, at, rules, by ?? t.assigneeId));
+      if (clocks.nextStartedAt && clocks.nextDueAt) {
+        await metrics.recordNextResponse(db, { ticketId: t.id, workspaceId: t.workspaceId, cycle: clocks.nextCycle, dueAt: clocks.nextDueAt, answeredAt: at });
+      }
       return settle(db, t, agentReplied(clocks, rules, t.createdAt, at), at);
     },
 
@@ -195,6 +220,9 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
       }
       return lines.length ? `${lines.join(' · ')} (#${t.number})` : null;
     },
+
+    /** Breaches of a target whose due time fell in [from, to) (the metrics module's SLA compliance). */
+    breachesDue: (db: Db, workspaceId: string, target: SlaTarget, from: Date, to: Date) => slaStore.breachesDue(db, workspaceId, target, from, to),
 
     /** A ticket's marks, oldest first (what its warnings and breaches come from). */
     marksOf: (db: Db, ticketId: string) => slaStore.marksOf(db, ticketId),

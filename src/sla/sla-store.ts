@@ -131,6 +131,15 @@ export const slaStore = {
   },
 
   /** Every mark of a ticket, oldest first. */
+  /** Breaches of `target` whose due time fell in [from, to), of the workspace's tickets. */
+  async breachesDue(db: Db, workspaceId: string, target: SlaTarget, from: Date, to: Date): Promise<{ ticketId: string; dueAt: Date }[]> {
+    const rows = await db('sla_marks as m').join('tickets as t', 't.id', 'm.ticket_id')
+      .where({ 't.workspace_id': workspaceId, 'm.target': target, 'm.kind': 'breach' })
+      .where('m.due_at', '>=', from).where('m.due_at', '<', to)
+      .select('m.ticket_id', 'm.due_at');
+    return rows.map((r) => ({ ticketId: r.ticket_id, dueAt: r.due_at }));
+  },
+
   async marksOf(db: Db, ticketId: string): Promise<Mark[]> {
     return (await db('sla_marks').where({ ticket_id: ticketId }).orderBy([{ column: 'at' }, { column: 'kind', order: 'desc' }])).map(toMark);
   },

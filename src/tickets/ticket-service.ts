@@ -344,12 +344,13 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
 
     /**
      * A public agent reply reached the customer at `at`: the ticket's first response (unless an
-     * earlier one was), and the SLA clocks waiting for an answer are met.
+     * earlier one was), and the SLA clocks waiting for an answer are met. `by`: the agent who
+     * wrote it (the metrics' first responder), null when it was not an agent.
      */
-    async recordAgentReply(db: Db, workspaceId: string, id: string, at: Date): Promise<void> {
+    async recordAgentReply(db: Db, workspaceId: string, id: string, at: Date, by: string | null = null): Promise<void> {
       const view = await service.get(db, workspaceId, id, { forUpdate: true });
       const before = view.ticket;
-      const outcome = await sla.agentReplied(db, before, at);
+      const outcome = await sla.agentReplied(db, before, at, by);
       const firstResponse: TicketChanges = before.firstResponseAt === null || before.firstResponseAt > at ? { firstResponseAt: at } : {};
       const changes = { ...firstResponse, ...slaChanges(outcome) };
       if (!Object.keys(changes).length) return;

@@ -20,8 +20,8 @@ export interface TicketSla {
   planNew(db: Db, t: Pick<Ticket, 'id' | 'workspaceId' | 'teamId' | 'priority' | 'createdAt'>): Promise<{ fields: SlaFields; save(db: Db): Promise<void> }>;
   /** Status, priority or team changed (`after` as it will be written). */
   changed(db: Db, before: Ticket, after: Ticket, at: Date): Promise<SlaOutcome | null>;
-  /** A public agent reply reached the customer at `at`. */
-  agentReplied(db: Db, t: Ticket, at: Date): Promise<SlaOutcome | null>;
+  /** A public agent reply reached the customer at `at`; `by`: the agent who wrote it (null: not an agent, e.g. an API key). */
+  agentReplied(db: Db, t: Ticket, at: Date, by?: string | null): Promise<SlaOutcome | null>;
   /** A customer message arrived at `at`. */
   customerWrote(db: Db, t: Ticket, at: Date): Promise<SlaOutcome | null>;
 }
