@@ -23,6 +23,10 @@ import { presentMessage } from '../messages/message-service.js';
 import { changeStatusBody, listTicketsQuery, ticketSchema, type ListTicketsQuery } from '../tickets/ticket-schemas.js';
 import { presentTicket, type TicketView } from '../tickets/ticket-service.js';
 import type { TicketStatus } from '../tickets/ticket-status.js';
+import { AppError } from '../kernel/errors.js';
+import { rangeQuery, type RangeQuery } from '../metrics/metrics-schemas.js';
+
+const METRIC_KINDS = ['first_response', 'resolution', 'sla', 'backlog', 'csat'] as const;
 
 /** What a tool answers: the API's JSON (structuredContent) and a line or few for a human. */
 export interface ToolOutput {
@@ -71,7 +75,7 @@ const pageLine = (p: { items: unknown[]; total: number; offset: number }, what: 
   `${p.items.length} of ${p.total} ${what}${p.offset ? ` from offset ${p.offset}` : ''}`;
 
 export function mcpTools(services: Services): ToolDef[] {
-  const { tickets, messages, contacts, canned, assignment } = services;
+  const { tickets, messages, contacts, canned, assignment, metrics } = services;
   return [
     // ---------------------------------------------------------------- read
     {
@@ -139,6 +143,44 @@ export function mcpTools(services: Services): ToolDef[] {
       async run(db, auth, query: ListCannedQuery & { limit: number; offset: number }) {
         const page = presentPage(await canned.list(db, auth.workspace.id, query), presentCanned);
         return { json: page, summary: [pageLine(page, 'canned responses'), ...page.items.map((c) => `/${c.shortcut}: ${c.title} (${c.id})`)].join('\n') };
+      },
+    },
+    {
+      name: 'get_metrics', title: 'Get metrics', kind: 'read', scope: 'read:analytics',
+      description: 'Figures for team leads (GET /v1/metrics/{kind}): kind first_response | resolution | sla | backlog | csat; from/to (default the last 7 days; backlog is now and takes no range), team_id, agent_id, priority, group_by (agent, team, priority, day, week).',
+      input: { ...rangeQuery, required: ['kind'], properties: { kind: { type: 'string', enum: METRIC_KINDS, description: 'Which figures' }, ...rangeQuery.properties } },
+      output: { type: 'object' },
+      async run(db, auth, q: RangeQuery & { kind: (typeof METRIC_KINDS)[number] }) {
+        const { kind, ...query } = q;
+        const ws = auth.workspace.id;
+        switch (kind) {
+          case 'first_response':
+          case 'resolution': {
+            const r = await metrics.durations(db, ws, kind, query);
+            const o = r.overall;
+            return { json: r, summary: `${kind.replace('_', ' ')} ${r.from} – ${r.to}: ${o.count} tickets, median ${o.p50_seconds ?? '—'} s, p90 ${o.p90_seconds ?? '—'} s${r.groups.length ? `; ${r.groups.length} groups by ${r.group_by}` : ''}` };
+          }
+          case 'sla': {
+            const r = await metrics.sla(db, ws, query);
+            const targets = r.targets as Record<string, { due: number; breached: number; compliance_percent: number | null }>;
+            const t = Object.entries(targets).map(([k, v]) => `${k.replace('_', ' ')} ${v.compliance_percent ?? '—'} % (${v.breached} breached of ${v.due})`);
+            return { json: r, summary: `SLA ${r.from} – ${r.to}: ${t.join('; ')}; at risk now ${r.at_risk_now}, breached and open ${r.breached_open_now}` };
+          }
+          case 'backlog': {
+            const { from: _from, to: _to, group_by: _groupBy, ...filters } = query;
+            if (_from || _to || _groupBy) {
+              throw new AppError('validation_error', 'The backlog is now: it takes no from, to or group_by', {
+                details: [_from && 'from', _to && 'to', _groupBy && 'group_by'].filter(Boolean).map((field) => ({ field: field as string, error: 'is not taken by kind backlog' })),
+              });
+            }
+            const r = await metrics.backlog(db, ws, filters);
+            return { json: r, summary: `Backlog now: ${r.total} open tickets, ${r.unassigned} unassigned` };
+          }
+          case 'csat': {
+            const r = await metrics.csat(db, ws, query);
+            return { json: r, summary: `CSAT ${r.from} – ${r.to}: ${r.count} ratings, average ${r.average ?? '—'}` };
+          }
+        }
       },
     },
     // ---------------------------------------------------------------- write

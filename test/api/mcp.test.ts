@@ -15,7 +15,7 @@ import { createTestApp, type TestApp } from '../helpers/test-app.js';
 import { useTestDatabase } from '../helpers/test-db.js';
 
 const ALL_TOOLS = [
-  'add_internal_note', 'assign_ticket', 'change_ticket_status', 'get_contact', 'get_ticket', 'list_canned_responses',
+  'add_internal_note', 'assign_ticket', 'change_ticket_status', 'get_contact', 'get_metrics', 'get_ticket', 'list_canned_responses',
   'list_tickets', 'reply_to_ticket', 'search_contacts', 'send_message', 'upsert_contact',
 ];
 
@@ -120,7 +120,7 @@ describe('MCP server (POST /mcp)', () => {
       const { tools } = await client.listTools();
       assert.deepEqual(tools.map((x) => x.name).sort(), ALL_TOOLS);
       const byName = new Map(tools.map((x) => [x.name, x]));
-      for (const name of ['list_tickets', 'get_ticket', 'search_contacts', 'get_contact', 'list_canned_responses']) {
+      for (const name of ['list_tickets', 'get_ticket', 'search_contacts', 'get_contact', 'list_canned_responses', 'get_metrics']) {
         assert.equal(byName.get(name)!.annotations?.readOnlyHint, true, name);
         assert.equal(byName.get(name)!.inputSchema.properties?.idempotency_key, undefined, name);
       }
@@ -194,6 +194,38 @@ describe('MCP server (POST /mcp)', () => {
       assert.deepEqual(r.structuredContent, await d.get('/v1/canned-responses?q=hello'));
       assert.equal((r.structuredContent as any).items.length, 1);
       assert.deepEqual(fieldsOf(await d.call('list_canned_responses', { team_id: 'sales' })), ['team_id']);
+    });
+  });
+
+  describe('get_metrics', () => {
+    it('each kind answers what GET /v1/metrics/{kind} answers for the same query; only read:analytics lists it', async () => {
+      const d = await desk();
+      await d.post(`/v1/tickets/${d.ticket.id}/messages`, { text: 'On it' }).expect(201);
+      const now = Date.now();
+      const range = { from: new Date(now - 86_400_000).toISOString(), to: new Date(now + 86_400_000).toISOString() };
+      const qs = new URLSearchParams(range).toString();
+      for (const [kind, path] of [['first_response', 'first-response'], ['resolution', 'resolution'], ['sla', 'sla'], ['csat', 'csat']] as const) {
+        const r = await d.call('get_metrics', { kind, ...range, group_by: 'priority' });
+        assert.equal(r.isError, undefined, JSON.stringify(r));
+        assert.deepEqual(r.structuredContent, await d.get(`/v1/metrics/${path}?${qs}&group_by=priority`), kind);
+      }
+      const fr = await d.call('get_metrics', { kind: 'first_response', ...range });
+      assert.equal((fr.structuredContent as any).overall.count, 1);
+      assert.match((fr.content[0] as { text: string }).text, /^first response .*: 1 tickets/);
+      const backlog = await d.call('get_metrics', { kind: 'backlog' });
+      assert.deepEqual({ ...(backlog.structuredContent as any), as_of: null }, { ...(await d.get('/v1/metrics/backlog')), as_of: null });
+      const analytics = await connect((await makeKey(db.knex, t.services, { workspaceId: d.ws.id, scopes: ['read:analytics'] })).auth);
+      assert.deepEqual((await analytics.listTools()).tools.map((x) => x.name), ['get_metrics']);
+    });
+
+    it('bad input is named: an unknown kind, a range on the backlog, from after to', async () => {
+      const d = await desk();
+      assert.deepEqual(fieldsOf(await d.call('get_metrics', { kind: 'speed' })), ['kind']);
+      assert.deepEqual(fieldsOf(await d.call('get_metrics', { kind: 'backlog', from: '2026-01-01T00:00:00Z' })), ['from']);
+      assertToolError(await d.call('get_metrics', { kind: 'csat', from: '2026-02-01T00:00:00Z', to: '2026-01-01T00:00:00Z' }), 'validation_error');
+      const noScope = await connect((await makeKey(db.knex, t.services, { workspaceId: d.ws.id, scopes: ['read:tickets'] })).auth);
+      const denied = (await noScope.callTool({ name: 'get_metrics', arguments: { kind: 'sla' } })) as CallToolResult;
+      assert.equal(assertToolError(denied, 'forbidden').required_scope, 'read:analytics');
     });
   });
 
