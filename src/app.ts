@@ -12,6 +12,7 @@ import { idempotency } from './http/idempotency.js';
 import { idempotencyKeys } from './http/idempotency-keys.js';
 import { createHttpMetrics } from './http/metrics.js';
 import { buildOpenApi } from './http/openapi.js';
+import { openApiExtras } from './openapi-components.js';
 import { requestId } from './http/request-id.js';
 import { mountRoutes, type AppState, type RouteDef } from './http/route.js';
 import { systemRoutes } from './http/system-routes.js';
@@ -77,9 +78,9 @@ export function createApp(deps: Deps, opts: AppOptions) {
   ];
   let openApiDoc: object | undefined;
   let docsHtml: string | undefined;
-  const openApi = () => (openApiDoc ??= buildOpenApi(routes, VERSION));
+  const openApi = () => (openApiDoc ??= buildOpenApi(routes, VERSION, openApiExtras));
   const routes: RouteDef[] = [
-    ...systemRoutes({ db, registry: metrics.registry, openApi, docsPage: () => (docsHtml ??= renderDocsPage(openApi() as any)) }),
+    ...systemRoutes({ db, registry: metrics.registry, openApi, docsPage: () => (docsHtml ??= renderDocsPage({ title: 'topicdesk API', version: VERSION })) }),
     ...telegramRoutes({ db, clock: deps.clock, accounts: services.accounts, webhookSecret: config.telegram.webhookSecret, onStored: opts.onTelegramUpdate }),
     ...apiRoutes,
   ];

@@ -57,6 +57,8 @@ export interface RouteContract {
   /** How a 404 names the resource of `:id` ("API key not found"), for malformed ids too. */
   notFoundLabel?: string;
   responses: Record<number, ResponseDef>;
+  /** Left out of the OpenAPI document (the docs renderer's static files). */
+  undocumented?: boolean;
   /**
    * What an Idempotency-Key replay answers instead of the stored original body: used to
    * keep a secret that is shown once (a new key's token) out of the idempotency store.

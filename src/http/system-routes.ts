@@ -1,5 +1,6 @@
 import type { Knex } from '../db/knex.js';
 import { AppError } from '../kernel/errors.js';
+import { DOCS_ASSET_CACHE, DOCS_ASSET_NAMES, DOCS_CSP, docsAsset } from './docs-page.js';
 import type { RouteDef } from './route.js';
 import type { Registry } from 'prom-client';
 
@@ -46,7 +47,28 @@ export function systemRoutes(deps: { db: Knex; registry: Registry; openApi: () =
     {
       method: 'get', path: '/docs', tag: 'system', auth: 'none', summary: 'Human-readable API docs',
       responses: { 200: { description: 'HTML', contentType: 'text/html' } },
-      handler(ctx) { ctx.type = 'html'; ctx.body = deps.docsPage(); },
+      handler(ctx) {
+        ctx.set('Content-Security-Policy', DOCS_CSP);
+        ctx.set('X-Content-Type-Options', 'nosniff');
+        ctx.type = 'html';
+        ctx.body = deps.docsPage();
+      },
+    },
+    {
+      method: 'get', path: '/docs/assets/:file', tag: 'system', auth: 'none', summary: 'A file of the docs renderer', undocumented: true,
+      notFoundLabel: 'Asset',
+      params: { type: 'object', required: ['file'], additionalProperties: false, properties: { file: { type: 'string', enum: DOCS_ASSET_NAMES } } },
+      // `v` only busts caches: the page puts the versions in it.
+      query: { type: 'object', additionalProperties: false, properties: { v: { type: 'string', maxLength: 100 } } },
+      responses: { 200: { description: 'The file' } },
+      handler(ctx) {
+        const asset = docsAsset(String(ctx.params.file))!;
+        ctx.set('Cache-Control', DOCS_ASSET_CACHE);
+        ctx.set('Content-Security-Policy', DOCS_CSP);
+        ctx.set('X-Content-Type-Options', 'nosniff');
+        ctx.type = asset.type;
+        ctx.body = asset.body;
+      },
     },
   ];
 }

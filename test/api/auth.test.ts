@@ -401,7 +401,7 @@ describe('scopes on every route', () => {
     let checked = 0;
     for (const [path, ops] of Object.entries<Record<string, any>>(doc.paths)) {
       for (const [method, op] of Object.entries<any>(ops)) {
-        const needsKey = Array.isArray(op.security) && op.security.some((s: object) => 'apiKey' in s);
+        const needsKey = Array.isArray(op.security) && op.security.some((s: object) => 'bearerAuth' in s);
         if (!needsKey) continue;
         const url = path.replace(/\{[^}]+\}/g, 'x_does_not_matter');
         const send = (auth: string | null) => {

@@ -526,7 +526,7 @@ describe('scopes on the ticket, contact and message routes', () => {
       const op = doc.paths[path]?.[route.method];
       assert.ok(op, `${route.method.toUpperCase()} ${path} is documented`);
       assert.equal(op['x-required-scope'], route.scope, `${route.method.toUpperCase()} ${path}`);
-      assert.ok(Array.isArray(op.security) && op.security.some((s: object) => 'apiKey' in s), `${route.method.toUpperCase()} ${path} needs a key`);
+      assert.ok(Array.isArray(op.security) && op.security.some((s: object) => 'bearerAuth' in s), `${route.method.toUpperCase()} ${path} needs a key`);
     }
   });
 });

@@ -42,10 +42,12 @@ describe('GET /v1/openapi.json and /docs', () => {
     assert.deepEqual(Object.keys(schema.properties).sort(), ['auto_close_after_hours', 'daily_send_limit', 'digest_time', 'lead_chat_id', 'name', 'reopen_resolved_on_reply', 'timezone']);
   });
 
-  it('serves human docs at /docs listing the endpoints and error codes', async () => {
+  it('serves human docs at /docs: the renderer, and the error codes problem types link to', async () => {
     const res = await t.request.get('/docs').expect(200);
     assert.match(res.headers['content-type'], /text\/html/);
-    assert.match(res.text, /\/v1\/api-keys\/\{id\}\/rotate/);
+    assert.match(res.text, /swagger-ui-bundle\.js/);
     assert.match(res.text, /id="error-idempotency_key_reused"/);
+    // The operations themselves come from the document the renderer loads.
+    assert.match((await t.request.get('/docs/assets/docs-init.js').expect(200)).text, /\/v1\/openapi\.json/);
   });
 });
