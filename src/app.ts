@@ -119,16 +119,20 @@ export function createApp(deps: Deps, opts: AppOptions) {
     try {
       await next();
       if (ctx.status === 404 && ctx.body == null) throw new AppError('not_found', `No route for ${ctx.method} ${ctx.path}`);
+      // allowedMethods (below, throw: false) has set the status and Allow: keep Allow (RFC 9110 wants it on a 405).
+      if ((ctx.status === 405 || ctx.status === 501) && ctx.body == null) {
+        const allow = ctx.response.get('Allow');
+        throw new AppError('method_not_allowed', ctx.status === 405 ? `${ctx.method} is not allowed on this path; it allows ${allow}` : `${ctx.method} is not supported`, {
+          headers: { Allow: allow }, status: 405,
+        });
+      }
     } catch (err) {
       renderProblem(ctx, toAppError(err, logger, ctx.state.requestId));
     }
   });
   app.use(router.routes());
-  app.use(router.allowedMethods({
-    throw: true,
-    methodNotAllowed: () => new AppError('method_not_allowed', 'This method is not allowed on this path'),
-    notImplemented: () => new AppError('method_not_allowed', 'This method is not supported'),
-  }));
+  // Not thrown: the router then sets Allow, which a thrown error would not carry.
+  app.use(router.allowedMethods({ throw: false }));
   // Koa would print errors to stderr itself; ours are logged by the problem middleware.
   app.silent = true;
   return app;

@@ -4,6 +4,7 @@
  * once the step in progress has finished. Start-up failures: exit 1, one line on stderr.
  */
 import type { Server } from 'node:http';
+import path from 'node:path';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createServices } from './container.js';
@@ -24,6 +25,13 @@ import { createTelegram, type Telegram } from './telegram/telegram.js';
 
 /** How long shutdown waits for in-flight requests before closing their connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
+
+/** Which database this is, for the start-up line: host and name, never the user's password. */
+function describeDatabase(config: Config): { kind: 'embedded'; data_dir: string } | { kind: 'external'; host: string; database: string } {
+  if (!config.databaseUrl) return { kind: 'embedded', data_dir: path.resolve(config.dataDir, 'postgres') };
+  const u = new URL(config.databaseUrl);
+  return { kind: 'external', host: `${u.hostname}:${u.port || '5432'}`, database: decodeURIComponent(u.pathname.slice(1)) || '(default)' };
+}
 
 /** Start-up failure: exit 1 with one line on stderr (messages from drivers may span lines). */
 function fail(message: string): never {
@@ -149,6 +157,20 @@ async function main(): Promise<void> {
     escalationWorker.start();
     telegram = tg;
     await tg.start().catch((err) => logger.error({ err }, 'starting the Telegram bots failed'));
+  }
+  const baseUrl = `http://${config.host}:${port}`;
+  const bots = config.schedulerEnabled ? await services.accounts.listRunnable(db).catch(() => []) : [];
+  const telegramMode = !config.schedulerEnabled ? 'off (SCHEDULER_ENABLED=false: another replica runs the bots)'
+    : bots.length === 0 ? 'none' : config.telegram.webhookUrl ? 'webhook' : 'polling';
+  const dbInfo = describeDatabase(config);
+  // One line an operator can read to see what is on; ids and usernames only: never a token or password.
+  logger.info({
+    http: baseUrl, docs: `${baseUrl}/docs`, database: dbInfo,
+    telegram: { mode: telegramMode, bots: bots.map((b) => ({ account_id: b.id, username: b.botUsername })) },
+    background_work: config.schedulerEnabled,
+  }, `topicdesk is up: HTTP ${baseUrl}, docs ${baseUrl}/docs, database ${dbInfo.kind === 'embedded' ? `embedded (data in ${dbInfo.data_dir})` : `external (${dbInfo.host}/${dbInfo.database})`}, Telegram ${bots.length ? `${bots.length} bot${bots.length > 1 ? 's' : ''}, ${telegramMode}` : telegramMode}`);
+  if (config.webhooks.allowPrivateTargets) {
+    logger.warn('WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhook endpoints may be loopback, private-network or plain-http addresses; for local development only');
   }
   started = true;
 }

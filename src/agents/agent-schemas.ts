@@ -4,7 +4,7 @@ import { paginationQueryProperties } from '../http/pagination.js';
 import { AGENT_ROLES, AUTO_ASSIGN } from './agent-store.js';
 
 /** Telegram usernames: 4-32 letters, digits and underscores; accepted with or without `@` (as for contacts). */
-const username = { type: 'string', pattern: '^@?[A-Za-z0-9_]{4,32}$', description: 'Telegram username, with or without @ (stored without)' } as const;
+const username = { type: 'string', pattern: '^@?[A-Za-z0-9_]{4,32}$', examples: ['@ada_lovelace'], description: 'Telegram username, with or without @ (stored without)' } as const;
 const telegramUserId = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'The Telegram user id' } as const;
 const role = { type: 'string', enum: AGENT_ROLES, description: 'agent: acts on tickets; lead and admin: also the settings commands in Telegram' } as const;
 const skills = {

@@ -9,7 +9,7 @@ export const MAX_BODY = 4096;
 
 const variablesHelp = `Variables: ${CANNED_VARIABLES.map((v) => `{{${v}}}`).join(' ')}; a fallback after a pipe is used when the value is empty: {{customer_first_name|there}}`;
 
-const shortcut = { type: 'string', pattern: '^[a-z0-9_-]{1,32}$', description: '1-32 of a-z 0-9 _ -; unique in the workspace (/canned <shortcut> in Telegram)' } as const;
+const shortcut = { type: 'string', pattern: '^[a-z0-9_-]{1,32}$', examples: ['refund'], description: '1-32 of a-z 0-9 _ -; unique in the workspace (/canned <shortcut> in Telegram)' } as const;
 const title = { type: 'string', minLength: 1, maxLength: 200, pattern: '\\S', description: `What agents see in lists. ${variablesHelp}` } as const;
 const body = { type: 'string', minLength: 1, maxLength: MAX_BODY, pattern: '\\S', description: `The reply, plain text. ${variablesHelp}` } as const;
 const category = { type: ['string', 'null'], minLength: 1, maxLength: 100, pattern: '\\S', description: 'A free label to group responses (null = none)' } as const;

@@ -4,11 +4,11 @@ import { paginationQueryProperties } from '../http/pagination.js';
 
 const telegramUserId = { type: 'integer', minimum: 1, maximum: 9007199254740991, description: 'Telegram user id' } as const;
 /** Telegram usernames: 4-32 letters, digits and underscores; accepted with or without `@`. */
-const username = { type: 'string', pattern: '^@?[A-Za-z0-9_]{4,32}$', description: 'Telegram username, with or without @' } as const;
+const username = { type: 'string', pattern: '^@?[A-Za-z0-9_]{4,32}$', examples: ['@ada_lovelace'], description: 'Telegram username, with or without @' } as const;
 const name = { type: 'string', minLength: 1, maxLength: 200, pattern: '\\S' } as const;
 const shortName = { type: 'string', minLength: 1, maxLength: 100, pattern: '\\S' } as const;
 const email = { type: 'string', format: 'email', maxLength: 254 } as const;
-const phone = { type: 'string', pattern: '^\\+?[0-9][0-9 ().-]{2,30}$', description: 'Digits, spaces, ( ) . - and an optional leading +' } as const;
+const phone = { type: 'string', pattern: '^\\+?[0-9][0-9 ().-]{2,30}$', examples: ['+49 30 1234567'], description: 'Digits, spaces, ( ) . - and an optional leading +' } as const;
 const nullable = <T extends Record<string, unknown>>(s: T) => ({ ...s, type: [s.type as string, 'null'] }) as const;
 
 export const contactSchema = {

@@ -43,7 +43,7 @@ export const problemSchema = {
 } as const;
 
 /** Tags are compared case-insensitively: stored trimmed and lower-cased, no spaces or commas. */
-export const tagSchema = { type: 'string', minLength: 1, maxLength: 64, pattern: '^\\s*[^\\s,]+\\s*$' } as const;
+export const tagSchema = { type: 'string', minLength: 1, maxLength: 64, pattern: '^\\s*[^\\s,]+\\s*$', examples: ['vip'], description: 'One word: no spaces or commas' } as const;
 export const tagsSchema = { type: 'array', maxItems: 50, items: tagSchema } as const;
 
 /**
@@ -53,7 +53,7 @@ export const tagsSchema = { type: 'array', maxItems: 50, items: tagSchema } as c
 export const customFieldsSchema = {
   type: 'object',
   maxProperties: 50,
-  propertyNames: { pattern: '^[a-z][a-z0-9_]{0,63}$' },
+  propertyNames: { pattern: '^[a-z][a-z0-9_]{0,63}$', examples: ['order_id'], description: 'a-z, 0-9 and _, starting with a letter, at most 64' },
   additionalProperties: { type: ['string', 'number', 'boolean', 'null'], maxLength: 2000 },
 } as const;
 export const customFieldsOutSchema = { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } } as const;

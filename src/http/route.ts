@@ -60,6 +60,11 @@ export interface RouteContract {
   /** Left out of the OpenAPI document (the docs renderer's static files). */
   undocumented?: boolean;
   /**
+   * Body fields this route refuses because another endpoint changes them, and that endpoint
+   * (`status` → `POST /v1/tickets/{id}/status`): the 422 points there instead of saying "unknown".
+   */
+  movedFields?: Record<string, string>;
+  /**
    * What an Idempotency-Key replay answers instead of the stored original body: used to
    * keep a secret that is shown once (a new key's token) out of the idempotency store.
    */
@@ -132,7 +137,7 @@ function validateInput(def: RouteDef): Middleware<AppState> {
     check(query, input.query, 'query');
     if (body) {
       if (input.body === undefined) input.body = {};
-      check(body, input.body, 'body');
+      check(body, input.body, 'body', { movedFields: def.movedFields });
     }
     def.validate?.(input);
     ctx.state.input = input;

@@ -33,7 +33,7 @@ export const formFieldSchema = {
   required: ['key', 'type', 'question', 'required'],
   properties: {
     key: {
-      type: 'string', pattern: '^[a-z][a-z0-9_]{0,39}$',
+      type: 'string', pattern: '^[a-z][a-z0-9_]{0,39}$', examples: ['order_number'],
       description: 'Unique in the form. subject (required), description and category map to the ticket; email/phone fields to the contact; others become custom fields',
     },
     type: { type: 'string', enum: FIELD_TYPES },

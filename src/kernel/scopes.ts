@@ -21,7 +21,8 @@ export function isScope(s: string): s is Scope {
 export function expandScopes(requested: readonly string[]): Scope[] {
   if (requested.length === 0) throw new Error('at least one scope is required');
   const unknown = requested.filter((s) => s !== 'all' && !isScope(s));
-  if (unknown.length) throw new Error(`unknown scope${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
+  // Naming the valid ones turns a typo into a one-step fix.
+  if (unknown.length) throw new Error(`unknown scope${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}; valid scopes: all, ${ALL_SCOPES.join(', ')}`);
   if (requested.includes('all')) return [...ALL_SCOPES];
   return ALL_SCOPES.filter((s) => requested.includes(s));
 }

@@ -25,6 +25,8 @@ function makeAjv(coerce: boolean): Ajv2020 {
     useDefaults: coerce,
     // OpenAPI keywords that are annotations only.
     keywords: ['example'],
+    // Errors carry their schema: a failed pattern is explained from it, never by its regex.
+    verbose: true,
   });
   (addFormats as unknown as (a: Ajv2020) => void)(ajv);
   ajv.addFormat('time-zone', isTimeZone);
@@ -52,11 +54,63 @@ function fieldOf(e: ErrorObject): string {
   return base.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
 }
 
-function messageOf(e: ErrorObject): string {
+/** What an id of each prefix is called in an error ("must be a team id like …"). */
+const ID_NAMES: Record<string, string> = {
+  ws: 'workspace', acc: 'bot account', key: 'API key', ag: 'agent', team: 'team', ct: 'contact', tkt: 'ticket',
+  msg: 'message', cr: 'canned response', sla: 'SLA policy', esc: 'escalation rule', whk: 'webhook endpoint',
+  evt: 'event', dlv: 'delivery', req: 'request',
+};
+/** A valid ULID, to show what an id looks like. */
+const EXAMPLE_ULID = '01JD2V8M4QK7Z3X9T6N5R1W0HB';
+const ULID_SOURCE = '[0-9A-HJKMNP-TV-Z]{26}';
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** `^team_[…]{26}$` (idRef), and `^(none|team_[…]{26})$`. */
+const ID_PATTERN = new RegExp(`^\\^([a-z]+)_${escapeRe(ULID_SOURCE)}\\$$`);
+const ID_OR_NONE_PATTERN = new RegExp(`^\\^\\(none\\|([a-z]+)_${escapeRe(ULID_SOURCE)}\\)\\$$`);
+/** `^(a|b)(,(a|b))*$` (commaList). */
+const COMMA_LIST_PATTERN = /^\^\(([a-z_|-]+)\)\(,\(\1\)\)\*\$$/;
+
+const FORMAT_EXAMPLES: Record<string, string> = {
+  'date-time': 'a date-time like 2025-01-31T09:30:00Z',
+  date: 'a date like 2025-01-31',
+  email: 'an email address like ada@example.com',
+  uri: 'a URL like https://example.com/hooks/topicdesk',
+  'time-zone': 'an IANA time zone like Europe/Berlin',
+};
+
+/**
+ * A failed `pattern`, said as what a valid value looks like: recognised from the shared id
+ * and list patterns, else from the schema's `examples` and `description`. Never the regex:
+ * integrators read these messages, and a regex tells them little.
+ */
+function patternMessage(pattern: string, schema: Schema | undefined): string {
+  const orNull = Array.isArray(schema?.type) && (schema.type as string[]).includes('null') ? ', or null' : '';
+  if (pattern === '\\S') return 'must not be blank';
+  const id = ID_PATTERN.exec(pattern) ?? ID_OR_NONE_PATTERN.exec(pattern);
+  if (id) {
+    const name = ID_NAMES[id[1]] ?? id[1];
+    return `must be ${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name} id like ${id[1]}_${EXAMPLE_ULID}${pattern.startsWith('^(none|') ? ', or none' : ''}${orNull}`;
+  }
+  const list = COMMA_LIST_PATTERN.exec(pattern);
+  if (list) return `must be one or more of ${list[1].split('|').join(', ')} separated by commas`;
+  const examples = Array.isArray(schema?.examples) ? (schema.examples as unknown[]).map(String) : [];
+  const description = typeof schema?.description === 'string' ? schema.description : '';
+  // A long description reads badly inside a sentence: the example says enough then.
+  if (examples.length) return `must look like ${examples.join(' or ')}${description && description.length <= 60 ? ` (${description})` : ''}${orNull}`;
+  if (description) return `is not in the expected form: ${description}`;
+  return 'is not in the expected form';
+}
+
+function messageOf(e: ErrorObject, movedFields: Record<string, string>, field: string): string {
   switch (e.keyword) {
     case 'required': return 'is required';
-    case 'additionalProperties': return 'is not a known field';
+    case 'additionalProperties': return movedFields[field] ? `is not changed here: use ${movedFields[field]}` : 'is not a known field';
     case 'enum': return `must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+    case 'pattern': return patternMessage((e.params as { pattern: string }).pattern, e.parentSchema as Schema | undefined);
+    case 'format': {
+      const format = (e.params as { format: string }).format;
+      return FORMAT_EXAMPLES[format] ? `must be ${FORMAT_EXAMPLES[format]}` : `must be a valid ${format}`;
+    }
     default: return e.message ?? 'is invalid';
   }
 }
@@ -70,15 +124,24 @@ function valueAt(data: unknown, pointer: string): unknown {
 /** Fields whose value is never echoed back in an error. */
 const SECRET_FIELD = /secret|token|password/i;
 
+export interface CheckOptions {
+  /**
+   * Fields refused here because another endpoint changes them, and that endpoint
+   * (`status` → `POST /v1/tickets/{id}/status`): the error points there.
+   */
+  movedFields?: Record<string, string>;
+}
+
 /** ajv errors → `details[{field, error, received}]`, one per field, most specific first. */
-export function fieldErrors(errors: ErrorObject[], data: unknown, where: Location): FieldError[] {
+export function fieldErrors(errors: ErrorObject[], data: unknown, where: Location, opts: CheckOptions = {}): FieldError[] {
   const seen = new Set<string>();
   const out: FieldError[] = [];
   for (const e of errors) {
-    // `anyOf`/`oneOf` summaries repeat what their branches said.
-    if (e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if') continue;
+    // `anyOf`/`oneOf` summaries repeat what their branches said; so does `propertyNames`.
+    if (e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if' || e.keyword === 'propertyNames') continue;
     const field = fieldOf(e) || where;
-    const error = messageOf(e);
+    const propertyName = (e as { propertyName?: string }).propertyName;
+    const error = (propertyName !== undefined ? `has a field name "${propertyName}" that ` : '') + messageOf(e, opts.movedFields ?? {}, field);
     if (seen.has(`${field} ${error}`)) continue;
     seen.add(`${field} ${error}`);
     const item: FieldError = { field, error };
@@ -113,7 +176,7 @@ function nulPaths(value: unknown, path: string, out: string[]): string[] {
 }
 
 /** Validates `data` in place (defaults and coercion apply) or throws a 422 validation_error. */
-export function check(validate: ValidateFunction, data: unknown, where: Location): void {
+export function check(validate: ValidateFunction, data: unknown, where: Location, opts: CheckOptions = {}): void {
   const nul = nulPaths(data, '', []);
   if (nul.length) {
     throw new AppError('validation_error', `The ${where} contains a NUL character`, {
@@ -121,7 +184,7 @@ export function check(validate: ValidateFunction, data: unknown, where: Location
     });
   }
   if (validate(data)) return;
-  const all = fieldErrors(validate.errors ?? [], data, where);
+  const all = fieldErrors(validate.errors ?? [], data, where, opts);
   // A small body must not buy a huge answer: report the first few problems and how many more.
   const details = all.length > MAX_DETAILS
     ? [...all.slice(0, MAX_DETAILS), { field: where, error: `and ${all.length - MAX_DETAILS} more problems` }]

@@ -74,7 +74,7 @@ export const sendMessageBody = {
     to: {
       description: '"@username", a Telegram user id (number or digits) or a contact id "ct_…"',
       oneOf: [
-        { type: 'string', pattern: `^(@[A-Za-z0-9_]{4,32}|[1-9][0-9]{0,15}|${idRef('ct').pattern.slice(1, -1)})$` },
+        { type: 'string', pattern: `^(@[A-Za-z0-9_]{4,32}|[1-9][0-9]{0,15}|${idRef('ct').pattern.slice(1, -1)})$`, examples: ['@ada_lovelace', '123456789', 'ct_01JD2V8M4QK7Z3X9T6N5R1W0HB'] },
         { type: 'integer', minimum: 1, maximum: 9007199254740991 },
       ],
     },

@@ -29,7 +29,7 @@ const targets = {
   description: 'The targets of each ticket priority (low, normal, high, urgent); at least one. A priority without a target has no SLA clock. A PATCH replaces the whole object',
 } as const;
 
-const hhmm = { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$', description: 'HH:MM, 00:00-24:00 (24:00 = the end of the day)' } as const;
+const hhmm = { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$', examples: ['09:00', '24:00'], description: 'HH:MM, 00:00-24:00 (24:00 = the end of the day)' } as const;
 
 const weeklyInterval = {
   type: 'object',
@@ -53,7 +53,7 @@ const businessHours = {
       description: 'Working intervals of the week; a day may have several (not overlapping); days without one are closed. At least one minute of working time',
     },
     holidays: {
-      type: 'array', maxItems: 400, items: { type: 'string', pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$', description: 'YYYY-MM-DD' },
+      type: 'array', maxItems: 400, items: { type: 'string', pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$', examples: ['2025-12-25'], description: 'YYYY-MM-DD' },
       description: 'Closed dates in the calendar\'s time zone (default [])',
     },
   },

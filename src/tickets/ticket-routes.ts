@@ -50,6 +50,8 @@ export function ticketRoutes(tickets: TicketService): RouteDef[] {
       method: 'patch', path: '/v1/tickets/:id', tag, auth: 'key', scope: 'write:tickets', ...one,
       summary: 'Change subject, description, priority, category, tags, custom fields or team; archived: false restores',
       body: patchTicketBody,
+      // Status and assignee have their own endpoints (workflow checks, capacity, transfer notes).
+      movedFields: { status: 'POST /v1/tickets/{id}/status', assignee_id: 'POST /v1/tickets/{id}/assign', agent_id: 'POST /v1/tickets/{id}/assign' },
       responses: ticketResponse,
       async handler(ctx, { params, body }) {
         ctx.body = present(await tickets.update(ctx.state.db, ws(ctx), params.id, body, apiActor(ctx)));

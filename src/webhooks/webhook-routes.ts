@@ -54,6 +54,8 @@ export function webhookRoutes(webhooks: WebhookService, clock: Clock): RouteDef[
       method: 'patch', path: '/v1/webhooks/:id', tag, auth: 'key', scope: 'manage:webhooks', ...endpointId,
       summary: 'Change url, events, description or enabled (enabling resumes held deliveries)',
       body: patchWebhookBody,
+      // A new secret overlaps the old one for a while: only rotation does that right.
+      movedFields: { secret: 'POST /v1/webhooks/{id}/rotate-secret' },
       responses: { 200: { description: 'The endpoint', schema: webhookSchema } },
       async handler(ctx, { params, body }) {
         const updated = await webhooks.update(ctx.state.db, ws(ctx), params.id, body);

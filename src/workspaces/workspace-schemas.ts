@@ -35,7 +35,7 @@ export const patchWorkspaceBody = {
       description: 'The Telegram chat of the team leads (a group: negative, e.g. -1001234567890), for escalation notices and the daily digest; null = none',
     },
     digest_time: {
-      type: ['string', 'null'], pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$',
+      type: ['string', 'null'], pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', examples: ['09:00'],
       description: 'When the daily digest goes to lead_chat_id, "HH:MM" (00:00-23:59) in the workspace time zone; null = no digest',
     },
   },

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ALL_SCOPES } from '../../src/kernel/scopes.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
@@ -216,6 +217,62 @@ describe('topicdesk CLI', function () {
     });
   });
 
+  describe('help, version and command lists (answered without a database)', () => {
+    // An unreachable database: help must not need one.
+    const offline = (...args: string[]) => topicdesk('postgres://nobody@127.0.0.1:1/none', args);
+    const COMMANDS: [name: string, options: string[]][] = [
+      ['migrate', []],
+      ['seed', []],
+      ['workspaces create', ['--name NAME', '--sandbox', '--json']],
+      ['workspaces list', ['--json']],
+      ['keys create', ['--name NAME', '--scopes a,b,c|all', '--workspace ID|default', '--expires-in 30d', '--rate-limit N', '--json']],
+      ['keys list', ['--workspace ID|default', '--json']],
+      ['keys revoke', ['--workspace ID|default', '--json']],
+    ];
+
+    it('prints the version from package.json with --version', async () => {
+      const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+      const r = await offline('--version');
+      assertSucceeded(r);
+      assert.equal(r.stdout, `topicdesk ${version}\n`);
+    });
+
+    for (const [name, options] of COMMANDS) {
+      it(`topicdesk ${name} --help prints its usage and each option`, async () => {
+        const r = await offline(...name.split(' '), '--help');
+        assertSucceeded(r);
+        assert.match(r.stdout, new RegExp(`^usage: topicdesk ${name}( |\n)`));
+        for (const o of options) assert.ok(r.stdout.includes(`  ${o}`), `${o} in ${r.stdout}`);
+        assert.match(r.stdout, /--help +show this help/);
+      });
+    }
+
+    it('takes --help anywhere after the command, even next to a bad option', async () => {
+      const r = await offline('keys', 'create', '--colour', 'red', '--help');
+      assertSucceeded(r);
+      assert.match(r.stdout, /^usage: topicdesk keys create --name NAME/);
+    });
+
+    for (const [group, commands] of [['keys', ['create', 'list', 'revoke']], ['workspaces', ['create', 'list']]] as const) {
+      it(`topicdesk ${group} lists its commands, one line each: exit 0 with --help, 1 without`, async () => {
+        const listed = (r: Run) => r.stdout.split('\n').filter((l) => l.startsWith(`  ${group} `));
+        const help = await offline(group, '--help');
+        assertSucceeded(help);
+        assert.deepEqual(listed(help).map((l) => l.trim().split(/\s+/)[1]), [...commands]);
+        assert.ok(listed(help).every((l) => /\S {2,}\S/.test(l.trim())), 'each with a summary');
+        const alone = await offline(group);
+        assertFailed(alone, new RegExp(`${group} needs a command: ${commands.join(', ')}`));
+        assert.equal(alone.stdout, help.stdout);
+      });
+    }
+
+    it('lists every command with --help', async () => {
+      const r = await offline('--help');
+      assertSucceeded(r);
+      for (const [name] of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${name} +\\S`, 'm'));
+    });
+  });
+
   describe('failures: exit code 1 and one line on stderr', () => {
     const missingDatabase = (url: string) => {
       const u = new URL(url);
@@ -225,11 +282,17 @@ describe('topicdesk CLI', function () {
     const cases: [title: string, args: string[], message: RegExp, env?: Record<string, string> | ((url: string) => Record<string, string>)][] = [
       ['no command at all', [], /no command given/],
       ['an unknown command', ['launch', 'rockets'], /unknown command "launch rockets"/],
-      ['a group without an action', ['keys'], /unknown command "keys"/],
-      ['an unknown option', ['keys', 'create', '--name', 'x', '--scopes', 'all', '--colour', 'red'], /--colour/],
+      ['a group without an action', ['keys'], /keys needs a command: create, list, revoke/],
+      ['an unknown command in a group', ['keys', 'rotate'], /unknown command "keys rotate" \(topicdesk keys --help/],
+      ['an unknown option', ['keys', 'create', '--name', 'x', '--scopes', 'all', '--colour', 'red'], /^topicdesk: unknown option --colour; usage: topicdesk keys create --name NAME --scopes/],
+      ['an option another command has', ['workspaces', 'list', '--scopes', 'all'], /^topicdesk: unknown option --scopes; usage: topicdesk workspaces list \[--json\]$/],
+      ['an option before the command', ['--json', 'keys', 'list'], /unknown option --json: options come after the command/],
+      ['an option without its value', ['keys', 'create', '--scopes', 'all', '--name'], /^topicdesk: option --name needs a value; usage: topicdesk keys create/],
+      ['a value for a flag', ['keys', 'list', '--json=yes'], /option --json takes no value/],
+      ['an extra argument', ['keys', 'list', 'everything'], /unexpected argument "everything"/],
       ['keys create without --name', ['keys', 'create', '--scopes', 'all'], /needs --name/],
       ['keys create without --scopes', ['keys', 'create', '--name', 'x'], /needs --scopes/],
-      ['an unknown scope', ['keys', 'create', '--name', 'x', '--scopes', 'read:tickets,read:everything'], /unknown scope: read:everything/],
+      ['an unknown scope', ['keys', 'create', '--name', 'x', '--scopes', 'read:tickets,read:everything'], new RegExp(`unknown scope: read:everything; valid scopes: all, ${ALL_SCOPES.join(', ')}$`)],
       ['an unknown scope next to all', ['keys', 'create', '--name', 'x', '--scopes', 'all,tickets:read'], /unknown scope: tickets:read/],
       ['an empty scope list', ['keys', 'create', '--name', 'x', '--scopes', ','], /at least one scope/],
       ['a malformed --expires-in', ['keys', 'create', '--name', 'x', '--scopes', 'all', '--expires-in', '30x'], /--expires-in must look like 30d/],

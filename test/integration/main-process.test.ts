@@ -8,6 +8,7 @@ import pg from 'pg';
 import { baseEnv, ROOT, startMain as spawnMain, type MainProcess } from '../helpers/main-process.js';
 import { freePort, isAlive, waitFor } from '../helpers/process.js';
 import { createTestDatabase } from '../helpers/test-db.js';
+import { startFakeBotApi } from '../helpers/fake-bot-api.js';
 
 /** Every migration file: the service must apply them all. */
 const MIGRATION_COUNT = readdirSync(new URL('../../migrations/', import.meta.url)).filter((f) => f.endsWith('.ts')).length;
@@ -121,6 +122,60 @@ describe('main process', function () {
       assert.equal(code, 0);
       assert.equal(p.lines.at(-1)?.msg, 'stopped');
       assert.equal(p.lines.find((l) => l.msg === 'shutting down')?.signal, 'SIGINT');
+    });
+  });
+
+  describe('the start-up line', () => {
+    /** The one line saying what is on, once everything has started. */
+    const upLine = (p: MainProcess) => waitFor('the "topicdesk is up" line', () => {
+      if (p.hasExited()) throw new Error(`exited; stderr: ${p.stderr()}`);
+      return p.lines.find((l) => /^topicdesk is up/.test(l.msg));
+    }, 30_000);
+
+    it('names the HTTP address, the docs, the external database without its password, no bots; warns about private webhook targets', async () => {
+      const u = new URL(await freshDatabaseUrl());
+      // trust authentication ignores it; the point is that it never reaches the log
+      if (!u.password) u.password = 'never-logged-pw';
+      const password = decodeURIComponent(u.password);
+      const p = startMain(baseEnv({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: u.toString(), LOG_LEVEL: 'info', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' }));
+      const url = await p.listening();
+      const line = await upLine(p);
+      assert.equal(line.level, 30);
+      assert.equal(line.http, url);
+      assert.equal(line.docs, `${url}/docs`);
+      assert.deepEqual(line.database, { kind: 'external', host: `${u.hostname}:${u.port || '5432'}`, database: u.pathname.slice(1) });
+      assert.deepEqual(line.telegram, { mode: 'none', bots: [] });
+      assert.equal(line.msg, `topicdesk is up: HTTP ${url}, docs ${url}/docs, database external (${u.hostname}:${u.port || '5432'}${u.pathname}), Telegram none`);
+      const warning = p.lines.find((l) => l.level === 40 && /WEBHOOK_ALLOW_PRIVATE_TARGETS/.test(l.msg));
+      assert.ok(warning, 'a warning says private webhook targets are allowed');
+      assert.equal((await fetch(`${url}/docs`)).status, 200, 'the docs URL answers');
+      assert.ok(!p.stdout().includes(password), 'no database password in the logs');
+      await terminate(p);
+    });
+
+    it('names the bots and their mode (polling), never the bot token; no warning when private targets are not allowed', async () => {
+      const fake = await startFakeBotApi({ limits: false });
+      try {
+        const bot = fake.addBot({ username: 'summary_bot', firstName: 'Summary' });
+        const group = fake.addGroup({ title: 'Support' });
+        fake.addBotToGroup(bot, group);
+        const p = startMain(baseEnv({
+          PORT: '0', HOST: '127.0.0.1', DATABASE_URL: await freshDatabaseUrl(), LOG_LEVEL: 'info',
+          TELEGRAM_BOT_TOKEN: bot.token, TELEGRAM_SUPPORT_CHAT_ID: String(group.id), TELEGRAM_API_ROOT: fake.url,
+        }));
+        await p.listening();
+        const line = await upLine(p);
+        const telegram = line.telegram as { mode: string; bots: { account_id: string }[] };
+        assert.equal(telegram.mode, 'polling');
+        assert.equal(telegram.bots.length, 1);
+        assert.match(telegram.bots[0].account_id, /^acc_/);
+        assert.match(line.msg, /, Telegram 1 bot, polling$/);
+        assert.ok(!p.lines.some((l) => /WEBHOOK_ALLOW_PRIVATE_TARGETS/.test(l.msg)), 'no warning');
+        assert.ok(!p.stdout().includes(bot.token) && !p.stdout().includes(bot.token.split(':')[1]), 'the bot token is never logged');
+        await terminate(p);
+      } finally {
+        await fake.close();
+      }
     });
   });
 
