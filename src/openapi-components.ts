@@ -17,6 +17,7 @@ import type { OpenApiExtras } from './http/openapi.js';
 import { intakeFormSchema } from './intake/intake-form-schemas.js';
 import type { Schema } from './kernel/validation.js';
 import { messageSchema, sentMessageSchema } from './messages/message-schemas.js';
+import { agentsReportSchema, backlogSchema, csatSchema as csatReportSchema, durationReportSchema, slaReportSchema, statsSchema } from './metrics/metrics-schemas.js';
 import { slaPolicySchema } from './sla/sla-policy-schemas.js';
 import { ticketSchema } from './tickets/ticket-schemas.js';
 import { deliverySchema, webhookSchema, webhookWithSecretSchema } from './webhooks/webhook-schemas.js';
@@ -47,6 +48,12 @@ const schemas: Record<string, Schema> = {
   Workspace: workspaceSchema,
   Account: accountSchema,
   IntakeForm: intakeFormSchema,
+  DurationReport: durationReportSchema,
+  DurationStats: statsSchema,
+  SlaReport: slaReportSchema,
+  Backlog: backlogSchema,
+  CsatReport: csatReportSchema,
+  AgentsReport: agentsReportSchema,
 };
 
 const idPrefixes: Record<string, string> = {
