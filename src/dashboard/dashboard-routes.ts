@@ -29,6 +29,7 @@ const CHART_JS = path.join(path.dirname(createRequire(import.meta.url).resolve('
 const ASSETS: Record<string, { file: string; type: string }> = {
   'dashboard.js': { file: path.join(ASSETS_DIR, 'dashboard.js'), type: 'text/javascript; charset=utf-8' },
   'dashboard.css': { file: path.join(ASSETS_DIR, 'dashboard.css'), type: 'text/css; charset=utf-8' },
+  'favicon.svg': { file: path.join(ASSETS_DIR, 'favicon.svg'), type: 'image/svg+xml' },
   'chart.umd.min.js': { file: CHART_JS, type: 'text/javascript; charset=utf-8' },
 };
 
