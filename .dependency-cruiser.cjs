@@ -36,17 +36,18 @@ module.exports = {
     {
       // Protects: the domain is transport-free. Services run the same from the HTTP API,
       // the Telegram bots, jobs and MCP; only route definitions and API schemas may know
-      // about http/, and nothing in the domain knows the Telegraf adapter or the MCP server.
-      // The front ends (http, telegram, mcp) may use each other: MCP reuses the API's
-      // schemas, presenters, problem mapping and idempotency store.
+      // about http/, and nothing in the domain knows the Telegraf adapter, the MCP server or
+      // the dashboard. The front ends (http, telegram, mcp, dashboard) may use each other: MCP
+      // reuses the API's schemas, presenters, problem mapping and idempotency store; the
+      // dashboard mounts the API's metrics routes behind its session.
       name: 'domain-not-to-transport',
       severity: 'error',
-      comment: 'Domain modules never import src/http/, src/telegram/ or src/mcp/ (except their HTTP adapters: *-routes.ts, *-schemas.ts, *-middleware.ts).',
+      comment: 'Domain modules never import src/http/, src/telegram/, src/mcp/ or src/dashboard/ (except their HTTP adapters: *-routes.ts, *-schemas.ts, *-middleware.ts).',
       from: {
         path: '^src/[^/]+/',
-        pathNot: ['^src/(http|telegram|mcp)/', '-(routes|schemas|middleware)\\.ts$'],
+        pathNot: ['^src/(http|telegram|mcp|dashboard)/', '-(routes|schemas|middleware)\\.ts$'],
       },
-      to: { path: '^src/(http|telegram|mcp)/' },
+      to: { path: '^src/(http|telegram|mcp|dashboard)/' },
     },
     {
       // Protects: infrastructure stays below the domain, so any module may use it without

@@ -33,6 +33,7 @@ import { intakeFormRoutes } from './intake/intake-form-routes.js';
 import { mountMcp } from './mcp/mcp-endpoint.js';
 import { mcpTools } from './mcp/mcp-tools.js';
 import { metricsRoutes } from './metrics/metrics-routes.js';
+import { mountDashboard } from './dashboard/dashboard-routes.js';
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
@@ -100,6 +101,12 @@ export function createApp(deps: Deps, opts: AppOptions) {
   mountMcp(router, {
     tools: mcpTools(services), authenticate: authenticateKey, parseBody, db, logger,
     keys: idempotencyKeys(idempotencyOptions), version: VERSION,
+  });
+
+  // The team leads' dashboard (SPEC §6): its page and sign-in, and the metrics routes behind its session.
+  mountDashboard(router, {
+    dashboard: services.dashboard, db, publicUrl: config.publicUrl, metricsRoutes: metricsRoutes(services.metrics),
+    requireScope, validateResponses: config.validateResponses,
   });
 
   app.use(requestId());

@@ -7,6 +7,8 @@ export interface Config {
   readonly env: string;
   readonly port: number;
   readonly host: string;
+  /** Where people reach this service (links the bot sends, cookie flags); default `http://HOST:PORT`. */
+  readonly publicUrl: string;
   readonly databaseUrl: string | null;
   readonly dataDir: string;
   readonly embeddedPgPort: number;
@@ -157,10 +159,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!/^[A-Za-z0-9_-]{1,256}$/.test(v)) throw new ConfigError('TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ or -');
     c.telegram.webhookSecret = v;
   });
+  set('PUBLIC_URL', (v) => { c.publicUrl = url('PUBLIC_URL', v, ['http:', 'https:']); });
   set('WEBHOOK_ALLOW_PRIVATE_TARGETS', (v) => { c.webhooks.allowPrivateTargets = boolean('WEBHOOK_ALLOW_PRIVATE_TARGETS', v); });
   if (c.telegram.supportChatId && !c.telegram.botToken) {
     throw new ConfigError('TELEGRAM_SUPPORT_CHAT_ID is set but TELEGRAM_BOT_TOKEN is not');
   }
+  // Links are built by appending paths: no trailing slash, and a base path is kept.
+  c.publicUrl = c.publicUrl ? String(c.publicUrl).replace(/\/+$/, '') : `http://${c.host}:${c.port}`;
   checkWebhooks(c.webhooks);
   checkTelegram(c.telegram);
   checkEscalation(c.escalation);

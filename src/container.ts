@@ -21,6 +21,7 @@ import type { TicketSla } from './tickets/ticket-sla.js';
 import { createIntakeFormService } from './intake/intake-form-service.js';
 import { createSlaPolicyService } from './sla/sla-policy-service.js';
 import { createEscalationService } from './escalation/escalation-service.js';
+import { createDashboardService } from './dashboard/dashboard-service.js';
 
 export interface Deps {
   config: Config;
@@ -58,9 +59,10 @@ export function createServices(deps: Deps) {
   const escalations = createEscalationService({
     clock, tickets, assignment, agents, canned, workspaces, maxFiringsPerTicketPerHour: deps.config.escalation.maxFiringsPerTicketPerHour,
   });
+  const apiKeys = createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, workspaces });
   return {
     workspaces,
-    apiKeys: createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, workspaces }),
+    apiKeys,
     contacts,
     tickets,
     messages,
@@ -76,6 +78,7 @@ export function createServices(deps: Deps) {
     slaPolicies,
     sla,
     escalations,
+    dashboard: createDashboardService({ clock, publicUrl: deps.config.publicUrl, agents, apiKeys, workspaces }),
   };
 }
 

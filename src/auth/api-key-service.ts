@@ -11,7 +11,8 @@ import { paginate, type Page, type PageRequest } from '../kernel/pagination.js';
 import type { WorkspaceService } from '../workspaces/workspace-service.js';
 import { apiKeyStore, type ApiKeyRow } from './api-key-store.js';
 import type { ApiKeyJson } from './api-key-schemas.js';
-import { generateToken, keyModeOf } from './api-key-token.js';
+import { generateToken, hashToken, keyModeOf, parseToken } from './api-key-token.js';
+import { timingSafeEqual } from 'node:crypto';
 import { expandScopes, type Scope } from '../kernel/scopes.js';
 import { inTransaction } from '../db/transaction.js';
 
@@ -118,6 +119,18 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
   return {
     create,
     get,
+
+    /**
+     * The active key behind a token typed by a person (the dashboard's sign-in form), with its
+     * workspace; null for anything else. Counts as a use of the key, like an API call.
+     */
+    async verifyToken(db: Db, token: string, lastUsedWriteIntervalSeconds = 60): Promise<{ key: ApiKeyRow; workspace: { id: string; name: string; mode: 'live' | 'sandbox' } } | null> {
+      if (!parseToken(token)) return null;
+      const hash = hashToken(token);
+      const found = await apiKeyStore.authenticate(db, hash, lastUsedWriteIntervalSeconds);
+      if (!found || !timingSafeEqual(found.keyHash, hash)) return null;
+      return { key: found.key, workspace: found.workspace };
+    },
 
     list(db: Db, workspaceId: string, page: PageRequest, includeRevoked: boolean): Promise<Page<ApiKeyRow>> {
       return paginate(apiKeyStore.listQuery(db, workspaceId, includeRevoked), [['created_at', 'desc'], ['id', 'desc']], page, apiKeyStore.toRow);

@@ -34,6 +34,7 @@ const HELP = [
   '/canned <shortcut> — send a canned response · /canned — the most used, to preview',
   '/ticket — post the ticket card again',
   'In General: /stats — today in numbers · /queue — waiting tickets per team',
+  '/dashboard — a one-time sign-in link to the dashboard (leads and admins)',
 ].join('\n');
 
 const INACTIVE = 'Your agent profile is inactive, so this was not sent. Ask an admin to activate it.';
@@ -175,6 +176,8 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
       return usage(HELP);
     case 'canned':
       return cannedCommand(c, t, agent, args, { reply: (text, markup) => replyIn(c, m, t, text, markup), attempt: (fn) => attempt(c, m, t, fn) });
+    case 'dashboard':
+      return usage(await dashboardLink(c, agent));
     case 'stats':
     case 'queue':
       return usage(`Use /${name} in the General topic.`);
@@ -200,6 +203,17 @@ async function stats(c: BotCtx): Promise<string> {
     `Median first response today: ${minutes}`,
     `SLA: ${breachLine(d.slaBreachesToday)} · at risk now: ${d.slaAtRiskNow} · breached and open: ${d.slaBreachedOpenNow}`,
   ].join('\n');
+}
+
+/** /dashboard: a one-time sign-in link for a lead or admin; one line of refusal for anyone else. */
+async function dashboardLink(c: BotCtx, agent: Agent): Promise<string> {
+  try {
+    const link = await c.services.dashboard.loginLink(c.db, c.ws.id, agent);
+    return `🔐 Dashboard sign-in link for ${agent.name} (works once, for 10 minutes):\n${link.url}`;
+  } catch (err) {
+    if (err instanceof AppError) return err.message;
+    throw err;
+  }
 }
 
 /** `3h 05m`, `2d 4h`, `12m`: how long the oldest ticket of a queue has waited. */
@@ -232,12 +246,13 @@ export const agentFlow = {
     if (!m.from || m.from.is_bot) return;
     const command = parseCommand(m.text, c.account.botUsername);
     if (!m.is_topic_message || !m.message_thread_id) {
-      // General: only /stats, /queue and /help mean anything here.
+      // General: only /stats, /queue, /dashboard and /help mean anything here.
       if (!command || !(await speaksForGroup(c, m.chat.id))) return;
       if (command.name === 'stats') return c.say(m.chat.id, await stats(c));
       if (command.name === 'queue') return c.say(m.chat.id, await queues(c));
+      if (command.name === 'dashboard') return c.say(m.chat.id, await dashboardLink(c, await agentFor(c, m.from)));
       if (command.name === 'help') return c.say(m.chat.id, HELP);
-      return c.say(m.chat.id, 'Ticket commands work inside a ticket\'s topic. Here: /stats, /queue, /help.');
+      return c.say(m.chat.id, 'Ticket commands work inside a ticket\'s topic. Here: /stats, /queue, /dashboard, /help.');
     }
     const t = await ticketInTopic(c, m.chat.id, m.message_thread_id);
     if (!t || (t.accountId && t.accountId !== c.account.id)) return;

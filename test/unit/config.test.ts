@@ -91,6 +91,12 @@ describe('configuration', () => {
       assert.equal(loadConfig({ TOPICDESK_DATA_DIR: '/var/lib/topicdesk' }).dataDir, '/var/lib/topicdesk');
     });
 
+    it('PUBLIC_URL: defaults to http://HOST:PORT; the environment wins, without a trailing slash', () => {
+      assert.equal(loadConfig({ PORT: '8080', HOST: '0.0.0.0' }).publicUrl, 'http://0.0.0.0:8080');
+      assert.equal(loadConfig({ PUBLIC_URL: 'https://desk.example.com/' }).publicUrl, 'https://desk.example.com');
+      assert.equal(loadConfig({ PUBLIC_URL: 'https://example.com/desk' }).publicUrl, 'https://example.com/desk');
+    });
+
     it('parses EMBEDDED_PG_PORT', () => {
       assert.equal(loadConfig({ EMBEDDED_PG_PORT: '55555' }).embeddedPgPort, 55555);
     });
@@ -152,6 +158,8 @@ describe('configuration', () => {
       ['TELEGRAM_SUPPORT_CHAT_ID without TELEGRAM_BOT_TOKEN', { TELEGRAM_SUPPORT_CHAT_ID: '-100123' }, 'TELEGRAM_SUPPORT_CHAT_ID'],
       ['TELEGRAM_API_ROOT=ftp://x', { TELEGRAM_API_ROOT: 'ftp://x' }, 'TELEGRAM_API_ROOT'],
       ['TELEGRAM_WEBHOOK_URL=desk.example.com', { TELEGRAM_WEBHOOK_URL: 'desk.example.com' }, 'TELEGRAM_WEBHOOK_URL'],
+      ['PUBLIC_URL=desk.example.com', { PUBLIC_URL: 'desk.example.com' }, 'PUBLIC_URL'],
+      ['PUBLIC_URL=ftp://desk.example.com', { PUBLIC_URL: 'ftp://desk.example.com' }, 'PUBLIC_URL'],
       ['TELEGRAM_WEBHOOK_SECRET=has spaces!', { TELEGRAM_WEBHOOK_SECRET: 'has spaces!' }, 'TELEGRAM_WEBHOOK_SECRET'],
     ];
     for (const [title, env, variable] of cases) {
