@@ -162,6 +162,10 @@ async function main(): Promise<void> {
   const bots = config.schedulerEnabled ? await services.accounts.listRunnable(db).catch(() => []) : [];
   const telegramMode = !config.schedulerEnabled ? 'off (SCHEDULER_ENABLED=false: another replica runs the bots)'
     : bots.length === 0 ? 'none' : config.telegram.webhookUrl ? 'webhook' : 'polling';
+  // Before the start-up line: whoever waits for that line has seen the warning too.
+  if (config.webhooks.allowPrivateTargets) {
+    logger.warn('WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhook endpoints may be loopback, private-network or plain-http addresses; for local development only');
+  }
   const dbInfo = describeDatabase(config);
   // One line an operator can read to see what is on; ids and usernames only: never a token or password.
   logger.info({
@@ -169,9 +173,6 @@ async function main(): Promise<void> {
     telegram: { mode: telegramMode, bots: bots.map((b) => ({ account_id: b.id, username: b.botUsername })) },
     background_work: config.schedulerEnabled,
   }, `topicdesk is up: HTTP ${baseUrl}, docs ${baseUrl}/docs, database ${dbInfo.kind === 'embedded' ? `embedded (data in ${dbInfo.data_dir})` : `external (${dbInfo.host}/${dbInfo.database})`}, Telegram ${bots.length ? `${bots.length} bot${bots.length > 1 ? 's' : ''}, ${telegramMode}` : telegramMode}`);
-  if (config.webhooks.allowPrivateTargets) {
-    logger.warn('WEBHOOK_ALLOW_PRIVATE_TARGETS is on: webhook endpoints may be loopback, private-network or plain-http addresses; for local development only');
-  }
   started = true;
 }
 
