@@ -21,6 +21,7 @@ import type { TicketSla } from './tickets/ticket-sla.js';
 import { createIntakeFormService } from './intake/intake-form-service.js';
 import { createSlaPolicyService } from './sla/sla-policy-service.js';
 import { createEscalationService } from './escalation/escalation-service.js';
+import { createDigestService } from './digest/digest-service.js';
 
 export interface Deps {
   config: Config;
@@ -76,6 +77,7 @@ export function createServices(deps: Deps) {
     slaPolicies,
     sla,
     escalations,
+    digest: createDigestService({ metrics, tickets, accounts, workspaces }),
   };
 }
 

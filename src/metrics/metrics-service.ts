@@ -187,6 +187,13 @@ export function createMetricsService(deps: { clock: Clock; agents: AgentService;
 
     // ---- reports ----
 
+    /** Tickets created in [from, to), not archived (the digest's and /stats' "new"). */
+    async createdCount(db: Db, workspaceId: string, from: Date, to: Date): Promise<number> {
+      const [{ n }] = await db('tickets').count({ n: '*' }).where({ workspace_id: workspaceId }).whereNull('archived_at')
+        .where('created_at', '>=', from).where('created_at', '<', to);
+      return Number(n);
+    },
+
     /** GET /v1/metrics/first-response and /resolution: §4.3's shape. */
     async durations(db: Db, workspaceId: string, measure: Measure, q: MetricsQuery): Promise<DurationReport> {
       const range = await prepare(db, workspaceId, q);
