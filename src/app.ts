@@ -10,7 +10,7 @@ import { AppError } from './kernel/errors.js';
 import { renderProblem, toAppError } from './http/errors.js';
 import { idempotency } from './http/idempotency.js';
 import { idempotencyKeys } from './http/idempotency-keys.js';
-import { createHttpMetrics } from './http/metrics.js';
+import { createHttpMetrics, type OpsMetrics } from './http/metrics.js';
 import { buildOpenApi } from './http/openapi.js';
 import { openApiExtras } from './openapi-components.js';
 import { requestId } from './http/request-id.js';
@@ -43,6 +43,8 @@ export interface AppOptions {
   extraRoutes?: RouteDef[];
   /** Node process metrics on /metrics (off in tests: several apps share one process). */
   processMetrics?: boolean;
+  /** SLA sweep duration and job failures, reported by the background work (main.ts); fresh ones otherwise. */
+  ops?: OpsMetrics;
   /** Called when a Telegram update arrived through the webhook route (wakes the update workers). */
   onTelegramUpdate?: () => void;
 }
@@ -57,7 +59,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   const { config, db, logger } = deps;
   const { services } = opts;
   const app = new Koa<AppState>({ proxy: false });
-  const metrics = createHttpMetrics({ processMetrics: opts.processMetrics ?? false });
+  const metrics = createHttpMetrics({ processMetrics: opts.processMetrics ?? false, db, clock: deps.clock, ops: opts.ops });
 
   const apiRoutes: RouteDef[] = [
     ...apiKeyRoutes(services.apiKeys, deps.clock),
@@ -81,7 +83,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   let docsHtml: string | undefined;
   const openApi = () => (openApiDoc ??= buildOpenApi(routes, VERSION, openApiExtras));
   const routes: RouteDef[] = [
-    ...systemRoutes({ db, registry: metrics.registry, openApi, docsPage: () => (docsHtml ??= renderDocsPage({ title: 'topicdesk API', version: VERSION })) }),
+    ...systemRoutes({ db, registry: metrics.registry, beforeScrape: metrics.refreshQueues, openApi, docsPage: () => (docsHtml ??= renderDocsPage({ title: 'topicdesk API', version: VERSION })) }),
     ...telegramRoutes({ db, clock: deps.clock, accounts: services.accounts, webhookSecret: config.telegram.webhookSecret, onStored: opts.onTelegramUpdate }),
     ...apiRoutes,
   ];

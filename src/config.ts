@@ -75,7 +75,7 @@ export interface Config {
   readonly rateLimit: { readonly defaultPerMinute: number };
   readonly apiKeys: { readonly rotationOverlapHours: number; readonly lastUsedWriteIntervalSeconds: number };
   readonly idempotency: { readonly retentionHours: number; readonly lockTimeoutMs: number };
-  readonly jobs: { readonly cleanup: string; readonly autoClose: string; readonly slaSweep: string; readonly escalationSweep: string };
+  readonly jobs: { readonly cleanup: string; readonly autoClose: string; readonly slaSweep: string; readonly escalationSweep: string; readonly digest: string };
   readonly escalation: {
     /** The ping-pong guard: a ticket's rules fire at most this often in any hour, together. */
     readonly maxFiringsPerTicketPerHour: number;

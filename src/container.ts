@@ -22,6 +22,7 @@ import { createIntakeFormService } from './intake/intake-form-service.js';
 import { createSlaPolicyService } from './sla/sla-policy-service.js';
 import { createEscalationService } from './escalation/escalation-service.js';
 import { createDashboardService } from './dashboard/dashboard-service.js';
+import { createDigestService } from './digest/digest-service.js';
 
 export interface Deps {
   config: Config;
@@ -79,6 +80,7 @@ export function createServices(deps: Deps) {
     sla,
     escalations,
     dashboard: createDashboardService({ clock, publicUrl: deps.config.publicUrl, agents, apiKeys, workspaces }),
+    digest: createDigestService({ metrics, tickets, accounts, workspaces }),
   };
 }
 

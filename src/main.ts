@@ -18,6 +18,8 @@ import type { QueueWorker } from './jobs/queue-worker.js';
 import { createAssignmentWorker } from './assignment/assignment-worker.js';
 import { createEscalationWorker } from './escalation/escalation-worker.js';
 import { escalationSweepJob } from './escalation/escalation-sweep-job.js';
+import { digestJob } from './digest/digest-job.js';
+import { createOpsMetrics } from './http/metrics.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 import { createWebhookWorker, type WebhookWorker } from './webhooks/webhook-worker.js';
@@ -120,9 +122,10 @@ async function main(): Promise<void> {
   const deps = { config, db, logger, clock: systemClock };
   const services = createServices(deps);
   const tg = createTelegram({ config, db, logger, clock: systemClock, services });
-  const app = createApp(deps, { services, processMetrics: true, onTelegramUpdate: () => tg.updates.wake() });
+  const ops = createOpsMetrics();
+  const app = createApp(deps, { services, processMetrics: true, ops, onTelegramUpdate: () => tg.updates.wake() });
   scheduler = createScheduler({
-    db, logger,
+    db, logger, onOutcome: ops.jobFinished,
     jobs: [
       cleanupJob({
         schedule: config.jobs.cleanup,
@@ -130,8 +133,9 @@ async function main(): Promise<void> {
         webhookDeliveryRetentionDays: config.webhooks.deliveryRetentionDays,
       }),
       autoCloseJob({ schedule: config.jobs.autoClose, tickets: services.tickets }),
-      slaSweepJob({ schedule: config.jobs.slaSweep, sla: services.sla }),
+      slaSweepJob({ schedule: config.jobs.slaSweep, sla: services.sla, onSwept: ops.slaSwept }),
       escalationSweepJob({ schedule: config.jobs.escalationSweep, escalations: services.escalations, lookbackMs: config.escalation.firstSweepLookbackSeconds * 1000 }),
+      digestJob({ schedule: config.jobs.digest, digest: services.digest }),
     ],
   });
   webhookWorker = createWebhookWorker({ db, logger, clock: systemClock, config: config.webhooks, webhooks: services.webhooks });

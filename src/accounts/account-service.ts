@@ -122,6 +122,11 @@ export function createAccountService(deps: { clock: Clock; telegram: Pick<Config
       return (await accountStore.oldestInGroup(db, workspaceId, chatId))?.id ?? null;
     },
 
+    /** The bot that speaks for the workspace outside its groups (the digest): the default, else the oldest, with a token. */
+    async speakerOfWorkspace(db: Db, workspaceId: string): Promise<string | null> {
+      return (await accountStore.speakerOfWorkspace(db, workspaceId))?.id ?? null;
+    },
+
     /**
      * TELEGRAM_BOT_TOKEN → the default workspace's bot. The bot id is the token's numeric part,
      * so this needs no call to Telegram (start-up must not depend on it being reachable).

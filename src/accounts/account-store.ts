@@ -171,6 +171,12 @@ export const accountStore = {
     return !!(await live(db).select('id').where({ workspace_id: workspaceId, is_default: true }).first());
   },
 
+  /** The default bot with a token, else the oldest bot with one. */
+  async speakerOfWorkspace(db: Db, workspaceId: string): Promise<{ id: string } | null> {
+    return (await live(db).select('id').where({ workspace_id: workspaceId }).whereNotNull('bot_token')
+      .orderBy([{ column: 'is_default', order: 'desc' }, { column: 'created_at', order: 'asc' }, { column: 'id', order: 'asc' }]).first()) ?? null;
+  },
+
   /** The oldest bot connected to a support group (with a token). */
   async oldestInGroup(db: Db, workspaceId: string, chatId: number): Promise<{ id: string } | null> {
     return (await live(db).select('id').where({ workspace_id: workspaceId, support_chat_id: chatId }).whereNotNull('bot_token')

@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 const okSchema = { type: 'object', required: ['status'], properties: { status: { type: 'string' } } } as const;
 
 /** Probes, metrics and the API description: public, no key needed. */
-export function systemRoutes(deps: { db: Knex; registry: Registry; openApi: () => object; docsPage: () => string }): RouteDef[] {
+export function systemRoutes(deps: { db: Knex; registry: Registry; beforeScrape?: () => Promise<void>; openApi: () => object; docsPage: () => string }): RouteDef[] {
   return [
     {
       method: 'get', path: '/healthz', tag: 'system', auth: 'none', summary: 'The process is up',
@@ -35,6 +35,7 @@ export function systemRoutes(deps: { db: Knex; registry: Registry; openApi: () =
       method: 'get', path: '/metrics', tag: 'system', auth: 'none', summary: 'Prometheus metrics',
       responses: { 200: { description: 'Metrics in the Prometheus text format', contentType: 'text/plain' } },
       async handler(ctx) {
+        await deps.beforeScrape?.();
         ctx.type = deps.registry.contentType;
         ctx.body = await deps.registry.metrics();
       },

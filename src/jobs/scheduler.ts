@@ -47,7 +47,11 @@ export interface Scheduler {
   runTick(jobName: string, tick: Date): Promise<TickOutcome>;
 }
 
-export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; runnerId?: string }): Scheduler {
+export function createScheduler(deps: {
+  db: Knex; logger: Logger; jobs: Job[]; runnerId?: string;
+  /** Every tick's outcome, also 'failed' when the tick could not run at all (metrics: job failures). */
+  onOutcome?: (job: string, outcome: TickOutcome) => void;
+}): Scheduler {
   const { db, jobs } = deps;
   const logger = deps.logger.child({ component: 'scheduler' });
   const runner = deps.runnerId ?? `${hostname()}:${process.pid}`;
@@ -108,7 +112,10 @@ export function createScheduler(deps: { db: Knex; logger: Logger; jobs: Job[]; r
     if (running.has(jobName)) return Promise.resolve('running-here');
     // Ticks are named by their whole second so every replica names a tick alike.
     const normalised = new Date(Math.floor(tick.getTime() / 1000) * 1000);
-    const p = execute(job, normalised).finally(() => running.delete(jobName));
+    const p = execute(job, normalised).then(
+      (outcome) => { deps.onOutcome?.(jobName, outcome); return outcome; },
+      (err) => { deps.onOutcome?.(jobName, 'failed'); throw err; },
+    ).finally(() => running.delete(jobName));
     running.set(jobName, p);
     return p;
   }

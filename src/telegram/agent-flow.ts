@@ -186,23 +186,9 @@ async function runCommand(c: BotCtx, m: any, t: TopicTicket, agent: Agent, name:
   }
 }
 
-/** `2 breached today (first response 1, resolution 1)`, or `no breaches today`. */
-function breachLine(b: Record<'first_response' | 'next_response' | 'resolution', number>): string {
-  const parts = Object.entries(b).filter(([, n]) => n > 0).map(([target, n]) => `${target.replace('_', ' ')} ${n}`);
-  const total = Object.values(b).reduce((a, n) => a + n, 0);
-  return total ? `${total} breached today (${parts.join(', ')})` : 'no breaches today';
-}
-
-/** Today (UTC) in numbers, for /stats in General. */
-async function stats(c: BotCtx): Promise<string> {
-  const d = await c.services.metrics.today(c.db, c.ws.id, c.at);
-  const minutes = d.medianFirstResponseSeconds === null ? '—' : `${Math.round(d.medianFirstResponseSeconds / 60)} min`;
-  return [
-    `📊 Today (UTC): ${d.created} new · ${d.resolved} resolved`,
-    `Open now: ${d.open} (${d.unassigned} unassigned) · first response overdue: ${d.firstResponseOverdue}`,
-    `Median first response today: ${minutes}`,
-    `SLA: ${breachLine(d.slaBreachesToday)} · at risk now: ${d.slaAtRiskNow} · breached and open: ${d.slaBreachedOpenNow}`,
-  ].join('\n');
+/** Today so far in the workspace's time zone, in the daily digest's form (one formatter for both). */
+function stats(c: BotCtx): Promise<string> {
+  return c.services.digest.todayText(c.db, c.ws.id, c.at);
 }
 
 /** /dashboard: a one-time sign-in link for a lead or admin; one line of refusal for anyone else. */

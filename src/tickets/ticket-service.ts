@@ -24,7 +24,8 @@ import { sendQueue } from '../send-queue/send-queue.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
 import type { SlaMark, SlaOutcome, TicketSla } from './ticket-sla.js';
-import { contactOf, ticketStore, toTicket, type NewTicket, type QueueDepth, type QueueStat, type Ticket, type TicketChanges } from './ticket-store.js';
+import { contactOf, ticketStore, toTicket, type NewTicket, type OverdueTicket, type QueueDepth, type QueueStat, type Ticket, type TicketChanges } from './ticket-store.js';
+export type { OverdueTicket } from './ticket-store.js';
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -330,6 +331,9 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
     setQueueRanks: (db: Db, workspaceId: string, ids: string[]): Promise<void> => ticketStore.setQueueRanks(db, workspaceId, ids),
 
     /** Depth and oldest wait of every non-empty queue (teams' and the no-team queue), from queueStats. */
+    /** The `limit` open tickets most past their SLA due time at `now` (the digest's overdue list). */
+    mostOverdue: (db: Db, workspaceId: string, now: Date, limit = 5): Promise<OverdueTicket[]> => ticketStore.mostOverdue(db, workspaceId, now, limit),
+
     async queueDepths(db: Db, workspaceId: string): Promise<QueueDepth[]> {
       const byTeam = new Map<string | null, QueueDepth>();
       for (const s of await ticketStore.queueStats(db, workspaceId)) {

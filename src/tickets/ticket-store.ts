@@ -177,6 +177,16 @@ export function contactOf(r: any): Contact {
 
 const OPEN_STATUSES = ['open', 'in_progress', 'waiting_on_customer'];
 
+/** An open ticket past its SLA due time, with where its topic is (null: none yet). */
+export interface OverdueTicket {
+  id: string;
+  number: number;
+  subject: string;
+  slaDueAt: Date;
+  topicChatId: number | null;
+  topicThreadId: number | null;
+}
+
 /** A queue's size: how many tickets wait in it and since when the oldest does. */
 export interface QueueDepth {
   teamId: string | null;
@@ -429,6 +439,17 @@ export const ticketStore = {
    * How many tickets wait in each queue (a team's, or null: no team) at each priority, and
    * since when (the oldest one's created_at): one grouped query over the tickets_queue index.
    */
+  /** Open tickets (not archived) whose earliest pending SLA due time has passed, most overdue first (index tickets_sla_due). */
+  async mostOverdue(db: Db, workspaceId: string, now: Date, limit: number): Promise<OverdueTicket[]> {
+    const rows = await db('tickets').select('id', 'number', 'subject', 'sla_due_at', 'topic_chat_id', 'topic_thread_id')
+      .where('workspace_id', workspaceId).whereIn('status', OPEN_STATUSES).whereNull('archived_at')
+      .where('sla_due_at', '<', now).orderBy([{ column: 'sla_due_at', order: 'asc' }, { column: 'id', order: 'asc' }]).limit(limit);
+    return rows.map((r: any) => ({
+      id: r.id, number: Number(r.number), subject: r.subject, slaDueAt: r.sla_due_at,
+      topicChatId: r.topic_chat_id === null ? null : Number(r.topic_chat_id), topicThreadId: r.topic_thread_id === null ? null : Number(r.topic_thread_id),
+    }));
+  },
+
   async queueStats(db: Db, workspaceId: string, teamId?: string | null): Promise<QueueStat[]> {
     const rows = await queueQuery(db, workspaceId, teamId).select('tickets.team_id', 'tickets.priority')
       .count({ n: '*' }).min({ oldest: 'tickets.created_at' }).groupBy('tickets.team_id', 'tickets.priority');

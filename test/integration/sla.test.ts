@@ -292,25 +292,6 @@ describe('SLA clocks', () => {
     });
   });
 
-  describe('today in numbers (/stats)', () => {
-    it('counts today\'s breaches by target, tickets at risk now and breached tickets still open', async () => {
-      const d = await desk();
-      const a = await d.ticket();
-      const b = await d.ticket({ priority: 'urgent' });
-      await d.ticket();
-      await d.sweep(50); // a and the third: first response at risk (48); b: first response breached (15), resolution at risk (48)
-      const today = await t.services.metrics.today(db.knex, d.ws.id, clock.now());
-      assert.deepEqual(today.slaBreachesToday, { first_response: 1, next_response: 0, resolution: 0 });
-      assert.equal(today.slaAtRiskNow, 3);
-      assert.equal(today.slaBreachedOpenNow, 1);
-      await d.status(b.id, 'resolved');
-      await d.status(a.id, 'resolved');
-      const later = await t.services.metrics.today(db.knex, d.ws.id, clock.now());
-      assert.deepEqual([later.slaAtRiskNow, later.slaBreachedOpenNow], [1, 0]);
-      assert.equal(later.slaBreachesToday.first_response, 1, 'a was resolved before its first-response due time: not breached');
-    });
-  });
-
   describe('listing and the topic', () => {
     it('sort=sla_due: earliest pending due time first, tickets without one last', async () => {
       const d = await desk();

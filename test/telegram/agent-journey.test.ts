@@ -754,10 +754,13 @@ describe('Telegram agents’ side: topics, cards, relay and commands (SPEC §3.2
       await settle();
       const replies = h.fake.messagesIn(h.group.id, { threadId: null }).filter((m) => m.message_id > cmd.message_id && m.from?.id === h.bot.id);
       assert.equal(replies.length, 1);
-      assert.match(replies[0].text, /^📊 Today \(UTC\): \d+ new · \d+ resolved\nOpen now: \d+ \(\d+ unassigned\)/);
+      // The daily digest's form (one formatter), over today so far in the workspace's zone.
+      assert.match(replies[0].text, /^📊 Today so far, \w{3} \d{1,2} \w{3} \d{4} \(UTC\)\nTickets: \d+ new · \d+ resolved\nFirst response: p50 \S+ · p90 \S+ \(\d+ answered\)\n/);
       const [{ n }] = await h.db('tickets').count({ n: '*' });
-      assert.match(replies[0].text, new RegExp(`^📊 Today \\(UTC\\): ${n} new`), 'counts today’s tickets');
-      assert.match(replies[0].text, /\nSLA: (no breaches today|\d+ breached today \(.+\)) · at risk now: \d+ · breached and open: \d+$/);
+      assert.match(replies[0].text, new RegExp(`\\nTickets: ${n} new`), 'counts today’s tickets');
+      assert.match(replies[0].text, /\nSLA: (no breaches|\d+ breached) · first response .+ · next response .+ · resolution .+\nBacklog now: \d+ open \(\d+ unassigned\) · at risk \d+ · breached and open \d+\nMost overdue: /);
+      const { ws } = (await h.db('accounts').where({ id: h.accountId }).select('workspace_id as ws'))[0];
+      assert.equal(replies[0].text, await h.services.digest.todayText(h.db, ws, new Date()), 'the same text the digest formatter makes for today');
       const send = h.fake.callsTo('sendMessage').find((c) => ok(c) && c.response.result.message_id === replies[0].message_id)!;
       assert.equal(send.params.message_thread_id, undefined);
       assert.equal(replies[0].is_topic_message, undefined);

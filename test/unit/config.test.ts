@@ -41,6 +41,7 @@ describe('configuration', () => {
       assert.equal(c.idempotency.retentionHours, 24);
       assert.equal(c.jobs.cleanup, '0 */5 * * * *');
       assert.equal(c.jobs.escalationSweep, '*/30 * * * * *');
+      assert.equal(c.jobs.digest, '15 * * * * *');
       assert.deepEqual(c.escalation, { maxFiringsPerTicketPerHour: 10, firstSweepLookbackSeconds: 30 });
     });
 
