@@ -178,6 +178,8 @@ async function main(): Promise<void> {
     background_work: config.schedulerEnabled,
   }, `topicdesk is up: HTTP ${baseUrl}, docs ${baseUrl}/docs, database ${dbInfo.kind === 'embedded' ? `embedded (data in ${dbInfo.data_dir})` : `external (${dbInfo.host}/${dbInfo.database})`}, Telegram ${bots.length ? `${bots.length} bot${bots.length > 1 ? 's' : ''}, ${telegramMode}` : telegramMode}`);
   started = true;
+  // A signal that came during the last awaits found start-up unfinished and left the stop to us.
+  if (stopping) await shutdown();
 }
 
 /** Closes the database (and stops the embedded server) if a crash happens after it opened. */
