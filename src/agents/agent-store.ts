@@ -4,6 +4,7 @@
  * foreign keys make a cross-workspace membership impossible).
  */
 import type { Db } from '../db/knex.js';
+import { likeEscape } from '../db/like.js';
 import { paginate, type PageRequest } from '../kernel/pagination.js';
 import { newId } from '../lib/ids.js';
 
@@ -62,7 +63,6 @@ export interface Team {
 }
 
 /** A LIKE pattern's literal text. */
-const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 export const toAgent = (r: any): Agent => ({
   id: r.id, workspaceId: r.workspace_id, telegramUserId: r.telegram_user_id === null ? null : Number(r.telegram_user_id), name: r.name,

@@ -3,6 +3,7 @@
  * objects. Every finder is scoped to a workspace and sees live (not archived) rows only.
  */
 import type { Db } from '../db/knex.js';
+import { likeEscape } from '../db/like.js';
 import type { Actor } from '../kernel/actor.js';
 import { paginate, type PageRequest } from '../kernel/pagination.js';
 
@@ -37,7 +38,6 @@ export interface CannedFilters {
 
 export type CannedChanges = Partial<Pick<CannedResponse, 'shortcut' | 'title' | 'body' | 'category' | 'teamId' | 'version'>>;
 
-const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 const toCanned = (r: any): CannedResponse => ({
   id: r.id, workspaceId: r.workspace_id, shortcut: r.shortcut, title: r.title, body: r.body, category: r.category,

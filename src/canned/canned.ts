@@ -4,6 +4,8 @@ import type { FieldError } from '../kernel/errors.js';
 import { templateProblems } from '../lib/template.js';
 import { CANNED_VARIABLES } from './canned-variables.js';
 
+const MAX_TYPO_LENGTH = 40;
+
 const known = CANNED_VARIABLES.map((v) => `{{${v}}}`).join(', ');
 
 /** What is wrong with a title or body as a template: unknown variables (named) and unclosed braces. */
@@ -26,6 +28,9 @@ export function templateErrors(fields: { title?: string; body?: string }): Field
  * then those a few edits away (at most a third of its length, and at least 2).
  */
 export function closestShortcuts(given: string, shortcuts: readonly string[], max = 3): string[] {
+  // Shortcuts are at most 32 characters: a longer word is no typo of one, and comparing a whole
+  // message against every shortcut would cost seconds.
+  if (given.length > MAX_TYPO_LENGTH) return [];
   const g = given.toLowerCase();
   const reach = Math.max(2, Math.floor(g.length / 3));
   return shortcuts

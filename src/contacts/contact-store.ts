@@ -1,3 +1,4 @@
+import { likeEscape } from '../db/like.js';
 import type { Db, Knex } from '../db/knex.js';
 import type { ContactFilters } from './contact-schemas.js';
 import { CONTACT_COLUMNS, toContact, type Contact, type ContactFields } from './contact.js';
@@ -25,7 +26,6 @@ function toColumns(fields: Partial<ContactFields>): Record<string, unknown> {
 }
 
 /** `%` and `_` are wildcards to LIKE; a search for "50%" means the text. */
-const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** The expression the trigram index is built on (migration 0800): keep them identical. */
 const SEARCH_TEXT = `(coalesce(name, '') || ' ' || coalesce(username, '') || ' ' || coalesce(email, '') || ' ' || coalesce(phone, ''))`;

@@ -143,6 +143,12 @@ describe('closestShortcuts', () => {
     assert.deepEqual(closestShortcuts('ping', all), ['shipping']);
   });
 
+  it('suggests nothing for a text far longer than any shortcut, without comparing it', () => {
+    const many = Array.from({ length: 5000 }, (_, i) => `s${i}`);
+    assert.deepEqual(closestShortcuts('refund '.repeat(600), many), []);
+    assert.deepEqual(closestShortcuts(`${'x'.repeat(31)}yz`, ['x'.repeat(32)]), ['x'.repeat(32)], 'a typo of a 32-character shortcut still counts');
+  });
+
   it('suggests nothing far away', () => {
     assert.deepEqual(closestShortcuts('invoice', all), []);
     assert.deepEqual(closestShortcuts('x', []), []);
