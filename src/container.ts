@@ -60,7 +60,9 @@ export function createServices(deps: Deps) {
   const escalations = createEscalationService({
     clock, tickets, assignment, agents, canned, workspaces, maxFiringsPerTicketPerHour: deps.config.escalation.maxFiringsPerTicketPerHour,
   });
-  const apiKeys = createApiKeyService({ clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, workspaces });
+  const apiKeys = createApiKeyService({
+    clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, defaultRateLimitPerMinute: deps.config.rateLimit.defaultPerMinute, workspaces,
+  });
   return {
     workspaces,
     apiKeys,

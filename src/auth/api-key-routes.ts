@@ -54,7 +54,7 @@ export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
           scopes: [...b.scopes],
           expiresAt: b.expires_at ? new Date(b.expires_at) : null,
           rateLimitPerMinute: b.rate_limit_per_minute ?? null,
-          grantorScopes: ctx.state.auth.scopes,
+          grantorKeyId: ctx.state.auth.keyId,
         });
         ctx.status = 201;
         ctx.set('Location', `/v1/api-keys/${created.key.id}`);
@@ -90,7 +90,7 @@ export function apiKeyRoutes(keys: ApiKeyService, clock: Clock): RouteDef[] {
         const created = await keys.rotate(ctx.state.db, ws(ctx), params.id, {
           overlapHours: b.overlap_hours,
           expiresAt: b.expires_at ? new Date(b.expires_at) : null,
-          grantorScopes: ctx.state.auth.scopes,
+          grantorKeyId: ctx.state.auth.keyId,
         });
         ctx.status = 201;
         ctx.set('Location', `/v1/api-keys/${created.key.id}`);

@@ -49,8 +49,14 @@ export const createApiKeyBody = {
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 100 },
     scopes: scopeList,
-    expires_at: { type: 'string', format: 'date-time', description: 'When the key stops working; omit for no expiry' },
-    rate_limit_per_minute: { type: 'integer', minimum: 1, maximum: 100000 },
+    expires_at: {
+      type: 'string', format: 'date-time',
+      description: 'When the key stops working: no later than the calling key\'s expiry (422 otherwise). Omitted: the calling key\'s expiry, or never if it has none',
+    },
+    rate_limit_per_minute: {
+      type: 'integer', minimum: 1, maximum: 100000,
+      description: 'At most the calling key\'s own limit (422 otherwise). Omitted: the calling key\'s limit',
+    },
   },
 } as const;
 
@@ -59,7 +65,10 @@ export const rotateApiKeyBody = {
   additionalProperties: false,
   properties: {
     overlap_hours: { type: 'number', minimum: 0, maximum: 168, default: 24, description: 'How long the old key keeps working' },
-    expires_at: { type: 'string', format: 'date-time', description: 'Expiry of the new key' },
+    expires_at: {
+      type: 'string', format: 'date-time',
+      description: 'Expiry of the new key: no later than the calling key\'s (422 otherwise). Omitted: the old key\'s, capped at the calling key\'s. The rate limit is the old key\'s, capped at the calling key\'s too',
+    },
   },
 } as const;
 

@@ -1,7 +1,8 @@
 /**
  * API keys: create (token shown once), list, revoke, rotate with an overlap window.
  * Invariants: only the SHA-256 of a token is stored; a key never grants more than
- * the key that created it holds; rotation never extends the old key's life.
+ * the key that created it holds (scopes, rate limit, expiry: api-key-bounds.ts); rotation
+ * never extends the old key's life.
  */
 import type { Db } from '../db/knex.js';
 import type { Clock } from '../lib/clock.js';
@@ -15,6 +16,7 @@ import { generateToken, hashToken, keyModeOf, parseToken } from './api-key-token
 import { timingSafeEqual } from 'node:crypto';
 import { expandScopes, type Scope } from '../kernel/scopes.js';
 import { inTransaction } from '../db/transaction.js';
+import { boundedLimits, type KeyLimits } from './api-key-bounds.js';
 
 export function keyStatus(k: ApiKeyRow, now: Date): 'active' | 'expired' | 'revoked' {
   if (k.revokedAt) return 'revoked';
@@ -44,11 +46,20 @@ export interface CreateKeyInput {
   workspaceId: string;
   name: string;
   scopes: string[];
+  /** Omitted: the calling key's expiry (none for the CLI). */
   expiresAt?: Date | null;
+  /** Omitted: the calling key's rate limit (the service default for the CLI). */
   rateLimitPerMinute?: number | null;
-  /** Scopes of the key making the request; absent for the operator's CLI. */
-  grantorScopes?: readonly Scope[];
-  rotatedFromId?: string | null;
+  /**
+   * The key making the request, whose scopes, rate limit and expiry bound the new key;
+   * absent for the operator's CLI, the root of trust.
+   */
+  grantorKeyId?: string;
+}
+
+/** The calling key, as far as it bounds what it hands out. */
+interface Grantor extends KeyLimits {
+  scopes: readonly Scope[];
 }
 
 export interface CreatedKey {
@@ -57,10 +68,26 @@ export interface CreatedKey {
   mode: 'live' | 'test';
 }
 
-export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: number; workspaces: WorkspaceService }) {
+export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: number; defaultRateLimitPerMinute: number; workspaces: WorkspaceService }) {
   const { clock } = deps;
 
+  async function grantorOf(db: Db, workspaceId: string, keyId: string): Promise<Grantor> {
+    const key = await apiKeyStore.findById(db, workspaceId, keyId);
+    // Authentication found this key a moment ago; only a deleted row could get here.
+    if (!key) throw new AppError('unauthorized', 'The calling API key no longer exists');
+    return key;
+  }
+
   async function create(db: Db, input: CreateKeyInput): Promise<CreatedKey> {
+    const grantor = input.grantorKeyId ? await grantorOf(db, input.workspaceId, input.grantorKeyId) : undefined;
+    return issue(db, input, grantor, grantor ?? { rateLimitPerMinute: null, expiresAt: null });
+  }
+
+  /**
+   * Creates the key. Limits the input leaves out come from `inherited` (the grantor on create,
+   * the old key on rotation), capped at the grantor's.
+   */
+  async function issue(db: Db, input: CreateKeyInput & { rotatedFromId?: string }, grantor: Grantor | undefined, inherited: KeyLimits): Promise<CreatedKey> {
     // The API validates its body with JSON Schema; the CLI and seeds come straight here,
     // so the same limits are checked again (instead of surfacing a constraint violation).
     if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > 100) {
@@ -81,8 +108,8 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
     } catch (err) {
       throw new AppError('validation_error', (err as Error).message, { details: [{ field: 'scopes', error: (err as Error).message }] });
     }
-    if (input.grantorScopes) {
-      const beyond = scopes.filter((s) => !input.grantorScopes!.includes(s));
+    if (grantor) {
+      const beyond = scopes.filter((s) => !grantor.scopes.includes(s));
       if (beyond.length) {
         throw new AppError('forbidden', `A key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { fields: { required_scope: beyond[0] } });
       }
@@ -93,6 +120,9 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
         details: [{ field: 'expires_at', error: 'must be in the future', received: input.expiresAt.toISOString() }],
       });
     }
+    const limits = grantor
+      ? boundedLimits(input, inherited, grantor, deps.defaultRateLimitPerMinute)
+      : { rateLimitPerMinute: input.rateLimitPerMinute ?? inherited.rateLimitPerMinute, expiresAt: input.expiresAt ?? inherited.expiresAt };
     const mode = keyModeOf(workspace.mode);
     const { token, prefix, hash } = generateToken(mode);
     const key = await apiKeyStore.insert(db, {
@@ -102,8 +132,8 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
       tokenPrefix: prefix,
       keyHash: hash,
       scopes,
-      rateLimitPerMinute: input.rateLimitPerMinute ?? null,
-      expiresAt: input.expiresAt ?? null,
+      rateLimitPerMinute: limits.rateLimitPerMinute,
+      expiresAt: limits.expiresAt,
       rotatedFromId: input.rotatedFromId ?? null,
       createdAt: now,
     });
@@ -142,8 +172,11 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
       return key;
     },
 
-    /** A new key with the same name, scopes and limit; the old one works for `overlapHours` more. */
-    async rotate(db: Db, workspaceId: string, id: string, opts: { overlapHours?: number; expiresAt?: Date | null; grantorScopes?: readonly Scope[] }): Promise<CreatedKey & { old: ApiKeyRow }> {
+    /**
+     * A new key with the same name, scopes, rate limit and expiry (unless `expiresAt` is given),
+     * within the calling key's bounds; the old one works for `overlapHours` more.
+     */
+    async rotate(db: Db, workspaceId: string, id: string, opts: { overlapHours?: number; expiresAt?: Date | null; grantorKeyId?: string }): Promise<CreatedKey & { old: ApiKeyRow }> {
       // One transaction: either the replacement exists and the old key's end is set, or neither.
       // The old key's row stays locked until commit: concurrent rotations (and a revoke racing
       // this one) are serialised, so a key is replaced at most once and never after its revocation.
@@ -155,16 +188,9 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
         const replacement = await apiKeyStore.liveReplacementOf(trx, workspaceId, id);
         if (replacement) throw new AppError('conflict', `API key ${id} was already rotated; its replacement is ${replacement}`);
         const overlapMs = (opts.overlapHours ?? deps.rotationOverlapHours) * 3_600_000;
-        const created = await create(trx, {
-          workspaceId,
-          name: old.name,
-          scopes: old.scopes,
-          rateLimitPerMinute: old.rateLimitPerMinute,
-          // The replacement keeps the old key's expiry policy unless told otherwise.
-          expiresAt: opts.expiresAt ?? old.expiresAt,
-          grantorScopes: opts.grantorScopes,
-          rotatedFromId: old.id,
-        });
+        const grantor = opts.grantorKeyId ? await grantorOf(trx, workspaceId, opts.grantorKeyId) : undefined;
+        // The replacement keeps the old key's limits (capped at the grantor's) unless told otherwise.
+        const created = await issue(trx, { workspaceId, name: old.name, scopes: old.scopes, expiresAt: opts.expiresAt, rotatedFromId: old.id }, grantor, old);
         await apiKeyStore.expireBy(trx, workspaceId, old.id, new Date(clock.now().getTime() + overlapMs));
         return { ...created, old: (await apiKeyStore.findById(trx, workspaceId, old.id))! };
       });
