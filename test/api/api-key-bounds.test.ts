@@ -180,6 +180,14 @@ describe('API keys: a key never hands out more than it has', function () {
       assert.equal((await rotate(brief.auth, short.id).expect(201)).body.expires_at, sooner.toISOString());
     });
 
+    it('lets a key without expiry rotate itself into a key without expiry (its bound is read before its overlap starts)', async () => {
+      const self = await makeKey(db.knex, t.services, { scopes: ['manage:keys'], rateLimitPerMinute: 50 });
+      const fresh = (await rotate(self.auth, self.id).expect(201)).body;
+      assert.equal(fresh.expires_at, null);
+      assert.equal(fresh.rate_limit_per_minute, 50);
+      assert.notEqual((await row(self.id)).expires_at, null, 'the old key ends after the overlap');
+    });
+
     it('caps the replacement\'s inherited rate limit at the calling key\'s', async () => {
       const slow = await makeKey(db.knex, t.services, { rateLimitPerMinute: 10 });
       const fast = await makeKey(db.knex, t.services, { scopes: ['read:tickets'], rateLimitPerMinute: 100_000 });
