@@ -9,7 +9,7 @@
  *
  * A server left running by a topicdesk that was killed (`kill -9`: no chance to stop it) is
  * stopped by the next start, so a supervisor can restart us; one whose topicdesk lives is
- * never touched (see stopOrphan and ./postmaster-owner.ts).
+ * never touched (see stopIfOrphaned and ./postmaster-owner.ts).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -156,7 +156,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
     if (pid > 0 && isPostgres(pid)) {
       if (opts.attachIfRunning) return attach(pidFile, password, opts.database ?? 'topicdesk');
-      await stopOrphan(pid, { pgData, configuredAs: opts.configuredAs ?? `the data directory ${dir}`, onWarning: opts.onWarning });
+      await stopIfOrphaned(pid, { pgData, configuredAs: opts.configuredAs ?? `the data directory ${dir}`, onWarning: opts.onWarning });
     }
   }
 
@@ -224,7 +224,7 @@ const ORPHAN_STOP_TIMEOUT_MS = 60_000;
  * its owner lives, or we cannot tell who started it (an older topicdesk marked no owner; no
  * /proc), refuse: stopping another live topicdesk's database is worse than not starting.
  */
-async function stopOrphan(pid: number, o: { pgData: string; configuredAs: string; onWarning?: (message: string) => void }): Promise<void> {
+async function stopIfOrphaned(pid: number, o: { pgData: string; configuredAs: string; onWarning?: (message: string) => void }): Promise<void> {
   const running = `embedded PostgreSQL in ${o.pgData} is already running (pid ${pid})`;
   const owner = markedOwner(pid);
   if (!owner) {
