@@ -34,7 +34,9 @@ export async function openDatabase(config: Config, logger: Logger, opts: { attac
     port: config.embeddedPgPort,
     attachIfRunning: opts.attachIfRunning,
     detached: opts.detached,
+    configuredAs: `TOPICDESK_DATA_DIR=${config.dataDir}`, // the directory as the operator set it, not ours under it
     onLog: (line) => logger.debug({ postgres: line }),
+    onWarning: (msg) => logger.warn(msg),
   });
   const knex = createKnex(server.url, 10, knexLog(logger));
   return {

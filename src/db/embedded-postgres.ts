@@ -6,6 +6,10 @@
  *
  * PostgreSQL refuses to run as root, so under root the server runs as the `postgres`
  * user (created if missing) and owns its data directory.
+ *
+ * A server left running by a topicdesk that was killed (`kill -9`: no chance to stop it) is
+ * stopped by the next start, so a supervisor can restart us; one whose topicdesk lives is
+ * never touched (see stopIfOrphaned and ./postmaster-owner.ts).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { hasEnded, isRunning, markedOwner, ownerSetting, selfIdentity } from './postmaster-owner.js';
 
 export interface EmbeddedPostgres {
   /** Connection string of the `topicdesk` database (or `database`). */
@@ -43,7 +48,14 @@ export interface EmbeddedPostgresOptions {
    * so a Ctrl-C that kills us (say, the test runner) stops it too.
    */
   detached?: boolean;
+  /**
+   * How the operator named the directory, for messages: say `TOPICDESK_DATA_DIR=/srv/topicdesk`
+   * when `dir` is a subdirectory of it. Default: `dir` itself.
+   */
+  configuredAs?: string;
   onLog?: (line: string) => void;
+  /** Things an operator should hear about: an orphaned server from a killed topicdesk was stopped. */
+  onWarning?: (message: string) => void;
 }
 
 interface Binaries { initdb: string; postgres: string }
@@ -144,13 +156,14 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
     if (pid > 0 && isPostgres(pid)) {
       if (opts.attachIfRunning) return attach(pidFile, password, opts.database ?? 'topicdesk');
-      throw new Error(`embedded PostgreSQL in ${pgData} is already running (pid ${pid}): another topicdesk uses TOPICDESK_DATA_DIR=${dir}` +
-        ` (or one that was killed left it running: stop it with kill -INT ${pid})`);
+      await stopIfOrphaned(pid, { pgData, configuredAs: opts.configuredAs ?? `the data directory ${dir}`, onWarning: opts.onWarning });
     }
   }
 
   await assertPortFree(opts.port);
   const flags = ['-D', pgData, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'];
+  const self = selfIdentity();
+  if (self) flags.push('-c', ownerSetting(self)); // see ./postmaster-owner.ts
   if (opts.fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   const child = spawn(postgres, flags, { ...as, env, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
   // Whatever way we exit (process.exit included), tell the server to stop rather than orphan it.
@@ -201,6 +214,38 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   };
 }
 
+/** How long an orphaned server gets to finish its fast shutdown (a checkpoint) before we give up. */
+const ORPHAN_STOP_TIMEOUT_MS = 60_000;
+
+/**
+ * A server already runs on our data directory. When the topicdesk that started it is dead
+ * (killed with -9: nothing stopped it), it is an orphan nobody else will stop, and it would
+ * block every restart: stop it (fast shutdown, as its owner would have) and carry on. When
+ * its owner lives, or we cannot tell who started it (an older topicdesk marked no owner; no
+ * /proc), refuse: stopping another live topicdesk's database is worse than not starting.
+ */
+async function stopIfOrphaned(pid: number, o: { pgData: string; configuredAs: string; onWarning?: (message: string) => void }): Promise<void> {
+  const running = `embedded PostgreSQL in ${o.pgData} is already running (pid ${pid})`;
+  const owner = markedOwner(pid);
+  if (!owner) {
+    throw new Error(`${running}, started by an older topicdesk or by hand: if no topicdesk uses ${o.configuredAs}, stop it with kill -INT ${pid}`);
+  }
+  if (isRunning(owner)) {
+    throw new Error(`${running}: topicdesk pid ${owner.pid} uses ${o.configuredAs}; stop it first, or give this one another data directory`);
+  }
+  o.onWarning?.(`embedded PostgreSQL (pid ${pid}) was left running by topicdesk pid ${owner.pid}, which is gone (killed?): stopping it before starting our own`);
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new Error(`${running}, left by topicdesk pid ${owner.pid} which is gone, and we cannot stop it: ${(err as Error).message}`);
+  }
+  const deadline = Date.now() + ORPHAN_STOP_TIMEOUT_MS;
+  while (!hasEnded(pid)) {
+    if (Date.now() > deadline) throw new Error(`${running}, left by topicdesk pid ${owner.pid} which is gone; it did not finish shutting down within ${ORPHAN_STOP_TIMEOUT_MS / 1000} s of SIGINT`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit. */
 function stopChild(child: ChildProcess): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -232,24 +277,16 @@ function attach(pidFile: string, password: string, database: string): EmbeddedPo
 
 /**
  * Whether the pid in a postmaster.pid is a running PostgreSQL. After a crash the file stays
- * behind and its pid may since belong to another process (containers reuse low pids), which
- * must not read as "already running"; where /proc exists we check the process's name.
+ * behind and its pid may since belong to another process (containers reuse low pids), or be
+ * a zombie nobody reaped, which must not read as "already running"; where /proc exists we
+ * check the process's name.
  */
 function isPostgres(pid: number): boolean {
-  if (!isAlive(pid)) return false;
+  if (hasEnded(pid)) return false;
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && existsSync('/proc/self/comm')) return false; // exited meanwhile
     return true; // no /proc (macOS): trust the pid
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

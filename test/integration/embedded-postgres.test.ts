@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
-import { freePort, isAlive, waitFor } from '../helpers/process.js';
+import { hasEnded } from '../../src/db/postmaster-owner.js';
+import { freePort, isAlive, stopLeftover, waitFor } from '../helpers/process.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -48,6 +49,30 @@ describe('embedded PostgreSQL', function () {
   let pgData: string;
   let port: number;
   const running: EmbeddedPostgres[] = [];
+  const owners: ChildProcess[] = [];
+
+  /**
+   * Another process (a stand-in for topicdesk) that starts the server on `dir`, detached as the
+   * service does, says "ready", and stops it on SIGTERM.
+   */
+  async function startOwner(): Promise<{ child: ChildProcess; postgresPid: number }> {
+    const script = `
+      const { startEmbeddedPostgres } = await import(${JSON.stringify(new URL('../../src/db/embedded-postgres.ts', import.meta.url).href)});
+      const server = await startEmbeddedPostgres({ dir: ${JSON.stringify(dir)}, port: ${port}, fast: true, detached: true });
+      process.on('SIGTERM', () => server.stop().then(() => process.exit(0)));
+      process.stdout.write('ready\\n');
+      setInterval(() => {}, 1 << 30);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    owners.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => { out += d; });
+    child.stderr!.on('data', (d) => { out += d; });
+    await waitFor('the owner to start its server', () => {
+      if (child.exitCode !== null) throw new Error(`the owner exited: ${out}`);
+      return out.includes('ready');
+    }, 60_000);
+    return { child, postgresPid: postmasterPid(pgData) };
+  }
 
   async function start(opts: { port?: number; attachIfRunning?: boolean; dir?: string; detached?: boolean } = {}): Promise<EmbeddedPostgres> {
     const server = await startEmbeddedPostgres({ dir: opts.dir ?? dir, port: opts.port ?? port, fast: true, attachIfRunning: opts.attachIfRunning, detached: opts.detached });
@@ -64,6 +89,13 @@ describe('embedded PostgreSQL', function () {
   });
   afterEach(async () => {
     for (const s of running.splice(0).reverse()) await s.stop();
+    for (const o of owners.splice(0)) {
+      if (o.exitCode === null && o.signalCode === null) {
+        o.kill('SIGTERM'); // it stops its server, then exits
+        await new Promise((r) => o.once('close', r));
+      }
+    }
+    await stopLeftover(pgData);
   });
   after(() => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -104,10 +136,15 @@ describe('embedded PostgreSQL', function () {
       startEmbeddedPostgres({ dir, port: await freePort() }),
       (err: Error) => {
         assert.match(err.message, /already running/);
-        assert.ok(err.message.includes(`pid ${pid}`), err.message);
-        assert.ok(err.message.includes('TOPICDESK_DATA_DIR'), err.message);
+        assert.ok(err.message.includes(`(pid ${pid})`), err.message);
+        assert.ok(err.message.includes(`topicdesk pid ${process.pid} uses the data directory ${dir};`), err.message);
         return true;
       },
+    );
+    await assert.rejects(
+      startEmbeddedPostgres({ dir, port: await freePort(), configuredAs: 'TOPICDESK_DATA_DIR=/srv/td' }),
+      (err: Error) => err.message.includes('uses TOPICDESK_DATA_DIR=/srv/td;'),
+      'it names the directory the way the operator set it',
     );
     assert.deepEqual(await query(server.url, 'SELECT 1 AS ok'), [{ ok: 1 }], 'the running server is untouched');
   });
@@ -203,6 +240,59 @@ describe('embedded PostgreSQL', function () {
     }
     const server = await start();
     assert.deepEqual(await query(server.url, 'SELECT v FROM kept'), [{ v: 'survives restarts' }], 'and it shut down cleanly');
+  });
+
+  describe('a server another process started', () => {
+    it('is stopped when the topicdesk that started it was killed (kill -9), and the start goes on', async () => {
+      const { child, postgresPid } = await startOwner();
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('close', r));
+      assert.equal(hasEnded(postgresPid), false, 'the killed owner left its server running (an orphan)');
+
+      const warnings: string[] = [];
+      const server = await startEmbeddedPostgres({ dir, port, fast: true, onWarning: (m) => warnings.push(m) });
+      running.push(server);
+      assert.equal(hasEnded(postgresPid), true, 'the orphan was stopped');
+      assert.notEqual(postmasterPid(pgData), postgresPid, 'a server of our own runs now');
+      assert.deepEqual(await query(server.url, 'SELECT v FROM kept'), [{ v: 'survives restarts' }]);
+      assert.equal(warnings.length, 1);
+      assert.ok(warnings[0].includes(`pid ${postgresPid}`) && warnings[0].includes(`topicdesk pid ${child.pid}`), warnings[0]);
+    });
+
+    it('is left alone while the topicdesk that started it lives: refused, naming its pid and the directory as configured', async () => {
+      const { child, postgresPid } = await startOwner();
+      await assert.rejects(
+        startEmbeddedPostgres({ dir, port: await freePort(), configuredAs: 'TOPICDESK_DATA_DIR=/srv/td' }),
+        (err: Error) => {
+          assert.match(err.message, /already running/);
+          assert.ok(err.message.includes(`(pid ${postgresPid})`), err.message);
+          assert.ok(err.message.includes(`topicdesk pid ${child.pid} uses TOPICDESK_DATA_DIR=/srv/td;`), err.message);
+          return true;
+        },
+      );
+      assert.equal(hasEnded(postgresPid), false, 'the server was not touched');
+      assert.equal(postmasterPid(pgData), postgresPid);
+    });
+
+    it('is left alone when no topicdesk marked it (an older version, or started by hand): refused, with the pid to stop', async function () {
+      if (!existsSync('/proc/self/stat')) this.skip();
+      // A postmaster started as topicdesk did before it marked its owner on the command line.
+      const { postgres } = await import(`@embedded-postgres/${os.platform()}-${os.arch()}`) as { postgres: string };
+      const as = isRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) } : {};
+      const legacy = spawn(postgres, ['-D', pgData, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='], { ...as, stdio: 'ignore', detached: true });
+      try {
+        await waitFor('the unmarked server to start', () => existsSync(path.join(pgData, 'postmaster.pid')) && postmasterPid(pgData) === legacy.pid, 30_000);
+        await assert.rejects(startEmbeddedPostgres({ dir, port: await freePort(), configuredAs: 'TOPICDESK_DATA_DIR=/srv/td' }), (err: Error) => {
+          assert.match(err.message, /already running/);
+          assert.ok(err.message.includes(`if no topicdesk uses TOPICDESK_DATA_DIR=/srv/td, stop it with kill -INT ${legacy.pid}`), err.message);
+          return true;
+        });
+        assert.equal(hasEnded(legacy.pid!), false, 'it was not touched');
+      } finally {
+        legacy.kill('SIGINT');
+        await waitFor('the unmarked server to stop', () => legacy.exitCode !== null || legacy.signalCode !== null, 30_000);
+      }
+    });
   });
 
   describe('as root', () => {
