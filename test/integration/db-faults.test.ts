@@ -126,7 +126,8 @@ describe('the database path under network faults', function () {
       const r = await within(PARTITION_MS, k.raw('SELECT pg_sleep(1)'));
       assertUnavailable(r, 'a statement past the timeout');
       assert.equal(((r as { error: { code: string } }).error).code, '57014');
-      // A job may lift the bound for its own transaction; the session default comes back after it.
+      // A job may set its own bound for its transaction (above the default only up to the answer
+      // timeout, or with its own query_timeout on the long query); the session default comes back after it.
       await inTransaction(k, async (tx) => {
         await tx.raw(`SET LOCAL statement_timeout = '1s'`);
         await tx.raw('SELECT pg_sleep(0.3)');

@@ -133,6 +133,7 @@ describe('the service through a database partition (TCP proxy: refuse, blackhole
       return s.pool <= 10 && s.listen === 1;
     }, 20_000);
     assert.equal(service!.hasExited(), false);
+    assert.deepEqual(service!.lines.filter((l) => l.msg === 'unhandled error'), [], 'no request error went unclassified (a 500)');
     // And it still stops cleanly: nothing it holds is stuck on the network.
     service!.child.kill('SIGTERM');
     const exit = await Promise.race([service!.exited, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
