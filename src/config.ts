@@ -12,6 +12,8 @@ export interface Config {
   readonly databaseUrl: string | null;
   readonly dataDir: string;
   readonly embeddedPgPort: number;
+  /** Bounds on every database round trip, so an unresponsive database fails requests fast (503) instead of holding them. */
+  readonly database: DatabaseBounds;
   readonly logLevel: string;
   readonly schedulerEnabled: boolean;
   /** Check every response against its declared schema (on in tests: catches contract drift). */
@@ -84,6 +86,25 @@ export interface Config {
   };
 }
 
+export interface DatabaseBounds {
+  /** PostgreSQL cancels a statement running longer (statement_timeout); 0: the server's own setting. */
+  readonly statementTimeoutMs: number;
+  /** PostgreSQL ends a session left idle inside a transaction this long, freeing its locks; 0: the server's own setting. */
+  readonly idleInTransactionTimeoutMs: number;
+  /**
+   * No answer at all this long after a query was sent (a silent network): the query fails and
+   * its connection is dropped. Longer than statementTimeoutMs, so a slow statement is the
+   * server's to cancel. Default: statementTimeoutMs + 5 s; 0: none.
+   */
+  readonly queryTimeoutMs: number;
+  /** Opening a connection: TCP and PostgreSQL's start-up. */
+  readonly connectTimeoutMs: number;
+  /** Waiting for a free pooled connection. */
+  readonly acquireTimeoutMs: number;
+  /** TCP keepalive: the first probe after this long without traffic. */
+  readonly keepAliveInitialDelayMs: number;
+}
+
 /** Bad configuration: the message names the variable and what is wrong with it. */
 export class ConfigError extends Error {}
 
@@ -139,6 +160,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   set('DATABASE_URL', (v) => { c.databaseUrl = url('DATABASE_URL', v, ['postgres:', 'postgresql:']); });
   set('TOPICDESK_DATA_DIR', (v) => { c.dataDir = v; });
   set('EMBEDDED_PG_PORT', (v) => { c.embeddedPgPort = integer('EMBEDDED_PG_PORT', v, 1, 65535); });
+  const HOUR_MS = 3_600_000;
+  set('DATABASE_STATEMENT_TIMEOUT_MS', (v) => { c.database.statementTimeoutMs = integer('DATABASE_STATEMENT_TIMEOUT_MS', v, 0, HOUR_MS); });
+  set('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', (v) => { c.database.idleInTransactionTimeoutMs = integer('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', v, 0, HOUR_MS); });
+  set('DATABASE_QUERY_TIMEOUT_MS', (v) => { c.database.queryTimeoutMs = integer('DATABASE_QUERY_TIMEOUT_MS', v, 0, HOUR_MS); });
+  set('DATABASE_CONNECT_TIMEOUT_MS', (v) => { c.database.connectTimeoutMs = integer('DATABASE_CONNECT_TIMEOUT_MS', v, 100, HOUR_MS); });
+  set('DATABASE_ACQUIRE_TIMEOUT_MS', (v) => { c.database.acquireTimeoutMs = integer('DATABASE_ACQUIRE_TIMEOUT_MS', v, 100, HOUR_MS); });
   set('LOG_LEVEL', (v) => {
     if (!LOG_LEVELS.includes(v)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`);
     c.logLevel = v;
@@ -169,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkWebhooks(c.webhooks);
   checkTelegram(c.telegram);
   checkEscalation(c.escalation);
+  c.database = databaseBounds(c.database, env);
   c.dataDir = path.resolve(c.dataDir);
   return deepFreeze(c) as Config;
 }
@@ -195,6 +223,31 @@ function checkWebhooks(w: Record<string, unknown>): void {
   if (typeof w.retryJitter !== 'number' || w.retryJitter < 0 || w.retryJitter >= 1) {
     throw new ConfigError(`webhooks.retryJitter must be a fraction in [0, 1), got ${JSON.stringify(w.retryJitter)}`);
   }
+}
+
+/** A statement the server cancels at its timeout has this long to say so before the client gives up on the connection. */
+const QUERY_TIMEOUT_MARGIN_MS = 5_000;
+
+/**
+ * The database bounds (config/*.json, DATABASE_*_MS): whole milliseconds; the query timeout
+ * defaults to the statement timeout plus a margin, and must exceed it when both are set.
+ */
+function databaseBounds(d: any, env: NodeJS.ProcessEnv): DatabaseBounds {
+  const whole = (key: string, min: number) => {
+    if (!Number.isInteger(d?.[key]) || d[key] < min) throw new ConfigError(`database.${key} must be a whole number ≥ ${min}, got ${JSON.stringify(d?.[key])}`);
+  };
+  whole('statementTimeoutMs', 0);
+  whole('idleInTransactionTimeoutMs', 0);
+  whole('connectTimeoutMs', 100);
+  whole('acquireTimeoutMs', 100);
+  whole('keepAliveInitialDelayMs', 1000);
+  const queryTimeoutMs = d.queryTimeoutMs ?? (d.statementTimeoutMs ? d.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS : 0);
+  if (!Number.isInteger(queryTimeoutMs) || queryTimeoutMs < 0) throw new ConfigError(`database.queryTimeoutMs must be a whole number ≥ 0 or null, got ${JSON.stringify(d.queryTimeoutMs)}`);
+  if (queryTimeoutMs && d.statementTimeoutMs && queryTimeoutMs <= d.statementTimeoutMs) {
+    const name = env.DATABASE_QUERY_TIMEOUT_MS ? 'DATABASE_QUERY_TIMEOUT_MS' : 'database.queryTimeoutMs';
+    throw new ConfigError(`${name} (${queryTimeoutMs}) must be longer than the statement timeout (${d.statementTimeoutMs}), so PostgreSQL cancels a slow statement before the connection is given up`);
+  }
+  return { ...d, queryTimeoutMs };
 }
 
 /** The escalation settings come from config/*.json only. */

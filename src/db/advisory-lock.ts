@@ -1,6 +1,7 @@
 import { crc32 } from 'node:zlib';
 import type { QueryResult } from 'pg';
 import type { Knex } from 'knex';
+import { discardConnection, isQueryReadTimeout } from './knex.js';
 
 /** A pooled connection pinned for the lock's whole life. */
 export interface PinnedConnection {
@@ -27,7 +28,14 @@ export async function withSessionAdvisoryLock<T>(
   opts: { wait: boolean; onUnlockError?: (err: unknown) => void },
   fn: (conn: PinnedConnection) => Promise<T>,
 ): Promise<T | typeof NOT_ACQUIRED> {
-  const conn = (await db.client.acquireConnection()) as PinnedConnection & { __knex__disposed?: unknown };
+  const raw = (await db.client.acquireConnection()) as PinnedConnection & { __knex__disposed?: unknown };
+  // Queries here bypass knex, so its hook never sees them: a connection whose answer never came is discarded here.
+  const conn: PinnedConnection = {
+    query: (sql, params) => raw.query(sql, params).catch((err: unknown) => {
+      if (isQueryReadTimeout(err)) discardConnection(raw, err);
+      throw err;
+    }),
+  };
   let locked = false;
   try {
     if (opts.wait) {
@@ -42,9 +50,9 @@ export async function withSessionAdvisoryLock<T>(
     if (locked) {
       await conn.query('SELECT pg_advisory_unlock($1)', [key]).catch((err: unknown) => {
         opts.onUnlockError?.(err);
-        conn.__knex__disposed = err; // knex's pool then destroys rather than reuses it
+        raw.__knex__disposed = err; // knex's pool then destroys rather than reuses it
       });
     }
-    await db.client.releaseConnection(conn);
+    await db.client.releaseConnection(raw);
   }
 }

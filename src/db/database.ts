@@ -24,7 +24,7 @@ const knexLog = (logger: Logger) => ({
  */
 export async function openDatabase(config: Config, logger: Logger, opts: { attachIfRunning?: boolean; detached?: boolean } = {}): Promise<Database> {
   if (config.databaseUrl) {
-    const knex = createKnex(config.databaseUrl, 10, knexLog(logger));
+    const knex = createKnex(config.databaseUrl, 10, knexLog(logger), config.database);
     return { knex, url: config.databaseUrl, close: () => knex.destroy() };
   }
   const dir = path.join(config.dataDir, 'postgres');
@@ -38,7 +38,7 @@ export async function openDatabase(config: Config, logger: Logger, opts: { attac
     onLog: (line) => logger.debug({ postgres: line }),
     onWarning: (msg) => logger.warn(msg),
   });
-  const knex = createKnex(server.url, 10, knexLog(logger));
+  const knex = createKnex(server.url, 10, knexLog(logger), config.database);
   return {
     knex,
     url: server.url,

@@ -1,5 +1,6 @@
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import type { DatabaseBounds } from '../config.js';
 
 export type { Knex };
 /** Anything queries can run on: the pool or an open transaction. */
@@ -12,15 +13,90 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number(v));
 /** Where knex's own warnings go; without one they are dropped (knex would print to the console). */
 export interface KnexLog { warn(msg: unknown): void; error(msg: unknown): void }
 
-export function createKnex(connectionString: string, poolMax = 10, log?: KnexLog): Knex {
+/** The bounds when none are given (config/default.json has the same). */
+export const DEFAULT_DATABASE_BOUNDS: DatabaseBounds = {
+  statementTimeoutMs: 15_000,
+  idleInTransactionTimeoutMs: 30_000,
+  queryTimeoutMs: 20_000,
+  connectTimeoutMs: 5_000,
+  acquireTimeoutMs: 5_000,
+  keepAliveInitialDelayMs: 10_000,
+};
+
+/** How each knex was made, so unboundedKnex can open the same database without the per-statement bounds. */
+const made = new WeakMap<Knex, { connectionString: string; log?: KnexLog; bounds: DatabaseBounds }>();
+
+/**
+ * A pool on `connectionString` where nothing waits for the database without a limit: opening a
+ * connection, waiting for a free one, each statement (server side) and each answer (client
+ * side: a silent network), and TCP keepalive underneath. A connection whose answer never came
+ * is closed at once and never handed out again.
+ */
+export function createKnex(connectionString: string, poolMax = 10, log?: KnexLog, bounds: Partial<DatabaseBounds> = {}): Knex {
+  const b = { ...DEFAULT_DATABASE_BOUNDS, ...bounds };
   const quiet = () => undefined;
-  return knexFactory({
+  // The pool's connections by knex's id for them, to find the one a failed query ran on.
+  const open = new Map<string, pg.Client>();
+  const knex = knexFactory({
     client: 'pg',
-    connection: { connectionString, application_name: 'topicdesk' },
-    pool: { min: 0, max: poolMax },
-    acquireConnectionTimeout: 10_000,
+    connection: {
+      connectionString,
+      application_name: 'topicdesk',
+      // Sent at start-up, so they are the session's defaults: RESET and a transaction's end come back to them.
+      statement_timeout: b.statementTimeoutMs || undefined,
+      idle_in_transaction_session_timeout: b.idleInTransactionTimeoutMs || undefined,
+      query_timeout: b.queryTimeoutMs || undefined,
+      connectionTimeoutMillis: b.connectTimeoutMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: b.keepAliveInitialDelayMs,
+    },
+    pool: {
+      min: 0,
+      max: poolMax,
+      afterCreate(conn: pg.Client & { __knexUid: string }, done: (err: Error | null, conn: pg.Client) => void) {
+        const uid = conn.__knexUid;
+        open.set(uid, conn);
+        conn.once('end', () => open.delete(uid));
+        done(null, conn);
+      },
+    },
+    acquireConnectionTimeout: b.acquireTimeoutMs,
     log: { warn: log?.warn ?? quiet, error: log?.error ?? quiet, deprecate: quiet, debug: quiet },
   });
+  knex.on('query-error', (err: unknown, query: { __knexUid?: string }) => {
+    const conn = query?.__knexUid ? open.get(query.__knexUid) : undefined;
+    if (conn && isQueryReadTimeout(err)) discardConnection(conn, err);
+  });
+  made.set(knex, { connectionString, log, bounds: b });
+  return knex;
+}
+
+/**
+ * A pool of its own on the same database as `db`, with no statement, idle-in-transaction or
+ * answer timeout of ours (the server's own settings apply): for migrations, whose DDL may
+ * rightly run for minutes, and whose advisory lock may wait for another replica's. Connecting
+ * and waiting for a pooled connection stay bounded. Destroy it after use.
+ */
+export function unboundedKnex(db: Knex, poolMax = 2): Knex {
+  const m = made.get(db);
+  const url = m?.connectionString ?? (db.client.config.connection as { connectionString: string }).connectionString;
+  return createKnex(url, poolMax, m?.log, { ...m?.bounds, statementTimeoutMs: 0, idleInTransactionTimeoutMs: 0, queryTimeoutMs: 0 });
+}
+
+/** pg's own error when a query had no answer within query_timeout (it carries no code). */
+export function isQueryReadTimeout(err: unknown): boolean {
+  return /Query read timeout/.test((err as Error)?.message ?? '');
+}
+
+/**
+ * Takes a pooled connection out of use for good: the pool destroys rather than reuses it, and
+ * it is closed now. Closing while a query is still out (a silent network) drops the socket at
+ * once, so whatever is queued behind on it (a transaction's ROLLBACK) fails fast too.
+ */
+export function discardConnection(conn: unknown, reason: unknown): void {
+  const c = conn as pg.Client & { __knex__disposed?: unknown };
+  c.__knex__disposed ??= reason;
+  void c.end().catch(() => undefined);
 }
 
 /**

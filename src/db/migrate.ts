@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
 import { withSessionAdvisoryLock } from './advisory-lock.js';
-import { postgresReason } from './knex.js';
+import { postgresReason, unboundedKnex } from './knex.js';
 
 const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
 
@@ -44,16 +44,23 @@ export class MigrationError extends Error {
  * Applies pending migrations. A session-level advisory lock on one pinned connection
  * serialises replicas that start at once: the second waits, then finds nothing to do.
  * (knex's own lock table would instead make it fail with "Migration table is already locked".)
- * Needs two pool connections: the pinned one holding the lock and one for knex.
+ * Runs on two connections of its own (the pinned one holding the lock and one for knex)
+ * without the per-statement bounds of `db`: DDL on a big table may rightly take minutes, and
+ * a replica may wait as long for another's migrations.
  */
 export async function migrateLatest(db: Knex): Promise<string[]> {
-  const applied = await withSessionAdvisoryLock(db, MIGRATION_LOCK_ID, { wait: true }, async () => {
-    const migrationSource = new DirectoryMigrationSource();
-    // We hold the advisory lock, so no other replica is migrating: a set knex lock row can
-    // only be left by a migrator that died mid-run, and would fail every start from now on.
-    await db.migrate.forceFreeMigrationsLock({ migrationSource });
-    const [, names] = await db.migrate.latest({ migrationSource });
-    return names as string[];
-  });
-  return applied as string[]; // waiting for the lock always acquires it
+  const unbounded = unboundedKnex(db, 2);
+  try {
+    const applied = await withSessionAdvisoryLock(unbounded, MIGRATION_LOCK_ID, { wait: true }, async () => {
+      const migrationSource = new DirectoryMigrationSource();
+      // We hold the advisory lock, so no other replica is migrating: a set knex lock row can
+      // only be left by a migrator that died mid-run, and would fail every start from now on.
+      await unbounded.migrate.forceFreeMigrationsLock({ migrationSource });
+      const [, names] = await unbounded.migrate.latest({ migrationSource });
+      return names as string[];
+    });
+    return applied as string[]; // waiting for the lock always acquires it
+  } finally {
+    await unbounded.destroy();
+  }
 }

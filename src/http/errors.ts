@@ -36,16 +36,21 @@ export function renderProblem(ctx: Context, err: AppError): void {
 }
 
 // SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown),
-// 53300 (too many connections), plus socket errors and knex's pool-acquire timeout.
-const UNAVAILABLE_CODES = /^(08...|57P0[1-3]|53300|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND)$/;
+// 53300 (too many connections), 57014 (a statement cancelled: statement_timeout), 25P03 (a
+// session ended by idle_in_transaction_session_timeout), plus socket errors.
+const UNAVAILABLE_CODES = /^(08...|57P0[1-3]|53300|57014|25P03|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/;
+// pg's own errors carry no code: the socket closed ("Connection terminated", also at its connect
+// timeout), a connect attempt that timed out ("timeout expired"), a query the server never
+// answered (query_timeout), a client already broken or closed by one of these.
+const UNAVAILABLE_MESSAGES = /Connection terminated|connect ECONNREFUSED|timeout expired|Query read timeout|is not queryable/;
 
-/** The database cannot be reached (as opposed to a query that is wrong). */
+/** The database cannot be reached or does not answer in time (as opposed to a query that is wrong). */
 export function isDatabaseUnavailable(err: unknown): boolean {
   const e = err as { code?: string; name?: string; message?: string };
   if (!e) return false;
-  if (e.name === 'KnexTimeoutError') return true;
+  if (e.name === 'KnexTimeoutError') return true; // no free pooled connection in time
   if (typeof e.code === 'string' && UNAVAILABLE_CODES.test(e.code)) return true;
-  return /Connection terminated|connect ECONNREFUSED/.test(e.message ?? '');
+  return UNAVAILABLE_MESSAGES.test(e.message ?? '');
 }
 
 /** Maps anything thrown to an AppError; errors we did not anticipate are logged and hidden. */
@@ -67,7 +72,7 @@ export function toAppError(err: unknown, logger: Logger, requestId: string): App
   }
   if (isDatabaseUnavailable(err)) {
     logger.warn({ err, request_id: requestId }, 'database unavailable');
-    return new AppError('service_unavailable', 'The service cannot reach its database right now; retry shortly', { headers: { 'Retry-After': '5' } });
+    return new AppError('service_unavailable', 'The service cannot reach its database right now, or it did not answer in time; retry shortly', { headers: { 'Retry-After': '5' } });
   }
   logger.error({ err, request_id: requestId }, 'unhandled error');
   return new AppError('internal_error', 'Something went wrong on our side; the request id helps us find out what');

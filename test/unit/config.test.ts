@@ -43,6 +43,10 @@ describe('configuration', () => {
       assert.equal(c.jobs.escalationSweep, '*/30 * * * * *');
       assert.equal(c.jobs.digest, '15 * * * * *');
       assert.deepEqual(c.escalation, { maxFiringsPerTicketPerHour: 10, firstSweepLookbackSeconds: 30 });
+      assert.deepEqual(c.database, {
+        statementTimeoutMs: 15000, idleInTransactionTimeoutMs: 30000, queryTimeoutMs: 20000,
+        connectTimeoutMs: 5000, acquireTimeoutMs: 5000, keepAliveInitialDelayMs: 10000,
+      });
     });
 
     it('layers config/test.json over the defaults when NODE_ENV=test', () => {
@@ -134,6 +138,21 @@ describe('configuration', () => {
       });
     });
 
+    it('parses the DATABASE_*_MS bounds; the query timeout follows the statement timeout unless set', () => {
+      const c = loadConfig({
+        DATABASE_STATEMENT_TIMEOUT_MS: '1000', DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '2000',
+        DATABASE_CONNECT_TIMEOUT_MS: '300', DATABASE_ACQUIRE_TIMEOUT_MS: '400',
+      });
+      assert.deepEqual(c.database, {
+        statementTimeoutMs: 1000, idleInTransactionTimeoutMs: 2000, queryTimeoutMs: 6000,
+        connectTimeoutMs: 300, acquireTimeoutMs: 400, keepAliveInitialDelayMs: 10000,
+      });
+      assert.equal(loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '1000', DATABASE_QUERY_TIMEOUT_MS: '1500' }).database.queryTimeoutMs, 1500);
+      const off = loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '0', DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '0' }).database;
+      assert.deepEqual([off.statementTimeoutMs, off.idleInTransactionTimeoutMs, off.queryTimeoutMs], [0, 0, 0], '0 leaves them to the server');
+      assert.equal(loadConfig({ DATABASE_STATEMENT_TIMEOUT_MS: '0', DATABASE_QUERY_TIMEOUT_MS: '3000' }).database.queryTimeoutMs, 3000);
+    });
+
     it('accepts a bot token without a support chat', () => {
       const c = loadConfig({ TELEGRAM_BOT_TOKEN: TOKEN });
       assert.equal(c.telegram.botToken, TOKEN);
@@ -162,6 +181,11 @@ describe('configuration', () => {
       ['PUBLIC_URL=desk.example.com', { PUBLIC_URL: 'desk.example.com' }, 'PUBLIC_URL'],
       ['PUBLIC_URL=ftp://desk.example.com', { PUBLIC_URL: 'ftp://desk.example.com' }, 'PUBLIC_URL'],
       ['TELEGRAM_WEBHOOK_SECRET=has spaces!', { TELEGRAM_WEBHOOK_SECRET: 'has spaces!' }, 'TELEGRAM_WEBHOOK_SECRET'],
+      ['DATABASE_STATEMENT_TIMEOUT_MS=15s', { DATABASE_STATEMENT_TIMEOUT_MS: '15s' }, 'DATABASE_STATEMENT_TIMEOUT_MS'],
+      ['DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS=-1', { DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '-1' }, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS'],
+      ['DATABASE_CONNECT_TIMEOUT_MS=0', { DATABASE_CONNECT_TIMEOUT_MS: '0' }, 'DATABASE_CONNECT_TIMEOUT_MS'],
+      ['DATABASE_ACQUIRE_TIMEOUT_MS=soon', { DATABASE_ACQUIRE_TIMEOUT_MS: 'soon' }, 'DATABASE_ACQUIRE_TIMEOUT_MS'],
+      ['DATABASE_QUERY_TIMEOUT_MS not above the statement timeout', { DATABASE_STATEMENT_TIMEOUT_MS: '2000', DATABASE_QUERY_TIMEOUT_MS: '2000' }, 'DATABASE_QUERY_TIMEOUT_MS'],
     ];
     for (const [title, env, variable] of cases) {
       it(`rejects ${title} with a ConfigError naming ${variable}`, () => {
@@ -238,6 +262,13 @@ describe('configuration', () => {
         assert.match(configError({ NODE_ENV: env }).message, new RegExp(`escalation\\.${key} must be a whole number ≥ 1`));
       });
     }
+
+    it('refuses database.keepAliveInitialDelayMs = "soon", and a database.queryTimeoutMs not above the statement timeout', () => {
+      writeFileSync(file, JSON.stringify({ database: { keepAliveInitialDelayMs: 'soon' } }));
+      assert.match(configError({ NODE_ENV: env }).message, /database\.keepAliveInitialDelayMs must be a whole number ≥ 1000/);
+      writeFileSync(file, JSON.stringify({ database: { statementTimeoutMs: 5000, queryTimeoutMs: 4000 } }));
+      assert.match(configError({ NODE_ENV: env }).message, /database\.queryTimeoutMs \(4000\) must be longer than the statement timeout \(5000\)/);
+    });
 
     it('accepts the defaults and a valid override', () => {
       writeFileSync(file, JSON.stringify({ webhooks: { concurrency: 8, retryScheduleSeconds: [1, 2] } }));
