@@ -39,7 +39,8 @@ export async function startBenchDatabase(): Promise<{ knex: Knex; databaseUrl: s
     databaseUrl = pg.url;
     stopPg = () => pg.stop();
   }
-  const knex = createKnex(databaseUrl, 4);
+  // Seeding a million rows is one long statement: no per-statement bounds for the harness itself.
+  const knex = createKnex(databaseUrl, 4, undefined, { statementTimeoutMs: 0, queryTimeoutMs: 0, idleInTransactionTimeoutMs: 0 });
   await migrateLatest(knex);
   return {
     knex,
