@@ -159,17 +159,28 @@ export function fieldErrors(errors: ErrorObject[], data: unknown, where: Locatio
 
 const MAX_DETAILS = 20;
 
-/** Paths of strings holding a NUL character, which PostgreSQL text cannot store. */
-function nulPaths(value: unknown, path: string, out: string[]): string[] {
-  if (out.length >= MAX_DETAILS) return out;
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) out.push(path);
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => nulPaths(v, `${path}[${i}]`, out));
-  } else if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      if (k.includes('\u0000')) out.push(path ? `${path}.${k}` : k);
-      nulPaths(v, path ? `${path}.${k}` : k, out);
+/**
+ * Paths of strings (values and keys) holding a NUL character, which PostgreSQL text cannot
+ * store. Iterative, in document order: a deeply nested value must not overflow the stack.
+ */
+function nulPaths(value: unknown, where: string): string[] {
+  const out: string[] = [];
+  const stack: { value: unknown; path: string }[] = [{ value, path: '' }];
+  while (stack.length && out.length < MAX_DETAILS) {
+    const { value: v, path } = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) out.push(path || where);
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: `${path}[${i}]` });
+    } else if (v && typeof v === 'object') {
+      const entries = Object.entries(v);
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [k, child] = entries[i];
+        const childPath = path ? `${path}.${k}` : k;
+        // The key is reported before its value, as a reader meets them.
+        stack.push({ value: child, path: childPath });
+        if (k.includes('\u0000')) stack.push({ value: '\u0000', path: childPath });
+      }
     }
   }
   return out;
@@ -177,10 +188,10 @@ function nulPaths(value: unknown, path: string, out: string[]): string[] {
 
 /** Validates `data` in place (defaults and coercion apply) or throws a 422 validation_error. */
 export function check(validate: ValidateFunction, data: unknown, where: Location, opts: CheckOptions = {}): void {
-  const nul = nulPaths(data, '', []);
+  const nul = nulPaths(data, where);
   if (nul.length) {
     throw new AppError('validation_error', `The ${where} contains a NUL character`, {
-      details: nul.map((field) => ({ field: field || where, error: 'must not contain the NUL character (\\u0000)' })),
+      details: nul.map((field) => ({ field, error: 'must not contain the NUL character (\\u0000)' })),
     });
   }
   if (validate(data)) return;
