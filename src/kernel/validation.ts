@@ -104,7 +104,8 @@ function patternMessage(pattern: string, schema: Schema | undefined): string {
 function messageOf(e: ErrorObject, movedFields: Record<string, string>, field: string): string {
   switch (e.keyword) {
     case 'required': return 'is required';
-    case 'additionalProperties': return movedFields[field] ? `is not changed here: use ${movedFields[field]}` : 'is not a known field';
+    // Own keys only: a field named __proto__ or constructor is just unknown.
+    case 'additionalProperties': return Object.hasOwn(movedFields, field) ? `is not changed here: use ${movedFields[field]}` : 'is not a known field';
     case 'enum': return `must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
     case 'pattern': return patternMessage((e.params as { pattern: string }).pattern, e.parentSchema as Schema | undefined);
     case 'format': {
@@ -186,6 +187,16 @@ function nulPaths(value: unknown, where: string): string[] {
   return out;
 }
 
+/**
+ * Fields that coercion turned into ±Infinity: ajv coerces the text "1e999" (or 400 nines) to
+ * Infinity, counts it an integer, and skips minimum/maximum, which compare finite numbers only.
+ * Only query and path values are coerced, and they are flat.
+ */
+function nonFiniteFields(data: unknown): string[] {
+  if (!data || typeof data !== 'object') return [];
+  return Object.entries(data).filter(([, v]) => typeof v === 'number' && !Number.isFinite(v)).map(([k]) => k);
+}
+
 /** Validates `data` in place (defaults and coercion apply) or throws a 422 validation_error. */
 export function check(validate: ValidateFunction, data: unknown, where: Location, opts: CheckOptions = {}): void {
   const nul = nulPaths(data, where);
@@ -194,7 +205,15 @@ export function check(validate: ValidateFunction, data: unknown, where: Location
       details: nul.map((field) => ({ field, error: 'must not contain the NUL character (\\u0000)' })),
     });
   }
-  if (validate(data)) return;
+  if (validate(data)) {
+    const infinite = nonFiniteFields(data);
+    if (infinite.length) {
+      throw new AppError('validation_error', `The ${where} is invalid: ${infinite.join(', ')} must be a finite number`, {
+        details: infinite.map((field) => ({ field, error: 'must be a finite number' })),
+      });
+    }
+    return;
+  }
   const all = fieldErrors(validate.errors ?? [], data, where, opts);
   // A small body must not buy a huge answer: report the first few problems and how many more.
   const details = all.length > MAX_DETAILS

@@ -207,6 +207,37 @@ describe('hostile input on a real HTTP server', function () {
     });
   });
 
+  describe('found by the fuzzer (test/api/fuzz.test.ts)', () => {
+    const get = async (path: string) => {
+      const res = await fetch(`${base}${path}`, { headers: { Authorization: auth } });
+      return { status: res.status, body: await res.json() };
+    };
+
+    it('refuses a query number that coerces to Infinity (1e999, 400 digits) with 422, not a 500 or a page with offset null', async () => {
+      for (const [query, field] of [['offset=1e999', 'offset'], [`offset=${'9'.repeat(400)}`, 'offset'], ['limit=1e999', 'limit'], ['limit=-1e999', 'limit']]) {
+        const res = await get(`/v1/api-keys?${query}`);
+        assert.equal(res.status, 422, `${query.slice(0, 20)}: ${JSON.stringify(res.body)}`);
+        assert.deepEqual(res.body.details, [{ field, error: 'must be a finite number' }]);
+      }
+      assert.equal((await get('/v1/api-keys?offset=1e2')).body.offset, 100, 'a finite exponent is still a number');
+    });
+
+    it('calls a field named __proto__ or constructor unknown, never "use [object Object]"', async () => {
+      for (const name of ['__proto__', 'constructor', 'toString']) {
+        const query = await get(`/v1/tickets?${name}=1`);
+        assert.equal(query.status, 422);
+        assert.deepEqual(query.body.details.map((d: { error: string }) => d.error), ['is not a known field'], name);
+        // PATCH /v1/tickets/{id} names moved fields (status → POST …/status): the lookup must be of its own names only.
+        const body = await fetch(`${base}/v1/tickets/tkt_01ARZ3NDEKTSV4RRFFQ69G5FAV`, {
+          method: 'PATCH', headers: { Authorization: auth, 'Content-Type': 'application/json' }, body: `{"${name}":1}`,
+        });
+        const problem = await body.json();
+        assert.equal(body.status, 422);
+        assert.deepEqual(problem.details.map((d: { field: string; error: string }) => [d.field, d.error]), [[name, 'is not a known field']], name);
+      }
+    });
+  });
+
   describe('the real service (src/main.ts)', () => {
     let p: MainProcess | undefined;
     after(async () => {
