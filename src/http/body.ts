@@ -22,6 +22,12 @@ export function jsonBody(limitBytes: number): Middleware<AppState> {
       const e = err as { status?: number; type?: string; message?: string };
       if (e.status === 413 || e.type === 'entity.too.large') throw new AppError('payload_too_large', 'The request body is larger than 1 MB');
       if (e.status === 415 || e.type === 'encoding.unsupported') throw new AppError('unsupported_media_type', 'The request body encoding is not supported; send UTF-8 JSON');
+      // co-body refuses prototype-poisoning keys (its JSON parser is bourne's, protoAction 'error').
+      if (/forbidden prototype property/.test(e.message ?? '')) {
+        throw new AppError('validation_error', 'The body has a field named __proto__ (or constructor.prototype), which is never accepted', {
+          details: [{ field: 'body', error: 'must not have a field named __proto__ or constructor.prototype' }],
+        });
+      }
       if (e.type === 'entity.parse.failed' || err instanceof SyntaxError || /JSON|Unexpected token/i.test(e.message ?? '')) {
         throw new AppError('invalid_json', 'The request body is not valid JSON');
       }
