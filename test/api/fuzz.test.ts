@@ -43,6 +43,9 @@ const RAW_BODIES: (string | Buffer)[] = [
 
 /** Query values no schema allows; some are raw (already percent-encoded, or deliberately malformed). */
 const RAW_QUERY_VALUES = ['%00', '%zz', '%E0%A4%A', '%', '%C0%AF', '%ED%A0%80', 'a%26b%3Dc', '%2e%2e%2f', `${'9'.repeat(400)}`, 'x'.repeat(9_000), '-1', '1e309', '0x1F', '1.5', '[]', '{}'];
+/** Scalars a forged cursor carries where a timestamp, an id or a number belongs. */
+const CURSOR_VALUES: (string | number)[] = ['not-a-date', '', '\u0000', 'infinity', '-infinity', '9999-99-99', '0000-01-01T00:00:00Z', '294277-01-01T00:00:00Z',
+  "' OR 1=1 --", 'ct_01ARZ3NDEKTSV4RRFFQ69G5FAV', '\ud800', 'x'.repeat(200), 1e308, -1e308, -1, 0.5, 2 ** 63, 2 ** 53 + 1];
 /** Path segments no route expects. */
 const RAW_PATH_SEGMENTS = ['%00', '%zz', '%E0%A4%A', '%', '..', '%2e%2e%2f%2e%2e', 'a%2Fb', 'x'.repeat(5_000), '%F0%9F%92%A5', 'ct_01ARZ3NDEKTSV4RRFFQ69G5FA%00', 'null', '-1', '0'];
 
@@ -105,6 +108,7 @@ describe('fuzzing every operation of /v1/openapi.json', function () {
   let ops: Operation[];
   const pool: IdPool = { own: {}, foreign: {} };
   let gzipBomb: Buffer;
+  const cursorShapes = new Map<string, { s: string; n: number }>();
 
   /** One of each resource in a workspace, through the API; its ids by prefix. */
   async function seed(workspaceId: string, keyAuth: string): Promise<Record<string, string[]>> {
@@ -144,7 +148,9 @@ describe('fuzzing every operation of /v1/openapi.json', function () {
     const wsA = await makeWorkspace(db.knex, t.services, { name: 'Fuzzed' });
     const wsB = await makeWorkspace(db.knex, t.services, { name: 'Bystander' });
     auth = (await makeKey(db.knex, t.services, { workspaceId: wsA.id })).auth;
-    pool.own = await seed(wsA.id, auth);
+    // Two of everything here, so every list has a next page (and a cursor to forge).
+    const [first, second] = [await seed(wsA.id, auth), await seed(wsA.id, auth)];
+    pool.own = Object.fromEntries(Object.keys(first).map((prefix) => [prefix, [...new Set([...first[prefix], ...(second[prefix] ?? [])])]]));
     pool.foreign = await seed(wsB.id, (await makeKey(db.knex, t.services, { workspaceId: wsB.id })).auth);
     gzipBomb = gzipSync(Buffer.alloc(30_000_000, 0x20));
 
@@ -256,7 +262,12 @@ describe('fuzzing every operation of /v1/openapi.json', function () {
       strategies.push(fc.tuple(base, fc.constantFrom(...queryNames), value).map(([b, k, v]) => request(op, b, { query: encodeQuery([...b.query.filter(([n]) => n !== k), [k, v]]), what: `query ${k} hostile` })));
       strategies.push(fc.tuple(base, fc.constantFrom(...queryNames), value, value).map(([b, k, v1, v2]) => request(op, b, { query: encodeQuery([...b.query, [k, v1], [k, v2]]), what: `query ${k} given twice` })));
       if (queryNames.includes('cursor')) {
-        const cursor = fc.oneof(hostileValue(pool), fc.jsonValue({ maxDepth: 3 }), fc.record({ v: hostileValue(pool), id: hostileValue(pool) }), fc.array(hostileValue(pool), { maxLength: 3 }))
+        // Random ones, and ones shaped like this list's own (its sort key, scalars of the wrong kind).
+        const shape = cursorShapes.get(op.path);
+        const forged = shape
+          ? fc.array(fc.oneof(fc.constantFrom(...CURSOR_VALUES), fc.string({ maxLength: 30 }), fc.double({ noNaN: true, noDefaultInfinity: true })), { minLength: shape.n, maxLength: shape.n }).map((v) => ({ s: shape.s, v }))
+          : fc.constant(null);
+        const cursor = fc.oneof(hostileValue(pool), fc.jsonValue({ maxDepth: 3 }), fc.record({ s: fc.string(), v: fc.array(hostileValue(pool), { maxLength: 3 }) }), forged, forged)
           .map((v) => Buffer.from(JSON.stringify(v) ?? 'undefined').toString('base64url'));
         strategies.push(fc.tuple(base, cursor).map(([b, c]) => request(op, b, { query: encodeQuery([...b.query.filter(([n]) => n !== 'cursor' && n !== 'offset'), ['cursor', c]]), what: 'a forged cursor' })));
       }
@@ -308,6 +319,15 @@ describe('fuzzing every operation of /v1/openapi.json', function () {
   });
 
   it('answers hostile requests to each operation without a 5xx; every error a problem with nothing internal', async () => {
+    // What each list's cursors look like (by now the schema-shaped requests have made several of most things).
+    for (const op of ops.filter((o) => o.method === 'GET' && o.params.some((p) => p.name === 'cursor') && !o.path.includes('{'))) {
+      const res = await t.request.get(op.path).query({ limit: 1 }).set('Authorization', auth);
+      const next = res.body?.next_cursor;
+      if (next) {
+        const { s, v } = JSON.parse(Buffer.from(next, 'base64url').toString('utf8'));
+        cursorShapes.set(op.path, { s, n: v.length });
+      }
+    }
     const findings = await fuzz('hostile', hostile, RUNS * 3);
     assert.deepEqual(findings, [], `\n${findings.join('\n\n')}`);
   });
