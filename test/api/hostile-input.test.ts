@@ -14,7 +14,7 @@ import { webhookSecretFor } from '../../src/telegram/webhook-secret.js';
 import { makeKey } from '../helpers/factories.js';
 import { baseEnv, startMain, type MainProcess } from '../helpers/main-process.js';
 import { createTestApp, type TestApp } from '../helpers/test-app.js';
-import { createTestDatabase, useTestDatabase } from '../helpers/test-db.js';
+import { createTestDatabase, useTestDatabase, type TestDatabase } from '../helpers/test-db.js';
 
 /** `[[[…]]]` or `{"a":{"a":…}}` as JSON text, `depth` levels around `leaf`. */
 const nestedText = (kind: 'array' | 'object', depth: number, leaf = '1') =>
@@ -242,15 +242,17 @@ describe('hostile input on a real HTTP server', function () {
 
   describe('the real service (src/main.ts)', () => {
     let p: MainProcess | undefined;
+    let database: TestDatabase | undefined;
     after(async () => {
       if (p && !p.hasExited()) {
         p.child.kill('SIGKILL');
         await p.exited;
       }
+      await database?.drop();
     });
 
     it('answers parser refusals as problem+json too', async () => {
-      const database = await createTestDatabase();
+      database = await createTestDatabase();
       p = startMain(baseEnv({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: database.url, LOG_LEVEL: 'info', SCHEDULER_ENABLED: 'false' }));
       const url = new URL(await p.listening());
       assertRawProblem(await rawRequest(Number(url.port), malformedRequestLine), 400, 'bad_request');
