@@ -20,6 +20,7 @@ import { createEscalationWorker } from './escalation/escalation-worker.js';
 import { escalationSweepJob } from './escalation/escalation-sweep-job.js';
 import { digestJob } from './digest/digest-job.js';
 import { createOpsMetrics } from './http/metrics.js';
+import { createHttpServer } from './http/server.js';
 import { systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 import { createWebhookWorker, type WebhookWorker } from './webhooks/webhook-worker.js';
@@ -143,7 +144,8 @@ async function main(): Promise<void> {
   escalationWorker = createEscalationWorker({ db, logger, clock: systemClock, escalations: services.escalations });
 
   server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
+    // Parser refusals (a malformed request line, oversized headers) answer problem+json too.
+    const s = createHttpServer(app.callback(), logger).listen(config.port, config.host, () => resolve(s));
     s.once('error', reject);
   }).catch(async (err) => {
     await opened.close();

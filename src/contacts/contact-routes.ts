@@ -69,7 +69,7 @@ export function contactRoutes(contacts: ContactService, logger: Logger): RouteDe
     }),
     defineRoute({
       method: 'patch', path: '/v1/contacts/:id', tag, auth: 'key', scope: 'write:contacts',
-      summary: 'Change a contact; null clears a field, tags are replaced, custom_fields merged',
+      summary: 'Change a contact; null clears a field (but not its last identity), tags are replaced, custom_fields merged',
       params: idParams('ct'), notFoundLabel: 'Contact',
       body: patchContactBody,
       responses: { 200: { description: 'The updated contact', schema: contactSchema } },

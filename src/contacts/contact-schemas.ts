@@ -46,7 +46,7 @@ export const contactFieldsProperties = {
 export const upsertContactBody = {
   type: 'object',
   additionalProperties: false,
-  description: 'Matched on telegram_user_id, username or email (any of them); a match is updated, otherwise a contact is created',
+  description: 'Needs at least one identity (telegram_user_id, username, email or phone). Matched on telegram_user_id, username or email (any of them); a match is updated, otherwise a contact is created',
   properties: {
     ...contactFieldsProperties,
     tags: { ...tagsSchema, description: 'Added to the contact\'s tags' },

@@ -63,6 +63,20 @@ function tooMany(field: string, max: number, count: number): AppError {
   return new AppError('validation_error', `A contact holds at most ${max} ${field}`, { details: [{ field, error: `would hold ${count}; at most ${max}` }] });
 }
 
+/**
+ * What lets a contact be told apart and reached: every contact has at least one (an empty
+ * one, made again by every `{}`, would be neither). Only the first three are matched on.
+ */
+const IDENTITIES = [['telegram_user_id', 'telegramUserId'], ['username', 'username'], ['email', 'email'], ['phone', 'phone']] as const;
+const IDENTITY_FIELDS = IDENTITIES.map(([field]) => field);
+const IDENTITY_LIST = 'telegram_user_id, username, email or phone';
+
+function identityRequired(detail: string): AppError {
+  return new AppError('validation_error', detail, {
+    details: IDENTITY_FIELDS.map((field) => ({ field, error: `is required (or ${IDENTITY_FIELDS.filter((f) => f !== field).join(', ')})` })),
+  });
+}
+
 /** A unique identity taken by another contact → 409 naming the field. */
 function rethrowTaken(err: unknown): never {
   const e = err as { code?: string; constraint?: string };
@@ -127,6 +141,7 @@ export function createContactService(deps: { clock: Clock }) {
     async upsert(db: Db, workspaceId: string, input: ContactInput, actor: Actor): Promise<{ contact: Contact; created: boolean }> {
       const ids = { telegramUserId: input.telegram_user_id, username: input.username && stripAt(input.username), email: input.email };
       const hasIdentity = ids.telegramUserId !== undefined || ids.username !== undefined || ids.email !== undefined;
+      if (!hasIdentity && input.phone === undefined) throw identityRequired(`A contact needs at least one identity: ${IDENTITY_LIST}`);
       for (let attempt = 0; attempt < 3; attempt++) {
         if (hasIdentity) {
           const matches = await contactStore.lockMatching(db, workspaceId, ids);
@@ -183,6 +198,11 @@ export function createContactService(deps: { clock: Clock }) {
       if (body.first_name !== undefined) changes.firstName = body.first_name;
       if (body.last_name !== undefined) changes.lastName = body.last_name;
       if (body.blocked !== undefined) changes.blocked = body.blocked;
+      // Clearing the last identity would leave a contact no one can find or reach. (A contact
+      // from before this rule that has none can still be changed otherwise.)
+      const clearsIdentity = IDENTITIES.some(([field, key]) => body[field] === null && current[key] !== null);
+      const identityLeft = IDENTITIES.some(([, key]) => (key in changes ? changes[key] : current[key]) != null);
+      if (clearsIdentity && !identityLeft) throw identityRequired(`A contact keeps at least one identity: this change would leave none of ${IDENTITY_LIST}`);
       if (body.tags !== undefined) changes.tags = normalizeTags(body.tags);
       if (body.custom_fields !== undefined) {
         const { value } = mergeCustomFields(current.customFields, body.custom_fields);

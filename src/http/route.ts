@@ -83,6 +83,12 @@ export interface RouteDef extends RouteContract {
   body?: Schema;
   /** Cross-field rules the schemas cannot state; throws a validation_error. Runs with validation. */
   validate?: (input: RouteInput) => void;
+  /**
+   * A public route's own credential check (the Telegram webhook's secret token). It runs once
+   * the path is checked and before the body is read: a caller without the credential gets
+   * its 401 whatever it sent, and learns nothing about what the body should be.
+   */
+  authorize?: Middleware<AppState>;
   handler: (ctx: AppContext, input: RouteInput) => Promise<void> | void;
 }
 
@@ -107,6 +113,7 @@ export function defineRoute<const P = undefined, const Q = undefined, const B = 
     query?: Q & Schema;
     body?: B & Schema;
     validate?: (input: RouteInput<ParamsOf<P>, ParamsOf<Q>, BodyOf<B>>) => void;
+    authorize?: Middleware<AppState>;
     handler: (ctx: AppContext, input: RouteInput<ParamsOf<P>, ParamsOf<Q>, BodyOf<B>>) => Promise<void> | void;
   },
 ): RouteDef {
@@ -126,14 +133,22 @@ export interface RouteKit {
 
 const MUTATING: ReadonlySet<HttpMethod> = new Set(['post', 'put', 'patch', 'delete']);
 
-function validateInput(def: RouteDef): Middleware<AppState> {
+/** The path first (before the body is read): a bad id in it is a resource that does not exist, not a malformed request. */
+function validatePath(def: RouteDef): Middleware<AppState> {
   const params = def.params && compile(def.params, 'path');
+  return async (ctx, next) => {
+    const input: RouteInput = { params: { ...ctx.params }, query: undefined, body: undefined };
+    if (params && !params(input.params)) throw new AppError('not_found', `${def.notFoundLabel ?? 'Resource'} not found`);
+    ctx.state.input = input;
+    await next();
+  };
+}
+
+function validateInput(def: RouteDef): Middleware<AppState> {
   const query = compile(def.query ?? { type: 'object', additionalProperties: false }, 'query');
   const body = def.body && compile(def.body, 'body');
   return async (ctx, next) => {
-    const input: RouteInput = { params: { ...ctx.params }, query: { ...ctx.query }, body: ctx.request.body };
-    // A bad id in the path is a resource that does not exist, not a malformed request.
-    if (params && !params(input.params)) throw new AppError('not_found', `${def.notFoundLabel ?? 'Resource'} not found`);
+    const input: RouteInput = { params: ctx.state.input.params, query: { ...ctx.query }, body: ctx.request.body };
     check(query, input.query, 'query');
     if (body) {
       if (input.body === undefined) input.body = {};
@@ -168,6 +183,8 @@ export function mountRoutes(router: Router<AppState>, defs: RouteDef[], kit: Rou
       chain.push(kit.authenticate);
       if (def.scope) chain.push(kit.requireScope(def.scope));
     }
+    chain.push(validatePath(def));
+    if (def.authorize) chain.push(def.authorize);
     if (def.body) chain.push(kit.parseBody);
     // Validation first: a request we refuse never costs a transaction or an idempotency claim.
     chain.push(validateInput(def));

@@ -104,7 +104,8 @@ function patternMessage(pattern: string, schema: Schema | undefined): string {
 function messageOf(e: ErrorObject, movedFields: Record<string, string>, field: string): string {
   switch (e.keyword) {
     case 'required': return 'is required';
-    case 'additionalProperties': return movedFields[field] ? `is not changed here: use ${movedFields[field]}` : 'is not a known field';
+    // Own keys only: a field named __proto__ or constructor is just unknown.
+    case 'additionalProperties': return Object.hasOwn(movedFields, field) ? `is not changed here: use ${movedFields[field]}` : 'is not a known field';
     case 'enum': return `must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
     case 'pattern': return patternMessage((e.params as { pattern: string }).pattern, e.parentSchema as Schema | undefined);
     case 'format': {
@@ -159,31 +160,60 @@ export function fieldErrors(errors: ErrorObject[], data: unknown, where: Locatio
 
 const MAX_DETAILS = 20;
 
-/** Paths of strings holding a NUL character, which PostgreSQL text cannot store. */
-function nulPaths(value: unknown, path: string, out: string[]): string[] {
-  if (out.length >= MAX_DETAILS) return out;
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) out.push(path);
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => nulPaths(v, `${path}[${i}]`, out));
-  } else if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      if (k.includes('\u0000')) out.push(path ? `${path}.${k}` : k);
-      nulPaths(v, path ? `${path}.${k}` : k, out);
+/**
+ * Paths of strings (values and keys) holding a NUL character, which PostgreSQL text cannot
+ * store. Iterative, in document order: a deeply nested value must not overflow the stack.
+ */
+function nulPaths(value: unknown, where: string): string[] {
+  const out: string[] = [];
+  const stack: { value: unknown; path: string }[] = [{ value, path: '' }];
+  while (stack.length && out.length < MAX_DETAILS) {
+    const { value: v, path } = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) out.push(path || where);
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: `${path}[${i}]` });
+    } else if (v && typeof v === 'object') {
+      const entries = Object.entries(v);
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [k, child] = entries[i];
+        const childPath = path ? `${path}.${k}` : k;
+        // The key is reported before its value, as a reader meets them.
+        stack.push({ value: child, path: childPath });
+        if (k.includes('\u0000')) stack.push({ value: '\u0000', path: childPath });
+      }
     }
   }
   return out;
 }
 
+/**
+ * Fields that coercion turned into ±Infinity: ajv coerces the text "1e999" (or 400 nines) to
+ * Infinity, counts it an integer, and skips minimum/maximum, which compare finite numbers only.
+ * Only query and path values are coerced, and they are flat.
+ */
+function nonFiniteFields(data: unknown): string[] {
+  if (!data || typeof data !== 'object') return [];
+  return Object.entries(data).filter(([, v]) => typeof v === 'number' && !Number.isFinite(v)).map(([k]) => k);
+}
+
 /** Validates `data` in place (defaults and coercion apply) or throws a 422 validation_error. */
 export function check(validate: ValidateFunction, data: unknown, where: Location, opts: CheckOptions = {}): void {
-  const nul = nulPaths(data, '', []);
+  const nul = nulPaths(data, where);
   if (nul.length) {
     throw new AppError('validation_error', `The ${where} contains a NUL character`, {
-      details: nul.map((field) => ({ field: field || where, error: 'must not contain the NUL character (\\u0000)' })),
+      details: nul.map((field) => ({ field, error: 'must not contain the NUL character (\\u0000)' })),
     });
   }
-  if (validate(data)) return;
+  if (validate(data)) {
+    const infinite = nonFiniteFields(data);
+    if (infinite.length) {
+      throw new AppError('validation_error', `The ${where} is invalid: ${infinite.join(', ')} must be a finite number`, {
+        details: infinite.map((field) => ({ field, error: 'must be a finite number' })),
+      });
+    }
+    return;
+  }
   const all = fieldErrors(validate.errors ?? [], data, where, opts);
   // A small body must not buy a huge answer: report the first few problems and how many more.
   const details = all.length > MAX_DETAILS

@@ -125,20 +125,26 @@ describe('contacts API', () => {
       assert.equal(c.first_name, 'Nina');
     });
 
-    it('creates a new contact each time when no identity is given', async () => {
+    it('refuses a contact with no identity (422 naming the four), creating nothing', async () => {
       const f = await fresh();
-      const a = await f.create({ name: 'Walk-in' });
-      const b = await f.create({ name: 'Walk-in' });
+      for (const body of [{}, { name: 'Walk-in' }, { first_name: 'Ann', tags: ['vip'], custom_fields: { plan: 'pro' } }]) {
+        const res = await f.upsert(body);
+        assertValidation(res);
+        assert.equal(res.body.detail, 'A contact needs at least one identity: telegram_user_id, username, email or phone');
+        assert.deepEqual(res.body.details.map((d: { field: string }) => d.field), ['telegram_user_id', 'username', 'email', 'phone']);
+        assert.match(res.headers['content-type'], /^application\/problem\+json/);
+      }
+      assert.equal(await contactCount(f.ws.id), 0);
+      assert.equal(Number((await db.knex('events').where({ workspace_id: f.ws.id }).count({ n: '*' }))[0].n), 0, 'no contact.created either');
+    });
+
+    it('takes a phone alone as an identity, but matches on it nowhere: each such call creates a contact', async () => {
+      const f = await fresh();
+      const a = await f.create({ name: 'Walk-in', phone: '+1 555 0199' });
+      const b = await f.create({ name: 'Walk-in', phone: '+1 555 0199' });
       assert.notEqual(a.id, b.id);
-      assert.equal(a.telegram_user_id, null);
-      assert.equal(a.username, null);
-      assert.equal(a.email, null);
+      assert.deepEqual([a.telegram_user_id, a.username, a.email, a.phone], [null, null, null, '+1 555 0199']);
       assert.equal(await contactCount(f.ws.id), 2);
-      const empty = await f.upsert({}).expect(201);
-      assert.equal(empty.body.name, null);
-      assert.deepEqual(empty.body.tags, []);
-      assert.deepEqual(empty.body.custom_fields, {});
-      assert.equal(await contactCount(f.ws.id), 3);
     });
 
     it('matches on telegram_user_id: 200, no Location, given fields overwrite, others kept', async () => {
@@ -402,7 +408,7 @@ describe('contacts API', () => {
 
     it('does not show another workspace\'s contacts', async () => {
       const other = await fresh();
-      await other.create({ name: 'Sarah Elsewhere' });
+      await other.create({ name: 'Sarah Elsewhere', phone: '+1 555 0101' });
       const res = await f.list({ q: 'sarah' }).expect(200);
       assert.deepEqual(ids(res), [c.sarah.id]);
     });
@@ -522,7 +528,7 @@ describe('contacts API', () => {
     it('answers 404 for an unknown id, a malformed id and another workspace\'s contact, all alike', async () => {
       const a = await fresh();
       const b = await fresh();
-      const foreign = await a.create({ name: 'Foreign' });
+      const foreign = await a.create({ name: 'Foreign', phone: '+1 555 0102' });
       const unknown = await b.get(UNKNOWN_ID);
       assertNotFound(unknown);
       for (const id of ['ct_123', 'not-an-id', 'tkt_01ARZ3NDEKTSV4RRFFQ69G5FAV', UNKNOWN_ID.toLowerCase(), foreign.id]) {
@@ -573,6 +579,35 @@ describe('contacts API', () => {
         assert.deepEqual(events[events.length - 1].detail, { changes: { [field]: { from: c[field], to: null } } });
       });
     }
+
+    it('refuses to clear the last identity (422), changing nothing; clearing one of several or swapping one is fine', async () => {
+      const f = await fresh();
+      const only = await f.create({ email: 'only@example.com', name: 'Only Email' });
+      for (const patch of [{ email: null }, { email: null, name: 'Renamed' }, { email: null, username: null, phone: null, telegram_user_id: null }]) {
+        const res = await f.patch(only.id, patch);
+        assertValidation(res);
+        assert.equal(res.body.detail, 'A contact keeps at least one identity: this change would leave none of telegram_user_id, username, email or phone');
+        assert.deepEqual(res.body.details.map((d: { field: string }) => d.field), ['telegram_user_id', 'username', 'email', 'phone']);
+      }
+      assert.deepEqual((await f.get(only.id)).body, only);
+      assert.equal((await eventsOf(only.id)).length, 1, 'no contact.updated');
+
+      const two = await f.create({ email: 'two@example.com', phone: '+1 555 0104' });
+      assertValidation(await f.patch(two.id, { email: null, phone: null }));
+      assert.equal((await f.patch(two.id, { email: null }).expect(200)).body.phone, '+1 555 0104');
+      assertValidation(await f.patch(two.id, { phone: null }));
+      const swapped = (await f.patch(two.id, { phone: null, telegram_user_id: 5550104 }).expect(200)).body;
+      assert.deepEqual([swapped.telegram_user_id, swapped.username, swapped.email, swapped.phone], [5550104, null, null, null]);
+    });
+
+    it('still changes a contact made before identities were required, which has none', async () => {
+      const f = await fresh();
+      const id = newId('ct');
+      await db.knex('contacts').insert({ id, workspace_id: f.ws.id, name: 'Legacy', tags: [], custom_fields: {}, created_at: clock.now(), updated_at: clock.now() });
+      const res = await f.patch(id, { name: 'Legacy Renamed', tags: ['old'], email: null }).expect(200);
+      assert.deepEqual([res.body.name, res.body.tags, res.body.email], ['Legacy Renamed', ['old'], null]);
+      assert.equal((await f.patch(id, { email: 'legacy@example.com' }).expect(200)).body.email, 'legacy@example.com');
+    });
 
     it('replaces tags (normalised) and records contact.tagged with added and removed', async () => {
       const f = await fresh();
@@ -685,7 +720,7 @@ describe('contacts API', () => {
     it('answers 404 for an unknown, malformed or foreign id', async () => {
       const a = await fresh();
       const b = await fresh();
-      const foreign = await a.create({ name: 'Foreign' });
+      const foreign = await a.create({ name: 'Foreign', phone: '+1 555 0102' });
       for (const id of [UNKNOWN_ID, 'ct_bad', foreign.id]) assertNotFound(await b.patch(id, { name: 'x' }));
       assert.equal((await a.get(foreign.id)).body.name, 'Foreign');
     });
@@ -741,7 +776,7 @@ describe('contacts API', () => {
     it('answers 404 for an unknown or foreign contact', async () => {
       const a = await fresh();
       const b = await fresh();
-      const foreign = await a.create({ name: 'Foreign' });
+      const foreign = await a.create({ name: 'Foreign', phone: '+1 555 0102' });
       assertNotFound(await b.addTags(UNKNOWN_ID, { tags: ['x'] }));
       assertNotFound(await b.addTags(foreign.id, { tags: ['x'] }));
       assert.deepEqual((await a.get(foreign.id)).body.tags, []);
@@ -785,7 +820,7 @@ describe('contacts API', () => {
     it('answers 404 for an unknown, malformed or foreign contact', async () => {
       const a = await fresh();
       const b = await fresh();
-      const foreign = await a.create({ name: 'Foreign', tags: ['vip'] });
+      const foreign = await a.create({ name: 'Foreign', phone: '+1 555 0102', tags: ['vip'] });
       for (const id of [UNKNOWN_ID, 'ct_bad', foreign.id]) assertNotFound(await b.removeTag(id, 'vip'));
       assert.deepEqual((await a.get(foreign.id)).body.tags, ['vip']);
     });
@@ -937,7 +972,7 @@ describe('contacts API', () => {
 
     it('exports only the calling workspace\'s contacts', async () => {
       const other = await fresh();
-      const mine = await other.create({ name: 'Only Mine' });
+      const mine = await other.create({ name: 'Only Mine', phone: '+1 555 0103' });
       const res = await other.exportCsv().expect(200);
       const { records } = csvRecords(res.text);
       assert.deepEqual(records.map((r) => r.id), [mine.id]);
