@@ -228,7 +228,7 @@ export function mcpTools(services: Services): ToolDef[] {
     },
     {
       name: 'upsert_contact', title: 'Create or update a contact', kind: 'write', scope: 'write:contacts',
-      description: 'Create or update a contact (POST /v1/contacts), matched on telegram_user_id, username or email; tags are added, custom_fields merged.',
+      description: 'Create or update a contact (POST /v1/contacts), matched on telegram_user_id, username or email; at least one of those or phone is required; tags are added, custom_fields merged.',
       input: upsertContactBody,
       output: contactSchema,
       async run(db, auth, body: UpsertContactBody) {
