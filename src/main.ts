@@ -19,6 +19,7 @@ import { createAssignmentWorker } from './assignment/assignment-worker.js';
 import { createEscalationWorker } from './escalation/escalation-worker.js';
 import { escalationSweepJob } from './escalation/escalation-sweep-job.js';
 import { digestJob } from './digest/digest-job.js';
+import { drainable, type Drainable } from './http/drain.js';
 import { createOpsMetrics } from './http/metrics.js';
 import { createHttpServer } from './http/server.js';
 import { systemClock } from './lib/clock.js';
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
 
   // What has started so far; a signal stops exactly that, in reverse order.
   let database: Database | undefined;
-  let server: Server | undefined;
+  let http: Drainable | undefined;
   let scheduler: Scheduler | undefined;
   let webhookWorker: WebhookWorker | undefined;
   let assignmentWorker: QueueWorker | undefined;
@@ -67,17 +68,8 @@ async function main(): Promise<void> {
 
   const shutdown = async (): Promise<never> => {
     try {
-      if (server) {
-        const s = server;
-        // Let in-flight requests finish; after a grace period, cut connections that linger.
-        const force = setTimeout(() => s.closeAllConnections(), SHUTDOWN_GRACE_MS);
-        force.unref();
-        await new Promise<void>((resolve) => {
-          s.close(() => resolve());
-          s.closeIdleConnections();
-        });
-        clearTimeout(force);
-      }
+      // Let in-flight requests finish (and take no more); after a grace period, cut what lingers.
+      await http?.drain(SHUTDOWN_GRACE_MS);
       await telegram?.stop();
       await scheduler?.stop();
       await webhookWorker?.stop();
@@ -143,7 +135,7 @@ async function main(): Promise<void> {
   assignmentWorker = createAssignmentWorker({ db, logger, clock: systemClock, assignment: services.assignment, listenUrl: opened.url });
   escalationWorker = createEscalationWorker({ db, logger, clock: systemClock, escalations: services.escalations });
 
-  server = await new Promise<Server>((resolve, reject) => {
+  const server = await new Promise<Server>((resolve, reject) => {
     // Parser refusals (a malformed request line, oversized headers) answer problem+json too.
     const s = createHttpServer(app.callback(), logger).listen(config.port, config.host, () => resolve(s));
     s.once('error', reject);
@@ -151,6 +143,7 @@ async function main(): Promise<void> {
     await opened.close();
     fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   });
+  http = drainable(server);
   if (stopping) return shutdown();
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
