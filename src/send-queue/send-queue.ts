@@ -289,6 +289,18 @@ export const sendQueue = {
     return n === 1;
   },
 
+  /**
+   * Keeps what one call of a claimed row returned (`payload.done[step]`), so a retry of the row
+   * resumes after that call instead of making it again — only while this claim owns the row.
+   */
+  async recordStep(db: Db, s: QueuedSend, step: string, result: unknown): Promise<boolean> {
+    const n = await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({
+      payload: db.raw(`jsonb_set(payload, '{done}', COALESCE(payload->'done', '{}'::jsonb) || jsonb_build_object(?::text, ?::jsonb))`, [step, JSON.stringify(result ?? null)]),
+    });
+    if (n === 1) s.payload = { ...s.payload, done: { ...(s.payload.done ?? {}), [step]: result ?? null } };
+    return n === 1;
+  },
+
   /** Puts a claimed row back in the queue for `at`; a failure counts towards giving up, a wait does not. */
   async retryLater(db: Db, s: QueuedSend, r: { at: Date; error: string; countsAsFailure: boolean }): Promise<boolean> {
     if (s.op === 'transfer_note') await db.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.id = ? AND o.attempts = ?`, [s.id, s.attempts]);
