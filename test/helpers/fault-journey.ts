@@ -90,10 +90,15 @@ export interface Journey {
   customerTexts: string[];
   /** What the agent answered in the topic, in order: each must reach the customer. */
   agentTexts: string[];
+  /** Originals edited afterwards (original text → new text): the copy must follow. */
+  edits: Map<string, string>;
+  /** The agent's `/assign me`: answered with a 👍 on it. */
+  commandMessageId: number;
 }
 
 /**
- * One customer's journey with their own agent: the form, three messages, two answers, then two
+ * One customer's journey with their own agent: the form, three messages, two answers; the
+ * customer corrects a message, the agent corrects an answer and takes the ticket; then two
  * more messages while a third answer goes the other way.
  */
 export async function runJourney(h: TelegramHarness, label: string): Promise<Journey> {
@@ -113,19 +118,29 @@ export async function runJourney(h: TelegramHarness, label: string): Promise<Jou
   const number = Number(/#(\d+)/.exec(created.text)![1]);
 
   const customerTexts = [1, 2, 3].map((k) => `c${label}.${k}`);
-  for (const t of customerTexts) fake.userSends(bot, user, t);
+  const customerMessages = customerTexts.map((t) => fake.userSends(bot, user, t));
   const ticket = await until(async () => {
     const r = await ticketRows(h.db).where('tickets.number', number).first();
     return r?.topic_thread_id ? r : undefined;
   }, `ticket #${number}'s topic`);
   const threadId = Number(ticket.topic_thread_id);
-  const inTopic = (texts: string[]) => until(() => texts.every((t) => botTextsInTopic(h, threadId).some((m) => m.text === t)), `${texts.join(', ')} in the topic`);
-  const atCustomer = (texts: string[]) => until(() => texts.every((t) => fromBot(h, user).some((m) => m.text === t)), `${texts.join(', ')} at the customer`);
+  const edited = new Map<string, string>();
+  const shown = (t: string, m: Message) => m.text === t || m.text === edited.get(t);
+  const inTopic = (texts: string[]) => until(() => texts.every((t) => botTextsInTopic(h, threadId).some((m) => shown(t, m))), `${texts.join(', ')} in the topic`);
+  const atCustomer = (texts: string[]) => until(() => texts.every((t) => fromBot(h, user).some((m) => shown(t, m))), `${texts.join(', ')} at the customer`);
   await inTopic(customerTexts);
 
   const agentTexts = [1, 2].map((k) => `a${label}.${k}`);
-  for (const t of agentTexts) fake.memberSends(group, agent, t, { threadId });
+  const agentMessages = agentTexts.map((t) => fake.memberSends(group, agent, t, { threadId }));
   await atCustomer(agentTexts);
+
+  const edits = new Map([[customerTexts[1], `${customerTexts[1]} (edited)`], [agentTexts[0], `${agentTexts[0]} (edited)`]]);
+  for (const [from, to] of edits) edited.set(from, to);
+  fake.userEdits(bot, user, customerMessages[1].message_id, edits.get(customerTexts[1])!);
+  fake.memberEdits(group, agent, agentMessages[0].message_id, edits.get(agentTexts[0])!);
+  const command = fake.memberSends(group, agent, '/assign me', { threadId });
+  await until(() => botTextsInTopic(h, threadId).some((m) => m.text === edits.get(customerTexts[1])), 'the customer\'s edit in the topic');
+  await until(() => fromBot(h, user).some((m) => m.text === edits.get(agentTexts[0])), 'the agent\'s edit at the customer');
 
   const more = [4, 5].map((k) => `c${label}.${k}`);
   const last = `a${label}.3`;
@@ -135,7 +150,7 @@ export async function runJourney(h: TelegramHarness, label: string): Promise<Jou
   agentTexts.push(last);
   await inTopic(customerTexts);
   await atCustomer(agentTexts);
-  return { user, agent, ticketId: ticket.id, number, threadId, customerTexts, agentTexts };
+  return { user, agent, ticketId: ticket.id, number, threadId, customerTexts, agentTexts, edits, commandMessageId: command.message_id };
 }
 
 /** Runs `n` journeys at once, then waits for the pipeline to be quiet. */
@@ -154,6 +169,21 @@ function postingFaults(h: TelegramHarness, chatId: number, threadId?: number): I
 }
 
 const collapse = (xs: string[]): string[] => xs.filter((x, i) => i === 0 || x !== xs[i - 1]);
+
+/**
+ * A chat's texts with each edit mapped back to its original (for the sequence), after checking
+ * that the copy we keep — the last of its repeats, the one whose send succeeded — was edited.
+ */
+function undoEdits(texts: string[], edits: Map<string, string>, where: string): string[] {
+  const back = new Map([...edits].map(([from, to]) => [to, from]));
+  const out = texts.map((t) => back.get(t) ?? t);
+  for (const [from, to] of edits) {
+    const last = out.lastIndexOf(from);
+    assert.ok(last >= 0, `${where}: "${from}" arrived`);
+    assert.equal(texts[last], to, `${where}: the copy of "${from}" shows the edit`);
+  }
+  return out;
+}
 
 /**
  * The sequence a chat shows against the one expected. `exact`: exactly once, in order.
@@ -180,18 +210,25 @@ export async function assertDelivered(h: TelegramHarness, journeys: Journey[], e
   const applied = (fs: InjectedFault[]) => fs.filter((f) => f.kind === '5xx' && f.applied).length;
   for (const j of journeys) {
     // Agent → customer: the form, the confirmation, the agent's answers.
-    const chat = fromBot(h, j.user).map((m) => token(m.text ?? `<${Object.keys(m).find((k) => ['photo', 'document', 'sticker'].includes(k)) ?? 'non-text'}>`));
-    assertSequence(chat, ['Q1', 'Q2', 'Q3', 'Q4', 'created', ...j.agentTexts], { exact: e.exact, applied: applied(postingFaults(h, j.user.id)), where: `${j.user.firstName}'s chat` });
+    const where = `${j.user.firstName}'s chat`;
+    const only = (texts: string[]) => new Map([...j.edits].filter(([from]) => texts.includes(from)));
+    const chat = undoEdits(fromBot(h, j.user).map((m) => token(m.text ?? '<not text>')), only(j.agentTexts), where);
+    assertSequence(chat, ['Q1', 'Q2', 'Q3', 'Q4', 'created', ...j.agentTexts], { exact: e.exact, applied: applied(postingFaults(h, j.user.id)), where });
 
     // Customer → topic: their messages; plus the one card, pinned.
     const inTopic = botTextsInTopic(h, j.threadId);
     const cards = inTopic.filter((m) => m.text.startsWith(`🎫 #${j.number} `));
-    const copies = inTopic.filter((m) => j.customerTexts.includes(m.text)).map((m) => m.text);
+    const topic = `ticket #${j.number}'s topic`;
+    const copies = undoEdits(inTopic.map((m) => m.text), only(j.customerTexts), topic).filter((t) => j.customerTexts.includes(t));
     const topicFaults = postingFaults(h, h.group.id, j.threadId);
-    assertSequence(copies, j.customerTexts, { exact: e.exact, applied: applied(topicFaults.filter((f) => !String(f.call!.params.text ?? '').startsWith('🎫'))), where: `ticket #${j.number}'s topic` });
+    assertSequence(copies, j.customerTexts, { exact: e.exact, applied: applied(topicFaults.filter((f) => !String(f.call!.params.text ?? '').startsWith('🎫'))), where: topic });
     const row = await ticketRows(h.db).where('tickets.id', j.ticketId).first();
     const card = Number(row.topic_card_message_id);
     assert.ok(cards.some((m) => m.message_id === card), `ticket #${j.number}'s card ${card} is in its topic`);
+    assert.match(h.fake.message(h.group.id, card)!.text, new RegExp(`Assignee: ${j.agent.firstName}`), `ticket #${j.number}'s card shows who took it`);
+    const reactions = h.fake.callsTo('setMessageReaction').filter((c) => c.status === 200 && Number(c.params.chat_id) === h.group.id && Number(c.params.message_id) === j.commandMessageId);
+    if (e.exact) assert.equal(reactions.length, 1, `one 👍 on ticket #${j.number}'s /assign`);
+    else assert.ok(reactions.length >= 1, `a 👍 on ticket #${j.number}'s /assign`);
     assert.ok(h.fake.topic(h.group.id, j.threadId)!.pinned.includes(card), `ticket #${j.number}'s card is pinned`);
     const cardRepeats = applied(topicFaults.filter((f) => String(f.call!.params.text ?? '').startsWith('🎫')));
     if (e.exact) assert.equal(cards.length, 1, `ticket #${j.number}: one card`);
@@ -235,4 +272,12 @@ export function faultSummary(faults: InjectedFault[]): string {
     counts.set(k, (counts.get(k) ?? 0) + 1);
   }
   return [...counts].sort().map(([k, n]) => `${n}× ${k}`).join(', ');
+}
+
+/** The sends still waiting (or failed), for the log of a failed run. */
+export async function waitingSends(h: TelegramHarness): Promise<string> {
+  const rows = await h.db('telegram_sends').whereIn('status', ['queued', 'sending', 'failed']).orderBy('id')
+    .select('id', 'op', 'status', 'chat_id', 'ticket_id', 'priority', 'attempts', 'failures', 'next_attempt_at', 'lease_until', 'last_error');
+  const windows = await h.db('telegram_rate_windows').whereNotNull('blocked_until').select('key', 'blocked_until');
+  return `  sends not done: ${JSON.stringify(rows)}\n  paused: ${JSON.stringify(windows)}\n  now: ${new Date().toISOString()}`;
 }

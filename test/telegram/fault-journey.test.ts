@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import type { FaultOptions } from '../helpers/fake-bot-api.js';
 import { useTelegramHarness, type TelegramHarness } from '../helpers/telegram-harness.js';
-import { assertDelivered, botTextsInTopic, faultSeed, faultSummary, fromBot, runJourney, runJourneys, settle, until } from '../helpers/fault-journey.js';
+import { assertDelivered, botTextsInTopic, faultSeed, faultSummary, fromBot, runJourney, runJourneys, settle, until, waitingSends } from '../helpers/fault-journey.js';
 import { ticketRows } from '../helpers/telegram-harness.js';
 
 const seed = faultSeed();
@@ -27,10 +27,11 @@ const SEND_SIDE: Pick<FaultOptions, 'rate' | 'kinds' | 'retryAfter' | 'exceptMet
 
 /** On failure: the seed to rerun with, the faults injected and what the service complained about. */
 function reportOnFailure(get: () => TelegramHarness): void {
-  afterEach(function () {
+  afterEach(async function () {
     if (this.currentTest?.state !== 'failed') return;
     const h = get();
     console.log(`\n  Telegram fault probe failed: rerun with TG_FAULT_SEED=${seed}\n  faults: ${faultSummary(h.fake.injectedFaults)}`);
+    console.log(await waitingSends(h));
     console.log(h.logs.filter((l) => /"level":(40|50)/.test(l)).slice(-25).join(''));
   });
 }
