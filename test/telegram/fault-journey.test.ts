@@ -17,8 +17,7 @@
 import assert from 'node:assert/strict';
 import type { FaultOptions } from '../helpers/fake-bot-api.js';
 import { useTelegramHarness, type TelegramHarness } from '../helpers/telegram-harness.js';
-import { assertDelivered, botTextsInTopic, faultSeed, faultSummary, fromBot, runJourney, runJourneys, settle, until, waitingSends } from '../helpers/fault-journey.js';
-import { ticketRows } from '../helpers/telegram-harness.js';
+import { assertDelivered, faultSeed, faultSummary, runJourneys, waitingSends } from '../helpers/fault-journey.js';
 
 const seed = faultSeed();
 const SEND_SIDE: Pick<FaultOptions, 'rate' | 'kinds' | 'retryAfter' | 'exceptMethods'> = {
@@ -71,52 +70,6 @@ describe(`Telegram under faults: 20 % of Bot API calls answered 429 or 5xx for w
       await assertDelivered(h, journeys, { exact: false });
       const posted = h.fake.injectedFaults.filter((f) => f.kind === '5xx' && f.applied && ['sendMessage', 'copyMessage'].includes(f.method));
       assert.ok(posted.length > 0, `some 5xx hid a posted message, so repeats were possible: ${faultSummary(h.fake.injectedFaults)}`);
-    });
-  });
-
-  describe('what the probe found', () => {
-    const harness = useTelegramHarness();
-    let h: TelegramHarness;
-    before(() => { h = harness.h; });
-    afterEach(() => h.fake.setFaults(false));
-    reportOnFailure(() => h);
-
-    /** Faults for the next `n` calls to `method` only. */
-    const failNextCalls = (method: string, n: number, f: Pick<FaultOptions, 'kinds' | 'effect'>) =>
-      h.fake.setFaults({ rate: 1, seed, methods: [method], max: h.fake.injectedFaults.length + n, retryAfter: 1, ...f });
-
-    it('/ticket: a 429 or a 5xx on pinning the new card pins it on the retry, without posting it again', async () => {
-      const j = await runJourney(h, 'p');
-      await settle(h);
-      const cards = () => botTextsInTopic(h, j.threadId).filter((m) => m.text.startsWith(`🎫 #${j.number} `));
-      assert.equal(cards().length, 1);
-
-      for (const [i, kinds] of [['429'], ['5xx']].entries()) {
-        failNextCalls('pinChatMessage', 1, { kinds: kinds as Array<'429' | '5xx'>, effect: 'before' });
-        h.fake.memberSends(h.group, j.agent, '/ticket', { threadId: j.threadId });
-        await until(() => h.fake.injectedFaults.some((f) => f.method === 'pinChatMessage' && f.kind === kinds[0]), `the ${kinds[0]} on pinChatMessage`);
-        await settle(h);
-        assert.equal(cards().length, 2 + i, `after a ${kinds[0]} on its pin, /ticket posted one card (${cards().length - 1 - i} posted)`);
-        const row = await ticketRows(h.db).where('tickets.id', j.ticketId).first();
-        const newest = cards().at(-1)!.message_id;
-        assert.equal(Number(row.topic_card_message_id), newest, 'the ticket knows the new card');
-        assert.ok(h.fake.topic(h.group.id, j.threadId)!.pinned.includes(newest), 'the new card is pinned');
-      }
-    });
-
-    it('a button press whose answerCallbackQuery took effect but was answered 5xx is not a failed send', async () => {
-      const u = h.fake.addUser({ firstName: 'Quinn' });
-      h.fake.userSends(h.bot, u, '/start');
-      const q1 = await until(() => fromBot(h, u).find((m) => /\(1\/4\)/.test(m.text ?? '')), 'the first question');
-      failNextCalls('answerCallbackQuery', 1, { kinds: ['5xx'], effect: 'after' });
-      const queryId = h.fake.userPresses(h.bot, u, { chatId: u.id, messageId: q1.message_id }, q1.reply_markup.inline_keyboard[0][0].callback_data);
-      await until(() => fromBot(h, u).some((m) => /^\(2\/4\)/.test(m.text ?? '')), 'the second question');
-      await settle(h);
-      assert.ok(h.fake.callbackAnswers.has(queryId), 'Telegram has the answer (from the call answered 5xx)');
-      const rows = await h.db('telegram_sends').where({ op: 'answer_callback' }).whereRaw("payload->>'callback_query_id' = ?", [queryId]).select('status', 'last_error');
-      assert.equal(rows.length, 1);
-      assert.notEqual(rows[0].status, 'failed', `the send is not failed: ${rows[0].last_error}`);
-      assert.deepEqual(h.logs.filter((l) => l.includes('failed for good') && l.includes(queryId)), [], 'no "failed for good" error');
     });
   });
 });
