@@ -7,8 +7,13 @@
  * - an answerCallbackQuery that took effect but was answered 5xx was retried, refused
  *   ("query is too old … or query ID is invalid") and recorded as a send failed for good, with
  *   an error in the log. After an ambiguous attempt that refusal now ends the row quietly.
+ * - a 5xx or 429 while checking the support group at start-up was logged as an error telling
+ *   the operator to add the bot to the group or fix TELEGRAM_SUPPORT_CHAT_ID.
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/lib/logger.js';
+import { checkSetup } from '../../src/telegram/bot-runtime.js';
 import type { FaultOptions } from '../helpers/fake-bot-api.js';
 import { useTelegramHarness, type TelegramHarness, ticketRows } from '../helpers/telegram-harness.js';
 import { botTextsInTopic, faultSeed, faultSummary, fromBot, runJourney, settle, until, waitingSends } from '../helpers/fault-journey.js';
@@ -63,4 +68,23 @@ describe('Telegram faults: what the probe found', function () {
     assert.notEqual(rows[0].status, 'failed', `the send is not failed: ${rows[0].last_error}`);
     assert.deepEqual(h.logs.filter((l) => l.includes('failed for good') && l.includes(queryId)), [], 'no "failed for good" error');
   });
+
+  it('a 5xx or a 429 while checking the support group at start-up is not reported as a setup problem', async () => {
+    const [account] = await h.services.accounts.listRunnable(h.db);
+    const check = async () => {
+      const lines: string[] = [];
+      const logger = createLogger('debug', new Writable({ write(c, _e, cb) { lines.push(c.toString()); cb(); } }));
+      return { ok: await checkSetup(h.db, h.telegram.api, h.services.accounts, logger, account), lines };
+    };
+    for (const [method, kinds] of [['getChat', ['5xx']], ['getChatMember', ['429']]] as const) {
+      failNextCalls(method, 1, { kinds: [...kinds], effect: 'before' });
+      const { ok, lines } = await check();
+      assert.equal(ok, false, 'the check could not be made');
+      assert.equal(h.fake.injectedFaults.at(-1)!.method, method);
+      assert.deepEqual(lines.filter((l) => /add the bot|TELEGRAM_SUPPORT_CHAT_ID|"level":50/.test(l)), [], `a ${kinds[0]} on ${method} is not a misconfiguration`);
+      assert.ok(lines.some((l) => l.includes('"level":40') && l.includes('not a setup problem')), `a warning says what happened: ${lines.join('')}`);
+    }
+    assert.equal((await check()).ok, true, 'the same check passes once Telegram answers');
+  });
 });
+
