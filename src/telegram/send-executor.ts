@@ -4,7 +4,11 @@
  * references for mirroring edits, the ticket's topic state). Telegram is never called inside
  * a transaction. Failures follow telegram-errors.ts:
  * - 429: the chat (or bot) pauses for retry_after and the row waits, without counting a failure;
- * - 5xx/network: retried with exponential backoff, failed after `maxFailures`;
+ * - 5xx/network: retried with exponential backoff, failed after `maxFailures`. Such an answer
+ *   may hide that Telegram did the call (no idempotency key, no way to look): the retry may
+ *   repeat a post (README "Telegram faults"), never lose one;
+ * - a row that makes several calls keeps each one's result as Telegram confirms it (the topic,
+ *   card and pin on the ticket, /ticket's card with the row), so a retry repeats none of them;
  * - topic deleted: the topic is recreated with its card and the call made again there;
  *   topic closed: reopened, then the call made again;
  * - customer blocked the bot: contact marked blocked, message failed, a note in the topic;

@@ -66,6 +66,23 @@ export const fromBot = (h: TelegramHarness, u: FakeUser): Message[] =>
 export const botTextsInTopic = (h: TelegramHarness, threadId: number): Message[] =>
   (h.fake.topic(h.group.id, threadId)?.messages ?? []).filter((m) => m.from?.id === h.bot.id && typeof m.text === 'string');
 
+/**
+ * The bot's messages in a topic as words: a text, a caption, or an album (consecutive items of
+ * one media group) as `album: <caption> | <caption>`.
+ */
+export function topicWords(h: TelegramHarness, threadId: number): string[] {
+  const out: { words: string; group?: string }[] = [];
+  for (const m of h.fake.topic(h.group.id, threadId)?.messages ?? []) {
+    if (m.from?.id !== h.bot.id) continue;
+    const words = m.text ?? m.caption;
+    if (typeof words !== 'string') continue;
+    const last = out.at(-1);
+    if (last && m.media_group_id && last.group === m.media_group_id) last.words += ` | ${words}`;
+    else out.push({ words: m.media_group_id ? `album: ${words}` : words, group: m.media_group_id });
+  }
+  return out.map((w) => w.words);
+}
+
 async function botSaid(h: TelegramHarness, u: FakeUser, re: RegExp): Promise<Message> {
   return until(() => fromBot(h, u).find((m) => re.test(m.text ?? '')), `the bot to say ${re} to ${u.firstName}`);
 }
@@ -88,6 +105,8 @@ export interface Journey {
   threadId: number;
   /** What the customer wrote into the ticket, in order: each must reach the topic. */
   customerTexts: string[];
+  /** What the topic must show of it, in order: those texts, then the album they sent. */
+  topicExpected: string[];
   /** What the agent answered in the topic, in order: each must reach the customer. */
   agentTexts: string[];
   /** Originals edited afterwards (original text → new text): the copy must follow. */
@@ -99,7 +118,7 @@ export interface Journey {
 /**
  * One customer's journey with their own agent: the form, three messages, two answers; the
  * customer corrects a message, the agent corrects an answer and takes the ticket; then two
- * more messages while a third answer goes the other way.
+ * more messages and an album of two photos while a third answer goes the other way.
  */
 export async function runJourney(h: TelegramHarness, label: string): Promise<Journey> {
   const { fake, bot, group } = h;
@@ -145,12 +164,16 @@ export async function runJourney(h: TelegramHarness, label: string): Promise<Jou
   const more = [4, 5].map((k) => `c${label}.${k}`);
   const last = `a${label}.3`;
   for (const t of more) fake.userSends(bot, user, t);
+  const album = ['a', 'b'].map((k) => `c${label}.6${k}`);
+  for (const caption of album) fake.userSends(bot, user, { photo: true, caption }, { mediaGroupId: `album-${label}` });
   fake.memberSends(group, agent, last, { threadId });
   customerTexts.push(...more);
   agentTexts.push(last);
+  const topicExpected = [...customerTexts, `album: ${album.join(' | ')}`];
   await inTopic(customerTexts);
+  await until(() => topicWords(h, threadId).includes(topicExpected.at(-1)!), 'the album in the topic');
   await atCustomer(agentTexts);
-  return { user, agent, ticketId: ticket.id, number, threadId, customerTexts, agentTexts, edits, commandMessageId: command.message_id };
+  return { user, agent, ticketId: ticket.id, number, threadId, customerTexts, topicExpected, agentTexts, edits, commandMessageId: command.message_id };
 }
 
 /** Runs `n` journeys at once, then waits for the pipeline to be quiet. */
@@ -219,9 +242,9 @@ export async function assertDelivered(h: TelegramHarness, journeys: Journey[], e
     const inTopic = botTextsInTopic(h, j.threadId);
     const cards = inTopic.filter((m) => m.text.startsWith(`🎫 #${j.number} `));
     const topic = `ticket #${j.number}'s topic`;
-    const copies = undoEdits(inTopic.map((m) => m.text), only(j.customerTexts), topic).filter((t) => j.customerTexts.includes(t));
+    const copies = undoEdits(topicWords(h, j.threadId), only(j.customerTexts), topic).filter((t) => j.topicExpected.includes(t));
     const topicFaults = postingFaults(h, h.group.id, j.threadId);
-    assertSequence(copies, j.customerTexts, { exact: e.exact, applied: applied(topicFaults.filter((f) => !String(f.call!.params.text ?? '').startsWith('🎫'))), where: topic });
+    assertSequence(copies, j.topicExpected, { exact: e.exact, applied: applied(topicFaults.filter((f) => !String(f.call!.params.text ?? '').startsWith('🎫'))), where: topic });
     const row = await ticketRows(h.db).where('tickets.id', j.ticketId).first();
     const card = Number(row.topic_card_message_id);
     assert.ok(cards.some((m) => m.message_id === card), `ticket #${j.number}'s card ${card} is in its topic`);
