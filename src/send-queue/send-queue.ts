@@ -87,6 +87,23 @@ const MERGE_INTO_NEWER_SLA_NOTICE = `UPDATE telegram_sends q SET payload = jsonb
   WHERE o.op = 'sla_notice' AND o.status = 'sending' AND q.ticket_id = o.ticket_id AND q.op = o.op
     AND q.status = 'queued' AND q.priority = 1 AND q.id <> o.id`;
 
+/**
+ * Runs `fn`, which may put cosmetic rows back to 'queued', in a savepoint — again when that
+ * collides with the one-queued-per-(ticket, kind) index: a newer row was queued (by a trigger,
+ * enqueueCoalesced) in a transaction that committed after `fn`'s statement took its snapshot,
+ * so the statement neither saw it to cancel in its favour nor may add a second queued one. Run
+ * again, it sees that row, merges into it and cancels.
+ */
+async function requeueing<T>(db: Db, fn: (tx: Db) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await inTransaction(db, fn);
+    } catch (err) {
+      if (attempt >= 3 || (err as { constraint?: string })?.constraint !== 'telegram_sends_coalesced') throw err;
+    }
+  }
+}
+
 const toSend = (r: any): QueuedSend => ({
   id: Number(r.id), workspaceId: r.workspace_id, accountId: r.account_id, chatId: r.chat_id === null ? null : Number(r.chat_id),
   op: r.op, ticketId: r.ticket_id, messageId: r.message_id, payload: r.payload ?? {}, attempts: r.attempts, failures: r.failures,
@@ -209,14 +226,16 @@ export const sendQueue = {
   async claim(db: Db, opts: { now: Date; limit: number; leaseMs: number; rules: PacingRules }): Promise<{ claimed: QueuedSend[]; nextAt: Date | null }> {
     const { now, rules } = opts;
     return inTransaction(db, async (tx) => {
-      await tx.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.lease_until < ?`, [now]);
-      await tx.raw(`${MERGE_INTO_NEWER_SLA_NOTICE} AND o.lease_until < ?`, [now]);
-      await tx.raw(
-        `UPDATE telegram_sends SET status = ${REQUEUE_OR_CANCEL}, next_attempt_at = ?, done_at = CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END,
-                last_error = 'lease expired: the worker stopped before recording the outcome'
-          WHERE status = 'sending' AND lease_until < ?`,
-        [now, now, now],
-      );
+      await requeueing(tx, async (sp) => {
+        await sp.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.lease_until < ?`, [now]);
+        await sp.raw(`${MERGE_INTO_NEWER_SLA_NOTICE} AND o.lease_until < ?`, [now]);
+        await sp.raw(
+          `UPDATE telegram_sends SET status = ${REQUEUE_OR_CANCEL}, next_attempt_at = ?, done_at = CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END,
+                  last_error = 'lease expired: the worker stopped before recording the outcome'
+            WHERE status = 'sending' AND lease_until < ?`,
+          [now, now, now],
+        );
+      });
       const candidates = (await tx.raw(
         `SELECT s.*, (s.ticket_id IS NOT NULL AND t.topic_thread_id IS NULL) AS needs_topic
            FROM telegram_sends s
@@ -289,16 +308,30 @@ export const sendQueue = {
     return n === 1;
   },
 
+  /**
+   * Keeps what one call of a claimed row returned (`payload.done[step]`), so a retry of the row
+   * resumes after that call instead of making it again — only while this claim owns the row.
+   */
+  async recordStep(db: Db, s: QueuedSend, step: string, result: unknown): Promise<boolean> {
+    const n = await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({
+      payload: db.raw(`jsonb_set(payload, '{done}', COALESCE(payload->'done', '{}'::jsonb) || jsonb_build_object(?::text, ?::jsonb))`, [step, JSON.stringify(result ?? null)]),
+    });
+    if (n === 1) s.payload = { ...s.payload, done: { ...(s.payload.done ?? {}), [step]: result ?? null } };
+    return n === 1;
+  },
+
   /** Puts a claimed row back in the queue for `at`; a failure counts towards giving up, a wait does not. */
   async retryLater(db: Db, s: QueuedSend, r: { at: Date; error: string; countsAsFailure: boolean }): Promise<boolean> {
-    if (s.op === 'transfer_note') await db.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.id = ? AND o.attempts = ?`, [s.id, s.attempts]);
-    if (s.op === 'sla_notice') await db.raw(`${MERGE_INTO_NEWER_SLA_NOTICE} AND o.id = ? AND o.attempts = ?`, [s.id, s.attempts]);
-    const n = await db('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({
-      status: db.raw(REQUEUE_OR_CANCEL), done_at: db.raw(`CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END`, [r.at]),
-      next_attempt_at: r.at, last_error: r.error, lease_until: null,
-      failures: r.countsAsFailure ? s.failures + 1 : s.failures,
+    return requeueing(db, async (tx) => {
+      if (s.op === 'transfer_note') await tx.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.id = ? AND o.attempts = ?`, [s.id, s.attempts]);
+      if (s.op === 'sla_notice') await tx.raw(`${MERGE_INTO_NEWER_SLA_NOTICE} AND o.id = ? AND o.attempts = ?`, [s.id, s.attempts]);
+      const n = await tx('telegram_sends').where({ id: s.id, status: 'sending', attempts: s.attempts }).update({
+        status: tx.raw(REQUEUE_OR_CANCEL), done_at: tx.raw(`CASE WHEN ${HAS_NEWER_COSMETIC} THEN ?::timestamptz END`, [r.at]),
+        next_attempt_at: r.at, last_error: r.error, lease_until: null,
+        failures: r.countsAsFailure ? s.failures + 1 : s.failures,
+      });
+      return n === 1;
     });
-    return n === 1;
   },
 
   /**

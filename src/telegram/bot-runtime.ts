@@ -79,6 +79,11 @@ export async function checkSetup(db: Knex, api: BotApi, accounts: AccountService
     return true;
   } catch (err) {
     const f = classifyTelegramError(err);
+    if (f.kind === 'transient' || f.kind === 'rate_limited') {
+      // Telegram's trouble (a 5xx, a 429, no answer), not the group's setup: say so, not "add the bot".
+      log.warn({ reason: f.reason }, `Telegram did not answer the check of ${group}: not a setup problem; it is checked again at the next start, and messages wait in the send queue until Telegram answers`);
+      return false;
+    }
     log.error({ reason: f.reason }, `${bot} cannot reach ${group}: add the bot to the group, or check TELEGRAM_SUPPORT_CHAT_ID`);
     return false;
   }

@@ -4,7 +4,11 @@
  * references for mirroring edits, the ticket's topic state). Telegram is never called inside
  * a transaction. Failures follow telegram-errors.ts:
  * - 429: the chat (or bot) pauses for retry_after and the row waits, without counting a failure;
- * - 5xx/network: retried with exponential backoff, failed after `maxFailures`;
+ * - 5xx/network: retried with exponential backoff, failed after `maxFailures`. Such an answer
+ *   may hide that Telegram did the call (no idempotency key, no way to look): the retry may
+ *   repeat a post (README "Telegram faults"), never lose one;
+ * - a row that makes several calls keeps each one's result as Telegram confirms it (the topic,
+ *   card and pin on the ticket, /ticket's card with the row), so a retry repeats none of them;
  * - topic deleted: the topic is recreated with its card and the call made again there;
  *   topic closed: reopened, then the call made again;
  * - customer blocked the bot: contact marked blocked, message failed, a note in the topic;
@@ -66,6 +70,19 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       return deps.api.call(accountId, method, payload);
     },
   };
+
+  /**
+   * A call a row makes at most once: its result is kept with the row as soon as Telegram
+   * returns it, so a retry after a later call of the row failed (a 429 or 5xx on the pin after
+   * the post) reuses it instead of posting again.
+   */
+  async function once<T>(s: QueuedSend, step: string, call: () => Promise<T>): Promise<T> {
+    const done = s.payload.done?.[step];
+    if (done !== undefined && done !== null) return done as T;
+    const result = await call();
+    await sendQueue.recordStep(db, s, step, result);
+    return result;
+  }
 
   async function ticketOf(s: QueuedSend): Promise<TopicTicket> {
     const t = s.ticketId ? await topics.view(db, s.workspaceId, s.ticketId) : null;
@@ -241,17 +258,20 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       return async () => undefined;
     },
 
-    /** /ticket: the card again, at the bottom of the topic, pinned. */
+    /** /ticket: the card again, at the bottom of the topic, pinned (a retry only pins it). */
     async post_card(s) {
       const { ticket: t, chatId, threadId } = await ensureTopic(s, await ticketOf(s));
-      const text = cardText(t);
-      const card = await api.call<{ message_id: number }>(s.accountId, 'sendMessage', { chat_id: chatId, message_thread_id: threadId, text, reply_markup: cardKeyboard(t) });
+      const card = await once(s, 'card', async () => {
+        const text = cardText(t);
+        const sent = await api.call<{ message_id: number }>(s.accountId, 'sendMessage', { chat_id: chatId, message_thread_id: threadId, text, reply_markup: cardKeyboard(t) });
+        return { message_id: sent.message_id, text };
+      });
       try {
         await api.call(s.accountId, 'pinChatMessage', { chat_id: chatId, message_id: card.message_id, disable_notification: true });
       } catch (err) {
         if (classifyTelegramError(err).kind !== 'permanent') throw err;
       }
-      return async (tx) => { await topics.shown(tx, t.id, { cardMessageId: card.message_id, cardText: text, cardPinned: true }); };
+      return async (tx) => { await topics.shown(tx, t.id, { cardMessageId: card.message_id, cardText: card.text, cardPinned: true }); };
     },
 
     async rename_topic(s) {
@@ -330,7 +350,17 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
     },
 
     async answer_callback(s) {
-      await api.call(s.accountId, 'answerCallbackQuery', { callback_query_id: s.payload.callback_query_id, text: s.payload.text, show_alert: s.payload.show_alert ?? false });
+      try {
+        await api.call(s.accountId, 'answerCallbackQuery', { callback_query_id: s.payload.callback_query_id, text: s.payload.text, show_alert: s.payload.show_alert ?? false });
+      } catch (err) {
+        // A query is answered once: after an attempt that failed without saying whether it
+        // took effect (5xx, timeout), Telegram refuses the repeat with this.
+        const f = classifyTelegramError(err);
+        if (s.failures > 0 && f.kind === 'permanent' && /query is too old|query id is invalid/i.test(f.reason)) {
+          return new Skip('answered by an earlier attempt whose answer was lost, or expired');
+        }
+        throw err;
+      }
       return async () => undefined;
     },
   };

@@ -5,7 +5,9 @@
  * It keeps the state Telegram keeps (users, supergroups, forum topics, messages, per-bot update
  * queues), answers in the real envelope with the real error strings, enforces the flood limits,
  * and lets a test act as the humans (customers writing, agents writing in topics, pressing buttons,
- * blocking the bot, deleting a topic by hand) and inject faults (failNext, slow).
+ * blocking the bot, deleting a topic by hand) and inject faults: one-off (failNext, slow) or a
+ * seeded share of all calls (`faults`: 429s and 5xx answers, a 5xx either before or after the
+ * call took effect, and webhook answers taken for lost).
  *
  * Sources for each rule: /work/shared/research/telegram-bot-api.md (§ numbers in comments).
  */
@@ -61,6 +63,8 @@ export interface Call {
   status: number;
   /** The JSON body answered (or the raw text for injected >= 500 answers). */
   response: any;
+  /** Set when `faults` answered this call with an error (see FaultOptions). */
+  fault?: { kind: '429' | '5xx'; applied: boolean };
 }
 
 export interface FakeTopic {
@@ -79,6 +83,88 @@ export interface FakeTopic {
 }
 
 export interface FaultError { code: number; description: string; retryAfter?: number }
+
+/**
+ * A share of calls answered with an error, decided by a seeded PRNG so a failure reproduces.
+ * The decision for a call is keyed by (seed, method, params, how many identical calls came
+ * before): the same call gets the same fault whatever other chats do meanwhile, and a retry of
+ * it is a fresh draw.
+ */
+export interface FaultOptions {
+  /** Share of matching calls that fail, 0-1. */
+  rate: number;
+  seed: number;
+  /** Default both. '429': flood control (nothing done). '5xx': see `effect`. */
+  kinds?: Array<'429' | '5xx'>;
+  /**
+   * A 5xx is ambiguous to the caller: 'before' — Telegram did nothing; 'after' — the call took
+   * effect (a message posted, a topic created) and only the answer is the error; 'mixed'
+   * (default) — either, by the PRNG.
+   */
+  effect?: 'before' | 'after' | 'mixed';
+  /** Only these methods (default: all). */
+  methods?: string[];
+  /** Never these methods. */
+  exceptMethods?: string[];
+  /** retry_after of an injected 429, in seconds (default 1). */
+  retryAfter?: number;
+  /** At most this many faults in all (calls and webhook pushes). */
+  max?: number;
+  /**
+   * Webhook pushes too: the bot's server gets the update and answers 2xx, but Telegram takes
+   * the answer for lost (a read timeout) and delivers the update again.
+   */
+  webhook?: boolean;
+}
+
+/** One fault `faults` injected: a call answered with an error, or a webhook answer dropped. */
+export interface InjectedFault {
+  method: string;
+  kind: '429' | '5xx' | 'webhook_redelivery';
+  /** HTTP status answered (the push's own status for a redelivery). */
+  status: number;
+  /** Whether the call took effect (always for a 5xx 'after' and a redelivery; never for a 429). */
+  applied: boolean;
+  call?: Call;
+  updateId?: number;
+}
+
+/**
+ * How Telegram's front answers a 5xx, as bots see them: nginx's HTML pages and the Bot API
+ * server's own JSON. Seen in the wild: nginx 502 (nickoala/telepot #31, php-telegram-bot/core
+ * #353), nginx 500 (eternnoir/pyTelegramBotAPI #406), `{"error_code":500,"description":
+ * "Internal Server Error: restart"}` (pyTelegramBotAPI #406, #737), `{"error_code":502,
+ * "description":"Bad Gateway"}` (tdlib/telegram-bot-api #868). Telegraf reads only the status.
+ */
+const nginxPage = (status: number, text: string): string =>
+  `<html>\r\n<head><title>${status} ${text}</title></head>\r\n<body>\r\n<center><h1>${status} ${text}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
+export const SERVER_ERROR_ANSWERS = [
+  { status: 502, raw: nginxPage(502, 'Bad Gateway'), statusText: 'Bad Gateway' },
+  { status: 500, raw: nginxPage(500, 'Internal Server Error'), statusText: 'Internal Server Error' },
+  { status: 500, body: { ok: false, error_code: 500, description: 'Internal Server Error: restart' } },
+  { status: 502, body: { ok: false, error_code: 502, description: 'Bad Gateway' } },
+] as const;
+
+/** FNV-1a: a string to a 32-bit seed. */
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+/** mulberry32: a small seeded PRNG, floats in [0, 1). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 export type ChatRights = { can_manage_topics: boolean; can_pin_messages: boolean; can_delete_messages: boolean };
 
 export interface FakeBotApi {
@@ -125,6 +211,10 @@ export interface FakeBotApi {
   callbackAnswers: Map<string, { text?: string; show_alert?: boolean; url?: string }>;
 
   failNext(match: { method?: string; chatId?: number; times?: number }, error: FaultError): void;
+  /** Turns seeded fault injection on (or off with false) from now on; see FaultOptions. */
+  setFaults(f: FaultOptions | false): void;
+  /** Every fault injected by `faults`, in order. */
+  injectedFaults: InjectedFault[];
   slow(match: { method?: string }, ms: number): void;
   deletedTopicError: 'message thread not found' | 'TOPIC_DELETED';
   setLimits(l: Partial<Limits> | false): void;
@@ -338,7 +428,7 @@ const hasMedia = (m: Message): boolean => MEDIA_FIELDS.some((k) => k in m);
 // The server
 // ------------------------------------------------------------------------------------------
 
-export async function startFakeBotApi(opts: { limits?: Partial<Limits> | false } = {}): Promise<FakeBotApi> {
+export async function startFakeBotApi(opts: { limits?: Partial<Limits> | false; faults?: FaultOptions } = {}): Promise<FakeBotApi> {
   const botsByToken = new Map<string, BotState>();
   const botsById = new Map<number, BotState>();
   const users = new Map<number, FakeUser>();
@@ -354,6 +444,10 @@ export async function startFakeBotApi(opts: { limits?: Partial<Limits> | false }
   const sockets = new Set<Socket>();
   const aborts = new Set<AbortController>();
   let limits: Limits | false = opts.limits === false ? false : { ...DEFAULT_LIMITS, ...(opts.limits ?? {}) };
+  let faults: FaultOptions | null = null;
+  const injectedFaults: InjectedFault[] = [];
+  /** How many identical calls (or pushes) the fault PRNG has seen: the n-th draw of each key. */
+  const faultDraws = new Map<string, number>();
   let nextId = 1000;
   let nextFile = 1;
   let nextMediaGroup = 1;
@@ -473,6 +567,13 @@ export async function startFakeBotApi(opts: { limits?: Partial<Limits> | false }
       if (!ok) {
         wh.lastErrorDate = nowSec();
         wh.lastErrorMessage = `Wrong response from the webhook: ${res.status} ${res.statusText}`;
+      } else if (faults?.webhook && drawFault('webhook', String(u.update_id))) {
+        // The bot got it and said so, but Telegram never saw the answer: the update comes again.
+        ok = false;
+        reply = undefined;
+        injectedFaults.push({ method: 'webhook', kind: 'webhook_redelivery', status: res.status, applied: true, updateId: u.update_id });
+        wh.lastErrorDate = nowSec();
+        wh.lastErrorMessage = 'Read timeout expired';
       }
     } catch (e) {
       wh.lastErrorDate = nowSec();
@@ -1158,6 +1259,39 @@ export async function startFakeBotApi(opts: { limits?: Partial<Limits> | false }
 
   interface Answer { status: number; body: unknown; raw?: string; statusText?: string }
 
+  /**
+   * The `faults` draw for one call (or webhook push, method 'webhook'): undefined, or the
+   * fault with its answer. Keyed, so the same call gets the same fault in a rerun.
+   */
+  function drawFault(method: string, key: string): { kind: '429' | '5xx'; applied: boolean; answer: Answer } | undefined {
+    const f = faults;
+    if (!f || closed) return undefined;
+    const lower = method.toLowerCase();
+    if (method !== 'webhook' && f.methods && !f.methods.some((m) => m.toLowerCase() === lower)) return undefined;
+    if (method !== 'webhook' && f.exceptMethods?.some((m) => m.toLowerCase() === lower)) return undefined;
+    if (f.max !== undefined && injectedFaults.length >= f.max) return undefined;
+    const k = `${method}|${key}`;
+    const n = faultDraws.get(k) ?? 0;
+    faultDraws.set(k, n + 1);
+    const rnd = prng(hash32(`${f.seed}|${k}|${n}`));
+    if (rnd() >= f.rate) return undefined;
+    const kinds = f.kinds?.length ? f.kinds : (['429', '5xx'] as const);
+    const kind = kinds[Math.floor(rnd() * kinds.length)];
+    if (kind === '429') {
+      const after = f.retryAfter ?? 1;
+      return {
+        kind,
+        applied: false,
+        answer: { status: 429, body: { ok: false, error_code: 429, description: `Too Many Requests: retry after ${after}`, parameters: { retry_after: after } } },
+      };
+    }
+    const effect = f.effect ?? 'mixed';
+    const applied = effect === 'after' || (effect === 'mixed' && rnd() < 0.5);
+    const shape = SERVER_ERROR_ANSWERS[Math.floor(rnd() * SERVER_ERROR_ANSWERS.length)];
+    const answer: Answer = 'raw' in shape ? { status: shape.status, body: undefined, raw: shape.raw, statusText: shape.statusText } : { status: shape.status, body: structuredClone(shape.body) };
+    return { kind, applied, answer };
+  }
+
   function handleCall(token: string, method: string, params: Params): Promise<Answer> {
     const call: Call = { method, token, params, at: Date.now(), status: 0, response: undefined };
     calls.push(call);
@@ -1192,6 +1326,23 @@ export async function startFakeBotApi(opts: { limits?: Partial<Limits> | false }
           return finish({ status: injected.code, body: undefined, raw: `<html><body><h1>${injected.code} ${injected.description}</h1></body></html>`, statusText: injected.description });
         }
         return fail(new ApiError(injected.code, injected.description, injected.retryAfter));
+      }
+      const fault = drawFault(isGetUpdates ? 'getUpdates' : method, JSON.stringify(params));
+      if (fault) {
+        let applied = false;
+        if (fault.applied) {
+          // The call is carried out (and the effect stays), only its answer is lost to the 5xx.
+          try {
+            if (isGetUpdates) getUpdates(bs, { ...params, timeout: 0 }, () => undefined);
+            else handler!(bs, params);
+            applied = true;
+          } catch {
+            // It failed anyway (a 400…): nothing took effect, and the 5xx hides that too.
+          }
+        }
+        call.fault = { kind: fault.kind, applied };
+        injectedFaults.push({ method, kind: fault.kind, status: fault.answer.status, applied, call });
+        return finish(fault.answer);
       }
       try {
         if (isGetUpdates) return getUpdates(bs, params, (status, body) => finish({ status, body }));
@@ -1509,6 +1660,11 @@ export async function startFakeBotApi(opts: { limits?: Partial<Limits> | false }
     failNext(match, error) {
       failRules.push({ method: match.method, chatId: match.chatId, times: match.times ?? 1, error });
     },
+    setFaults(f) {
+      if (f && !(f.rate >= 0 && f.rate <= 1)) throw new Error(`fake-bot-api: faults.rate must be within 0-1, got ${f.rate}`);
+      faults = f ? { ...f } : null;
+    },
+    injectedFaults,
     slow(match, ms) {
       const i = slowRules.findIndex((r) => r.method === match.method);
       if (i >= 0) slowRules.splice(i, 1);
@@ -1538,5 +1694,6 @@ export async function startFakeBotApi(opts: { limits?: Partial<Limits> | false }
     });
   }
 
+  if (opts.faults) api.setFaults(opts.faults);
   return api;
 }
