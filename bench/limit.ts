@@ -230,9 +230,8 @@ export async function scriptFromRequests(app: CaptureApp, prefix: string, sample
   const first = await app.capture(sample(1));
   const second = await app.capture(sample(2));
   const script = pgbenchScript(prefix, first.statements, second.statements);
-  for (const r of [warm, first, second]) {
-    if (r.status >= 400) script.warnings.push(`${prefix}: a sample request answered ${r.status}`);
-  }
+  const failed = [warm, first, second].filter((r) => r.status >= 400).map((r) => r.status);
+  if (failed.length) script.warnings.push(`${prefix}: sample requests answered ${failed.join(', ')}: the script is not what a successful request sends`);
   return script;
 }
 
