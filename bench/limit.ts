@@ -149,7 +149,13 @@ function splitStatements(text: string): string[] {
   let cur = '';
   for (let i = 0; i < text.length; i++) {
     const ch = text[i];
-    if (ch === "'" || ch === '"') {
+    const tag = ch === '$' ? /^\$[A-Za-z_]*\$/.exec(text.slice(i))?.[0] : undefined;
+    if (tag) {
+      const end = text.indexOf(tag, i + tag.length);
+      const j = end < 0 ? text.length : end + tag.length;
+      cur += text.slice(i, j);
+      i = j - 1;
+    } else if (ch === "'" || ch === '"') {
       const end = text.indexOf(ch, i + 1);
       const j = end < 0 ? text.length : end;
       cur += text.slice(i, j + 1);
