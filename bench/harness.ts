@@ -5,7 +5,7 @@
  */
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, chmodSync, openSync } from 'node:fs';
+import { mkdtempSync, rmSync, chmodSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,8 @@ export interface BenchEnv {
   knex: Knex;
   databaseUrl: string;
   baseUrl: string;
+  /** The service process's pid (its RSS is reported with each run). */
+  pid: number;
   close(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Pr
     knex,
     databaseUrl,
     baseUrl,
+    pid: server.pid!,
     async close() {
       server.kill('SIGTERM');
       await new Promise((r) => server.once('exit', r));
@@ -96,12 +99,48 @@ export interface BenchResult {
   p99: number;
   non2xx: number;
   errors: number;
+  /** Peak resident memory of the service process during the run, MB (when its pid was given). */
+  rssMb?: number;
 }
 
-export async function run(name: string, opts: autocannon.Options & { warmupSeconds?: number }): Promise<BenchResult> {
-  const { warmupSeconds = 2, ...options } = opts;
+/** A process's resident set from /proc, in kB: `VmRSS` now or `VmHWM` (peak since start or the last reset). */
+export function procMemoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Watches a process's peak RSS until stop(): resets its VmHWM (`5 > /proc/pid/clear_refs`) and
+ * also samples VmRSS every 100 ms (in case the reset is not allowed); stop() gives the peak in MB.
+ */
+export function watchRss(pid: number): { stop(): number | undefined } {
+  let reset = false;
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    reset = true;
+  } catch { /* not allowed here: sampling only */ }
+  let peak = procMemoryKb(pid, 'VmRSS') ?? 0;
+  const timer = setInterval(() => { peak = Math.max(peak, procMemoryKb(pid, 'VmRSS') ?? 0); }, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      peak = Math.max(peak, procMemoryKb(pid, 'VmRSS') ?? 0, reset ? procMemoryKb(pid, 'VmHWM') ?? 0 : 0);
+      return peak ? Math.round(peak / 1024) : undefined;
+    },
+  };
+}
+
+/** autocannon against `opts.url` after a warm-up; `pid`: the service process, whose peak RSS during the measured part is reported. */
+export async function run(name: string, opts: autocannon.Options & { warmupSeconds?: number; pid?: number }): Promise<BenchResult> {
+  const { warmupSeconds = 2, pid, ...options } = opts;
   if (warmupSeconds > 0) await autocannon({ ...options, duration: warmupSeconds });
+  const rss = pid ? watchRss(pid) : null;
   const r = await autocannon(options);
+  const rssMb = rss?.stop();
   const result = {
     name,
     connections: options.connections ?? 10,
@@ -113,12 +152,13 @@ export async function run(name: string, opts: autocannon.Options & { warmupSecon
     p99: r.latency.p99,
     non2xx: r.non2xx,
     errors: r.errors + r.timeouts,
+    rssMb,
   };
-  process.stderr.write(`${name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}\n`);
+  process.stderr.write(`${name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}${rssMb ? `, peak RSS ${rssMb} MB` : ''}\n`);
   return result;
 }
 
 export function table(results: BenchResult[]): string {
-  const head = '| scenario | conns | req/s | p50 ms | p90 ms | p99 ms | non-2xx | errors |\n|---|---|---|---|---|---|---|---|';
-  return [head, ...results.map((r) => `| ${r.name} | ${r.connections} | ${r.rps} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.non2xx} | ${r.errors} |`)].join('\n');
+  const head = '| scenario | conns | req/s | p50 ms | p90 ms | p99 ms | non-2xx | errors | service peak RSS MB |\n|---|---|---|---|---|---|---|---|---|';
+  return [head, ...results.map((r) => `| ${r.name} | ${r.connections} | ${r.rps} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${r.rssMb ?? ''} |`)].join('\n');
 }

@@ -5,12 +5,15 @@
  *  - POST /v1/tickets with an Idempotency-Key (a fresh key per request: full claim + create + store),
  *  - GET /v1/tickets?status=open&limit=50: the first page, a deep page by cursor, and by offset.
  * BENCH_TICKETS, BENCH_SECONDS, BENCH_CONNECTIONS and BENCH_DATABASE_URL adjust it.
+ * The creates and the first and deep cursor pages run against their limit (bench/limit.ts):
+ * pgbench running the statements those requests send, interleaved with them, and the ratios.
  */
 import { createServices } from '../src/container.js';
 import { loadConfig } from '../src/config.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
 import { run, startBenchEnv, table, type BenchResult } from './harness.js';
+import { limitTable, runLimit, type LimitResult, type SampleRequest } from './limit.js';
 
 const TICKETS = Number(process.env.BENCH_TICKETS ?? 1_000_000);
 const WORKSPACES = 10;
@@ -76,40 +79,60 @@ try {
 
   const keys = await Promise.all(workspaces.map(async (id) => (await services.apiKeys.create(knex, { workspaceId: id, name: 'bench', scopes: ['all'], rateLimitPerMinute: 10_000_000 })).token));
   const headers = { authorization: `Bearer ${keys[0]}` };
-  const common = { connections: CONNECTIONS, duration: DURATION };
+  const common = { connections: CONNECTIONS, duration: DURATION, pid: env.pid };
+  const ctx = { databaseUrl: env.databaseUrl, pid: env.pid, connections: CONNECTIONS, seconds: DURATION };
+  const limits: LimitResult[] = [];
+  const limit = async (r: LimitResult) => { limits.push(r); results.push(r); };
   const url = (p: string) => env.baseUrl + p;
   const results: BenchResult[] = [];
   const contactOf = (w: number, i: number) => `ct_${(w * 100000000 + 1 + (i % CONTACTS_PER_WORKSPACE)).toString(16).toUpperCase().padStart(26, '0')}`;
 
+  const createBody = (w: number, n: number) => JSON.stringify({ contact_id: contactOf(w, n), subject: `Bench ticket ${n}`, description: 'Created by the benchmark', priority: 'high', tags: ['bench'] });
   /** POST /v1/tickets with a fresh Idempotency-Key each time, in workspace `pick(n)`. */
-  const createTickets = (name: string, pick: (n: number) => number) => {
+  const createTickets = (pick: (n: number) => number) => {
     let n = 0;
-    return run(name, {
-      ...common,
+    return {
       url: url('/v1/tickets'),
       requests: [{
-        method: 'POST',
+        method: 'POST' as const,
         setupRequest: (req: any) => {
           const w = pick(++n);
           return {
             ...req,
             headers: { authorization: `Bearer ${keys[w]}`, 'content-type': 'application/json', 'idempotency-key': `bench-${process.pid}-${n}` },
-            body: JSON.stringify({ contact_id: contactOf(w, n), subject: `Bench ticket ${n}`, description: 'Created by the benchmark', priority: 'high', tags: ['bench'] }),
+            body: createBody(w, n),
           };
         },
       }],
-    });
+    };
   };
-  results.push(await createTickets('POST /v1/tickets + Idempotency-Key, one workspace', () => 0));
-  results.push(await createTickets('POST /v1/tickets + Idempotency-Key, spread over 10 workspaces', (n) => n % WORKSPACES));
+  // pgbench's side: the statements of one create in workspace w (two captures differing only in their key).
+  let sampled = 0;
+  const createSample = (w: number) => (): SampleRequest => ({
+    method: 'POST',
+    path: '/v1/tickets',
+    headers: { authorization: `Bearer ${keys[w]}`, 'content-type': 'application/json', 'idempotency-key': `limit-${process.pid}-${++sampled}` },
+    body: createBody(w, 0),
+  });
+  await limit(await runLimit(ctx, { name: 'POST /v1/tickets + Idempotency-Key, one workspace', load: createTickets(() => 0), samples: [createSample(0)] }));
+  await limit(await runLimit(ctx, {
+    name: 'POST /v1/tickets + Idempotency-Key, spread over 10 workspaces',
+    load: createTickets((n) => n % WORKSPACES),
+    samples: workspaces.map((_, w) => createSample(w)),
+  }));
 
   const firstPage = '/v1/tickets?status=open&limit=50';
-  results.push(await run('GET /v1/tickets?status=open&limit=50 (first page)', { ...common, url: url(firstPage), headers }));
-  const deep = await (await fetch(url('/v1/tickets?status=open&limit=50&offset=5000'), { headers })).json() as { next_cursor: string; total: number };
-  results.push(await run(`GET … status=open deep page by cursor (row 5,050 of ${deep.total})`, { ...common, url: url(`${firstPage}&cursor=${deep.next_cursor}`), headers }));
-  results.push(await run('GET … status=open deep page by offset=5000', { ...common, url: url(`${firstPage}&offset=5000`), headers }));
+  await limit(await runLimit(ctx, { name: 'GET /v1/tickets?status=open&limit=50 (first page)', load: { url: url(firstPage), headers }, samples: [() => ({ path: firstPage, headers })] }));
+  // Row 5,050 (page 101) when there are that many open tickets (1 M seeded: ~12,800); the last full page otherwise.
+  const { total } = await (await fetch(url(firstPage), { headers })).json() as { total: number };
+  const deepOffset = Math.max(0, Math.min(5000, Math.floor((total - 51) / 50) * 50));
+  const deep = await (await fetch(url(`${firstPage}&offset=${deepOffset}`), { headers })).json() as { next_cursor: string; total: number };
+  const deepPage = `${firstPage}&cursor=${deep.next_cursor}`;
+  const deepRow = (deepOffset + 50).toLocaleString('en');
+  await limit(await runLimit(ctx, { name: `GET … status=open deep page by cursor (row ${deepRow} of ${deep.total})`, load: { url: url(deepPage), headers }, samples: [() => ({ path: deepPage, headers })] }));
+  results.push(await run(`GET … status=open deep page by offset=${deepOffset}`, { ...common, url: url(`${firstPage}&offset=${deepOffset}`), headers }));
 
-  process.stdout.write(`\n${TICKETS.toLocaleString('en')} tickets in ${WORKSPACES} workspaces; requests go to one workspace (${perWorkspace.toLocaleString('en')} tickets, ${deep.total.toLocaleString('en')} open).\n\n${table(results)}\n`);
+  process.stdout.write(`\n${TICKETS.toLocaleString('en')} tickets in ${WORKSPACES} workspaces; requests go to one workspace (${perWorkspace.toLocaleString('en')} tickets, ${deep.total.toLocaleString('en')} open).\n\n${table(results)}\n\n${limitTable(limits)}\n`);
 } finally {
   await env.close();
 }

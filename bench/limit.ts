@@ -1,0 +1,420 @@
+/**
+ * The measuring stick (issue 18): each scenario's req/s next to pgbench running the same SQL,
+ * in the same run, against the same database, with as many connections.
+ *
+ * 1. Capture. The service is built in this process (same services and app as src/main.ts) on a
+ *    pool of its own, and every statement node-pg sends is recorded (pg.Client#query is wrapped
+ *    here, in the benchmark process only: nothing in src knows). Each sample request is sent
+ *    three times (a warm-up, then two captured) and the two captures are compared: a bound value
+ *    that is the same in both is a constant (pgbench `-D`); one that differs is a timestamp or a
+ *    JSON document (kept as captured) or an id / key that each request makes anew (an
+ *    Idempotency-Key, a generated ticket id: pgbench draws a fresh random number per
+ *    transaction, one variable per distinct value, so an id reused by later statements stays
+ *    the same). A query of several statements without parameters (one round trip in the simple
+ *    protocol) becomes a pgbench pipeline. The scripts therefore follow the code as it changes.
+ * 2. Measure, interleaved, `rounds` times: the service (autocannon against the service process,
+ *    after a warm-up), pgbench `-M extended` (unnamed statements, parsed and planned each time:
+ *    what node-pg does without a statement name) and pgbench `-M prepared` (each statement
+ *    planned once per connection). The service's peak RSS is taken during its runs.
+ *
+ * Settings: BENCH_LIMIT_ROUNDS (2), BENCH_SECONDS (10, each run), BENCH_WARMUP_SECONDS (2),
+ * BENCH_PGBENCH (path, else pgbench on PATH or in /usr/lib/postgresql/<v>/bin),
+ * BENCH_PGBENCH_THREADS (1), BENCH_LIMIT=0 (service only), BENCH_LIMIT_SQL_DIR (keep the
+ * generated scripts there), BENCH_LIMIT_SHOW_SQL=1 (print them).
+ */
+import autocannon from 'autocannon';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { createApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { createServices } from '../src/container.js';
+import { createKnex } from '../src/db/knex.js';
+import { createHttpServer } from '../src/http/server.js';
+import { systemClock } from '../src/lib/clock.js';
+import { createLogger } from '../src/lib/logger.js';
+import { run, watchRss, type BenchResult } from './harness.js';
+
+const ROUNDS = Number(process.env.BENCH_LIMIT_ROUNDS ?? 2);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+const PGBENCH_THREADS = Number(process.env.BENCH_PGBENCH_THREADS ?? 1);
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue(v: unknown): unknown };
+
+// ---------------------------------------------------------------------------------------------
+// Capture
+
+/** One statement as node-pg was asked to send it: text with $n placeholders, values as sent. */
+export interface Statement { text: string; values: (string | null)[]; name?: string }
+
+let sink: Statement[] | null = null;
+let wrapped = false;
+
+/** Wraps pg.Client#query (once) so that, while `sink` is set, every statement lands in it. */
+function wrapPgQuery(): void {
+  if (wrapped) return;
+  wrapped = true;
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = proto.query;
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const [config, values] = args;
+    if (sink) {
+      const c = (typeof config === 'string' ? { text: config } : config) as { text?: unknown; values?: unknown; name?: unknown } | null;
+      if (c && typeof c.text === 'string') {
+        const raw = Array.isArray(c.values) ? c.values : Array.isArray(values) ? values : [];
+        sink.push({ text: c.text, values: raw.map(sendable), name: typeof c.name === 'string' ? c.name : undefined });
+      }
+    }
+    return original.apply(this, args);
+  };
+}
+
+/** A value as node-pg puts it on the wire (text), or null. */
+function sendable(v: unknown): string | null {
+  const p = prepareValue(v);
+  if (p === null || p === undefined) return null;
+  if (Buffer.isBuffer(p)) return `\\x${p.toString('hex')}`;
+  return String(p);
+}
+
+/** Driver chatter that is not the request's work (knex checks the version on a new connection). */
+const NOT_THE_REQUEST = /^\s*select version\(\);?\s*$/i;
+
+export interface SampleRequest { method?: string; path: string; headers?: Record<string, string>; body?: string }
+
+export interface CaptureApp {
+  /** The statements one request sends (and whatever it sends within 50 ms of its answer). */
+  capture(req: SampleRequest): Promise<{ status: number; statements: Statement[] }>;
+  close(): Promise<void>;
+}
+
+/** The service's app in this process, on its own pool, for capturing statements. */
+export async function startCaptureApp(databaseUrl: string): Promise<CaptureApp> {
+  wrapPgQuery();
+  const config = loadConfig({ NODE_ENV: 'production' });
+  const db = createKnex(databaseUrl, 10, undefined, config.database);
+  const logger = createLogger('silent');
+  const deps = { config, db, logger, clock: systemClock };
+  const services = createServices(deps);
+  const app = createApp(deps, { services });
+  const server = await new Promise<Server>((resolve) => {
+    const s = createHttpServer(app.callback(), logger).listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const address = server.address();
+  const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  return {
+    async capture(req) {
+      const statements: Statement[] = [];
+      sink = statements;
+      let status: number;
+      try {
+        const res = await fetch(baseUrl + req.path, { method: req.method ?? 'GET', headers: req.headers, body: req.body });
+        status = res.status;
+        await res.arrayBuffer();
+        await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        sink = null;
+      }
+      return { status, statements: statements.filter((s) => !NOT_THE_REQUEST.test(s.text)) };
+    },
+    async close() {
+      await new Promise((r) => server.close(r));
+      await db.destroy();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// pgbench scripts
+
+export interface PgbenchScript {
+  /** The script text (pgbench syntax). */
+  text: string;
+  /** Constants, passed as `-D name=value`. */
+  defines: Record<string, string>;
+  statements: number;
+  /** Values drawn anew for each transaction. */
+  varying: number;
+  warnings: string[];
+}
+
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/;
+
+/** Statements of one query text, split at top-level semicolons (outside quotes and comments). */
+function splitStatements(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    const tag = ch === '$' ? /^\$[A-Za-z_]*\$/.exec(text.slice(i))?.[0] : undefined;
+    if (tag) {
+      const end = text.indexOf(tag, i + tag.length);
+      const j = end < 0 ? text.length : end + tag.length;
+      cur += text.slice(i, j);
+      i = j - 1;
+    } else if (ch === "'" || ch === '"') {
+      const end = text.indexOf(ch, i + 1);
+      const j = end < 0 ? text.length : end;
+      cur += text.slice(i, j + 1);
+      i = j;
+    } else if (ch === '-' && text[i + 1] === '-') {
+      const end = text.indexOf('\n', i);
+      const j = end < 0 ? text.length : end;
+      cur += text.slice(i, j);
+      i = j - 1;
+    } else if (ch === ';') {
+      if (cur.trim()) out.push(cur.trim());
+      cur = '';
+    } else {
+      cur += ch;
+    }
+  }
+  if (cur.trim()) out.push(cur.trim());
+  return out;
+}
+
+/**
+ * A pgbench script from two captures of the same request (differing only where each request
+ * must differ). `prefix` keeps variable names apart when several scripts run together.
+ */
+export function pgbenchScript(prefix: string, a: Statement[], b: Statement[]): PgbenchScript {
+  const warnings: string[] = [];
+  const sameShape = a.length === b.length && a.every((s, i) => s.text === b[i].text && s.values.length === b[i].values.length);
+  if (!sameShape) warnings.push(`${prefix}: the two captures sent different statements (${a.length} and ${b.length}); every value is taken as a constant`);
+  const defines: Record<string, string> = {};
+  const constants = new Map<string, string>();
+  const fresh = new Map<string, string>();
+  const lines: string[] = [];
+  const constant = (v: string) => {
+    let name = constants.get(v);
+    if (!name) {
+      name = `${prefix}c${constants.size + 1}`;
+      constants.set(v, name);
+      defines[name] = v;
+    }
+    return `:${name}`;
+  };
+  const varying = (v: string) => {
+    let name = fresh.get(v);
+    if (!name) {
+      name = `${prefix}v${fresh.size + 1}`;
+      fresh.set(v, name);
+      // Unique enough for keys and ids; a small range where the value is a number (int4 columns).
+      lines.unshift(`\\set ${name} random(1, ${/^\d+$/.test(v) ? '2147483647' : '9000000000000000'})`);
+    }
+    return `:${name}`;
+  };
+  for (const [i, s] of a.entries()) {
+    const other = sameShape ? b[i] : s;
+    const text = s.text.replace(/\$(\d+)/g, (_, n: string) => {
+      const k = Number(n) - 1;
+      const va = s.values[k];
+      const vb = other.values[k];
+      if (va === null || va === undefined) return 'NULL';
+      if (va === vb || vb === null || TIMESTAMP.test(va) || /^[[{]/.test(va)) return constant(va);
+      return varying(va);
+    });
+    if (/\\/.test(text)) warnings.push(`${prefix}: statement ${i + 1} has a backslash, which pgbench may read as a meta-command`);
+    if (/(^|[^:]):[A-Za-z_]/.test(text.replace(new RegExp(`:${prefix}[cv]\\d+`, 'g'), ''))) {
+      warnings.push(`${prefix}: statement ${i + 1} has a :name pgbench would take for a variable`);
+    }
+    const parts = s.values.length ? [text] : splitStatements(text);
+    lines.push(`-- ${i + 1}${s.name ? ` (named ${s.name})` : ''}`);
+    if (parts.length > 1) lines.push('\\startpipeline');
+    for (const p of parts) lines.push(`${p.trim().replace(/;\s*$/, '')};`);
+    if (parts.length > 1) lines.push('\\endpipeline');
+  }
+  return { text: `${lines.join('\n')}\n`, defines, statements: a.length, varying: fresh.size, warnings };
+}
+
+/** Captures `sample(0)` (warm-up), then `sample(1)` and `sample(2)`, and makes their script. */
+export async function scriptFromRequests(app: CaptureApp, prefix: string, sample: (variant: number) => SampleRequest): Promise<PgbenchScript> {
+  const warm = await app.capture(sample(0));
+  const first = await app.capture(sample(1));
+  const second = await app.capture(sample(2));
+  const script = pgbenchScript(prefix, first.statements, second.statements);
+  const failed = [warm, first, second].filter((r) => r.status >= 400).map((r) => r.status);
+  if (failed.length) script.warnings.push(`${prefix}: sample requests answered ${failed.join(', ')}: the script is not what a successful request sends`);
+  return script;
+}
+
+// ---------------------------------------------------------------------------------------------
+// pgbench
+
+/** pgbench's path, or null when there is none (BENCH_LIMIT=0 turns it off). */
+export function findPgbench(): string | null {
+  if (process.env.BENCH_LIMIT === '0') return null;
+  if (process.env.BENCH_PGBENCH) return process.env.BENCH_PGBENCH;
+  if (spawnSync('pgbench', ['--version']).status === 0) return 'pgbench';
+  const base = '/usr/lib/postgresql';
+  const versions = existsSync(base) ? readdirSync(base).sort((x, y) => Number(y) - Number(x)) : [];
+  for (const v of versions) if (existsSync(`${base}/${v}/bin/pgbench`)) return `${base}/${v}/bin/pgbench`;
+  return null;
+}
+
+export interface PgbenchResult { tps: number; transactions: number; p50: number; p99: number; aborted: number; error?: string }
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** One pgbench run of `scripts` (equal weights): tps and latency percentiles (ms) from its per-transaction log. */
+export async function runPgbench(bin: string, opts: { databaseUrl: string; scripts: PgbenchScript[]; mode: 'extended' | 'prepared'; connections: number; seconds: number; dir: string }): Promise<PgbenchResult> {
+  const logDir = mkdtempSync(path.join(opts.dir, 'log-'));
+  const args = ['-n', '-M', opts.mode, '-c', String(opts.connections), '-j', String(Math.min(PGBENCH_THREADS, opts.connections)), '-T', String(opts.seconds), '-l', '--log-prefix', path.join(logDir, 'tx')];
+  for (const [i, s] of opts.scripts.entries()) {
+    const file = path.join(opts.dir, `script-${i}.sql`);
+    writeFileSync(file, s.text);
+    args.push('-f', `${file}@1`);
+    for (const [k, v] of Object.entries(s.defines)) args.push('-D', `${k}=${v}`);
+  }
+  args.push(opts.databaseUrl);
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { err += d; });
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  const latencies: number[] = [];
+  for (const f of readdirSync(logDir)) {
+    for (const line of readFileSync(path.join(logDir, f), 'utf8').split('\n')) {
+      const cols = line.split(' ');
+      if (cols.length >= 3) latencies.push(Number(cols[2]) / 1000);
+    }
+  }
+  rmSync(logDir, { recursive: true, force: true });
+  latencies.sort((x, y) => x - y);
+  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? 0);
+  const aborted = (err.match(/aborted in command/g) ?? []).length;
+  const error = aborted || code !== 0 ? (/ERROR:.*$/m.exec(err)?.[0] ?? err.trim().split('\n').pop()) : undefined;
+  return { tps: Math.round(tps), transactions: latencies.length, p50: round1(percentile(latencies, 50)), p99: round1(percentile(latencies, 99)), aborted, error };
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+// ---------------------------------------------------------------------------------------------
+// Interleaved scenarios
+
+export interface LimitScenario {
+  name: string;
+  /** The service side: autocannon options, built once (counters in setupRequest carry over rounds). */
+  load: autocannon.Options;
+  /** One sample request per pgbench script (several: pgbench picks one per transaction, equal weights). */
+  samples: Array<(variant: number) => SampleRequest>;
+}
+
+export interface LimitResult extends BenchResult {
+  statements: number;
+  extended?: PgbenchResult;
+  prepared?: PgbenchResult;
+  warnings: string[];
+}
+
+export interface LimitContext { databaseUrl: string; pid: number; connections: number; seconds: number }
+
+/**
+ * The service and pgbench (extended, then prepared), interleaved over BENCH_LIMIT_ROUNDS rounds;
+ * req/s and tps are the rounds' means, latencies their means, RSS the peak.
+ */
+export async function runLimit(ctx: LimitContext, scenario: LimitScenario): Promise<LimitResult> {
+  const bin = findPgbench();
+  const warnings: string[] = [];
+  let scripts: PgbenchScript[] = [];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'topicdesk-limit-'));
+  try {
+    if (bin) {
+      const app = await startCaptureApp(ctx.databaseUrl);
+      try {
+        for (const [i, sample] of scenario.samples.entries()) scripts.push(await scriptFromRequests(app, `s${i}`, sample));
+      } finally {
+        await app.close();
+      }
+      for (const s of scripts) warnings.push(...s.warnings);
+      keepScripts(scenario.name, scripts);
+    } else {
+      warnings.push('no pgbench (BENCH_LIMIT=0, or none found): service only');
+      scripts = [];
+    }
+    const service: BenchResult[] = [];
+    const extended: PgbenchResult[] = [];
+    const prepared: PgbenchResult[] = [];
+    const common = { databaseUrl: ctx.databaseUrl, scripts, connections: ctx.connections, seconds: ctx.seconds, dir };
+    for (let round = 1; round <= Math.max(1, ROUNDS); round++) {
+      service.push(await run(`${scenario.name} [round ${round}]`, { ...scenario.load, connections: ctx.connections, duration: ctx.seconds, warmupSeconds: WARMUP_SECONDS, pid: ctx.pid }));
+      if (!bin) continue;
+      for (const [mode, into] of [['extended', extended], ['prepared', prepared]] as const) {
+        if (WARMUP_SECONDS > 0) await runPgbench(bin, { ...common, mode, seconds: WARMUP_SECONDS });
+        const r = await runPgbench(bin, { ...common, mode });
+        into.push(r);
+        process.stderr.write(`  pgbench -M ${mode}: ${r.tps} tps, p50 ${r.p50} ms, p99 ${r.p99} ms${r.aborted ? `, ${r.aborted} clients aborted: ${r.error}` : r.error ? `, ${r.error}` : ''}\n`);
+      }
+    }
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : 0);
+    const meanPgbench = (rs: PgbenchResult[]): PgbenchResult | undefined => rs.length ? {
+      tps: Math.round(mean(rs.map((r) => r.tps))),
+      transactions: rs.reduce((x, r) => x + r.transactions, 0),
+      p50: round1(mean(rs.map((r) => r.p50))),
+      p99: round1(mean(rs.map((r) => r.p99))),
+      aborted: rs.reduce((x, r) => x + r.aborted, 0),
+      error: rs.find((r) => r.error)?.error,
+    } : undefined;
+    const rss = service.map((r) => r.rssMb ?? 0);
+    return {
+      name: scenario.name,
+      connections: ctx.connections,
+      seconds: ctx.seconds,
+      requests: service.reduce((x, r) => x + r.requests, 0),
+      rps: Math.round(mean(service.map((r) => r.rps))),
+      p50: round1(mean(service.map((r) => r.p50))),
+      p90: round1(mean(service.map((r) => r.p90))),
+      p99: round1(mean(service.map((r) => r.p99))),
+      non2xx: service.reduce((x, r) => x + r.non2xx, 0),
+      errors: service.reduce((x, r) => x + r.errors, 0),
+      rssMb: Math.max(...rss) || undefined,
+      statements: scripts[0]?.statements ?? 0,
+      extended: meanPgbench(extended),
+      prepared: meanPgbench(prepared),
+      warnings,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function keepScripts(name: string, scripts: PgbenchScript[]): void {
+  const slug = name.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+  for (const [i, s] of scripts.entries()) {
+    const defines = Object.entries(s.defines).map(([k, v]) => `-- -D ${k}=${v.length > 200 ? `${v.slice(0, 200)}…` : v}`).join('\n');
+    const text = `-- ${name}: script ${i + 1} of ${scripts.length}, ${s.statements} statements, ${s.varying} values drawn per transaction\n${defines}\n${s.text}`;
+    if (process.env.BENCH_LIMIT_SQL_DIR) {
+      mkdirSync(process.env.BENCH_LIMIT_SQL_DIR, { recursive: true });
+      writeFileSync(path.join(process.env.BENCH_LIMIT_SQL_DIR, `${slug}${scripts.length > 1 ? `-${i + 1}` : ''}.sql`), text);
+    }
+    if (process.env.BENCH_LIMIT_SHOW_SQL === '1' && i === 0) process.stderr.write(`${text}\n`);
+  }
+}
+
+const ratio = (service: number, limit?: PgbenchResult) => (limit?.tps ? (service / limit.tps).toFixed(2) : '');
+
+/** The service against its limit: req/s and tps, the ratios, latencies, errors and peak RSS. */
+export function limitTable(results: LimitResult[]): string {
+  const head = [
+    '| scenario | conns | stmts | service req/s | p50 ms | p99 ms | pgbench extended tps | p50 ms | p99 ms | ratio | pgbench prepared tps | p50 ms | p99 ms | ratio | errors (service · pgbench) | service peak RSS MB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  const rows = results.map((r) => {
+    const e = r.extended;
+    const p = r.prepared;
+    return `| ${r.name} | ${r.connections} | ${r.statements || ''} | ${r.rps} | ${r.p50} | ${r.p99} | ${e?.tps ?? ''} | ${e?.p50 ?? ''} | ${e?.p99 ?? ''} | ${ratio(r.rps, e)} | ${p?.tps ?? ''} | ${p?.p50 ?? ''} | ${p?.p99 ?? ''} | ${ratio(r.rps, p)} | ${r.non2xx + r.errors} · ${(e?.aborted ?? 0) + (p?.aborted ?? 0)} | ${r.rssMb ?? ''} |`;
+  });
+  const notes = results.flatMap((r) => [...r.warnings, ...[r.extended, r.prepared].filter((x) => x?.error).map((x) => `pgbench: ${x!.error}`)].map((w) => `- ${r.name}: ${w}`));
+  const settings = `Interleaved, ${Math.max(1, ROUNDS)} round(s) of ${results[0]?.seconds ?? ''} s each (service, pgbench -M extended, pgbench -M prepared), ${WARMUP_SECONDS} s warm-up before each; figures are the rounds' means, RSS the peak. Ratio = service req/s ÷ pgbench tps of the same statements.`;
+  return [settings, '', ...head, ...rows, ...(notes.length ? ['', ...notes] : [])].join('\n');
+}
+
+/** The watchRss re-export, for benchmarks that measure something else than autocannon runs. */
+export { watchRss };
