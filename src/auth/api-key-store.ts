@@ -1,4 +1,5 @@
 import type { Db } from '../db/knex.js';
+import { prepared } from '../db/prepared.js';
 import type { Scope } from '../kernel/scopes.js';
 
 export interface ApiKeyRow {
@@ -55,6 +56,34 @@ export interface NewApiKey {
   rotatedFromId: string | null;
   createdAt: Date;
 }
+
+/**
+ * The statement behind every authenticated request, prepared (parsed and planned once per
+ * connection): see authenticate(). Its columns are named, never `k.*`: a prepared statement
+ * whose result would gain a column (a migration adding one to api_keys while this replica
+ * runs) fails with "cached plan must not change result type" on every connection that holds it.
+ */
+const AUTHENTICATE_NAME = 'td_auth_key';
+const AUTHENTICATE_SQL = `WITH k AS (
+  SELECT k.id, k.workspace_id, k.name, k.token_prefix, k.key_hash, k.scopes, k.rate_limit_per_minute,
+         k.expires_at, k.revoked_at, k.last_used_at, k.rotated_from_id, k.created_at, w.name AS ws_name, w.mode AS ws_mode
+  FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
+  WHERE k.key_hash = ? AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+), hit AS (
+  INSERT INTO rate_limit_counters AS c (bucket, window_start, count)
+  SELECT 'key:' || k.id, date_trunc('minute', now()), 1 FROM k
+  ON CONFLICT (bucket, window_start) DO UPDATE SET count = c.count + 1
+  RETURNING count, window_start
+), touched AS (  -- runs although nothing reads it: data-modifying CTEs always do
+  UPDATE api_keys SET last_used_at = now()
+  FROM k
+  WHERE api_keys.id = k.id
+    AND (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => ?))
+  RETURNING api_keys.id
+)
+SELECT k.*, hit.count AS window_count,
+       ceil(extract(epoch FROM hit.window_start + interval '1 minute' - now()))::int AS window_reset_seconds
+FROM k, hit`;
 
 export const apiKeyStore = {
   async insert(db: Db, k: NewApiKey): Promise<ApiKeyRow> {
@@ -125,28 +154,7 @@ export const apiKeyStore = {
    * Time comes from the database clock so every replica agrees on windows and expiry.
    */
   async authenticate(db: Db, keyHash: Buffer, lastUsedIntervalSeconds: number): Promise<AuthenticatedKey | null> {
-    const { rows } = await db.raw(
-      `WITH k AS (
-         SELECT k.*, w.name AS ws_name, w.mode AS ws_mode
-         FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
-         WHERE k.key_hash = ? AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
-       ), hit AS (
-         INSERT INTO rate_limit_counters AS c (bucket, window_start, count)
-         SELECT 'key:' || k.id, date_trunc('minute', now()), 1 FROM k
-         ON CONFLICT (bucket, window_start) DO UPDATE SET count = c.count + 1
-         RETURNING count, window_start
-       ), touched AS (  -- runs although nothing reads it: data-modifying CTEs always do
-         UPDATE api_keys SET last_used_at = now()
-         FROM k
-         WHERE api_keys.id = k.id
-           AND (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => ?))
-         RETURNING api_keys.id
-       )
-       SELECT k.*, hit.count AS window_count,
-              ceil(extract(epoch FROM hit.window_start + interval '1 minute' - now()))::int AS window_reset_seconds
-       FROM k, hit`,
-      [keyHash, lastUsedIntervalSeconds],
-    );
+    const { rows } = await prepared(db, AUTHENTICATE_NAME, AUTHENTICATE_SQL, [keyHash, lastUsedIntervalSeconds]);
     const r = rows[0];
     if (!r) return null;
     return {

@@ -1,5 +1,6 @@
 /** The dashboard's tables: one-time login tokens and sessions, keyed by SHA-256 digests. */
 import type { Db } from '../db/knex.js';
+import { prepared } from '../db/prepared.js';
 
 export interface SessionRow {
   idHash: Buffer;
@@ -24,6 +25,14 @@ const toSession = (r: any): SessionRow => ({
 const toToken = (r: any): LoginTokenRow => ({
   tokenHash: r.token_hash, workspaceId: r.workspace_id, agentId: r.agent_id, expiresAt: r.expires_at, usedAt: r.used_at,
 });
+
+/**
+ * The session behind a cookie, on every request of the page's data: prepared (planned once per
+ * connection), its columns named so a column added by a migration cannot change its result.
+ */
+const FIND_SESSION_NAME = 'td_dashboard_session';
+const FIND_SESSION_SQL = `SELECT id_hash, workspace_id, agent_id, api_key_id, who, expires_at
+FROM dashboard_sessions WHERE id_hash = ? AND expires_at > ?`;
 
 export const dashboardStore = {
   async insertLoginToken(db: Db, t: { tokenHash: Buffer; workspaceId: string; agentId: string; at: Date; expiresAt: Date }): Promise<void> {
@@ -53,7 +62,7 @@ export const dashboardStore = {
   },
 
   async findSession(db: Db, idHash: Buffer, at: Date): Promise<SessionRow | null> {
-    const r = await db('dashboard_sessions').where({ id_hash: idHash }).where('expires_at', '>', at).first();
+    const { rows: [r] } = await prepared(db, FIND_SESSION_NAME, FIND_SESSION_SQL, [idHash, at]);
     return r ? toSession(r) : null;
   },
 

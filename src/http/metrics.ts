@@ -70,6 +70,21 @@ export function createHttpMetrics(opts: { processMetrics: boolean; db: Knex; clo
   const updatesPending = gauge('topicdesk_telegram_updates_pending', 'Telegram updates received and not yet handled');
   for (const m of (opts.ops ?? createOpsMetrics()).collectors) registry.registerMetric(m);
 
+  // Each method, route and status's pair of series, looked up once: prom-client validates and
+  // hashes a label object on every observe()/inc() otherwise. Bounded like the labels themselves.
+  const children = new Map<string, { observe(seconds: number): void }>();
+  const series = (method: string, route: string, status: number) => {
+    const key = `${method} ${status} ${route}`;
+    let child = children.get(key);
+    if (!child) {
+      const timing = duration.labels({ method, route });
+      const count = requests.labels({ method, route, status: String(status) });
+      child = { observe(seconds) { timing.observe(seconds); count.inc(); } };
+      children.set(key, child);
+    }
+    return child;
+  };
+
   return {
     registry,
     async refreshQueues() {
@@ -86,14 +101,13 @@ export function createHttpMetrics(opts: { processMetrics: boolean; db: Knex; clo
       }
     },
     async middleware(ctx, next) {
-      const end = duration.startTimer();
+      const started = process.hrtime.bigint();
       try {
         await next();
       } finally {
         // The route template, never the raw path: ids must not explode label cardinality.
-        const route = (ctx as any)._matchedRoute ?? 'unmatched';
-        end({ method: ctx.method, route });
-        requests.inc({ method: ctx.method, route, status: String(ctx.status) });
+        const route: string = (ctx as any)._matchedRoute ?? 'unmatched';
+        series(ctx.method, route, ctx.status).observe(Number(process.hrtime.bigint() - started) / 1e9);
       }
     },
   };

@@ -312,6 +312,58 @@ describe('authentication', () => {
       assert.ok((await lastUsed(key.id))!.getTime() > first.getTime());
     });
   });
+
+  describe('the prepared statement', () => {
+    // A pool of one connection: the statements the app ran are the ones this pool's connection holds.
+    let knex1: Knex;
+    let t1: TestApp;
+    before(() => { knex1 = createKnex(db.current.url, 1); t1 = createTestApp(knex1); });
+    after(() => knex1.destroy());
+
+    const preparedOnPool = async () => (await knex1.raw(
+      `SELECT name, generic_plans + custom_plans AS plans FROM pg_prepared_statements WHERE name = 'td_auth_key'`,
+    )).rows as { name: string; plans: number }[];
+
+    it('authenticates with one named statement, prepared once per connection and then only executed', async () => {
+      const key = await makeKey(db.knex, t.services);
+      await t1.request.get('/v1/me').set('Authorization', key.auth).expect(200);
+      await t1.request.get('/v1/me').set('Authorization', key.auth).expect(200);
+      const rows = await preparedOnPool();
+      assert.equal(rows.length, 1);
+      assert.ok(rows[0].plans >= 2, `executed ${rows[0].plans} times`);
+    });
+
+    it('keeps working when a migration adds a column to api_keys or workspaces while the statement is prepared', async () => {
+      const key = await makeKey(db.knex, t.services);
+      await t1.request.get('/v1/me').set('Authorization', key.auth).expect(200);
+      assert.equal((await preparedOnPool()).length, 1);
+      await db.knex.raw('ALTER TABLE api_keys ADD COLUMN td_test_extra text');
+      await db.knex.raw('ALTER TABLE workspaces ADD COLUMN td_test_extra text');
+      try {
+        const res = await t1.request.get('/v1/me').set('Authorization', key.auth).expect(200);
+        assert.equal(res.body.id, key.id);
+      } finally {
+        await db.knex.raw('ALTER TABLE api_keys DROP COLUMN td_test_extra');
+        await db.knex.raw('ALTER TABLE workspaces DROP COLUMN td_test_extra');
+      }
+      await t1.request.get('/v1/me').set('Authorization', key.auth).expect(200);
+    });
+
+    it('prepares it again on the new connection once the old one is gone', async () => {
+      const key = await makeKey(db.knex, t.services);
+      await t1.request.get('/v1/me').set('Authorization', key.auth).expect(200);
+      const conn = await knex1.client.acquireConnection();
+      const pid = (await conn.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      await knex1.client.releaseConnection(conn);
+      const ended = new Promise((resolve) => conn.once('end', resolve));
+      await db.knex.raw('SELECT pg_terminate_backend(?)', [pid]);
+      await ended;
+      await t1.request.get('/v1/me').set('Authorization', key.auth).expect(200);
+      const now = (await knex1.raw('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      assert.notEqual(now, pid);
+      assert.equal((await preparedOnPool()).length, 1);
+    });
+  });
 });
 
 /** Every route this module family defines, with its scope and a request that succeeds. */
