@@ -1,0 +1,177 @@
+/**
+ * GET /v1/tickets built by PostgreSQL: one statement answers a whole page — the items as the
+ * API shows them (JSON text, exactly presentTicket's output, keys in its order), the total,
+ * whether there is more and the last row's sort values for the cursor — so Node neither parses
+ * 50 rows of dates nor re-serialises them; the route splices the items text into the body.
+ *
+ * The statement text depends on which filters are given (not on their values: lists are bound
+ * as arrays), and each text is a prepared statement named after its hash (prepared.ts: one name,
+ * one text). Full-text searches (q) stay unnamed: their text also varies with the query's form.
+ *
+ * paginate() and presentTicket stay the reference (MCP's list_tickets uses them); the property
+ * test test/integration/ticket-list-sql.test.ts holds this to them.
+ */
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Db } from '../db/knex.js';
+import { prepared } from '../db/prepared.js';
+import { afterSql, checkPageRequest, cursorFromValues, decodeCursor, type PageRequest, type SortColumn } from '../kernel/pagination.js';
+import type { ListTicketsQuery } from './ticket-schemas.js';
+import { countedFromCounters, LIST_SORTS } from './ticket-store.js';
+
+/** A timestamptz as Date#toISOString() writes it (the columns are timestamptz(3): milliseconds exact). */
+const iso = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** SLA marks [{target, at}] as the API shows them: [{target, <key>}]. */
+const marks = (col: string, key: string) =>
+  `CASE WHEN ${col} = '[]'::jsonb THEN '[]'::json ELSE (SELECT json_agg(json_build_object('target', m->'target', '${key}', m->'at') ORDER BY i) FROM jsonb_array_elements(${col}) WITH ORDINALITY AS x(m, i)) END`;
+
+/** presentContact(contactOf(row)), field for field. */
+const CONTACT_JSON = `json_build_object(
+  'id', p.contact__id, 'telegram_user_id', p.contact__telegram_user_id, 'username', p.contact__username, 'name', p.contact__name,
+  'first_name', p.contact__first_name, 'last_name', p.contact__last_name, 'email', p.contact__email, 'phone', p.contact__phone,
+  'tags', p.contact__tags, 'custom_fields', p.contact__custom_fields, 'blocked', p.contact__blocked,
+  'created_at', ${iso('p.contact__created_at')}, 'updated_at', ${iso('p.contact__updated_at')})`;
+
+/** presentTicket(toTicket(row), contactOf(row)), field for field and in its order. */
+export const TICKET_JSON = `json_build_object(
+  'id', p.id, 'number', p.number, 'subject', p.subject, 'description', p.description, 'status', p.status,
+  'priority', p.priority, 'category', p.category, 'tags', p.tags, 'custom_fields', p.custom_fields,
+  'contact', ${CONTACT_JSON},
+  'assignee_id', p.assignee_id, 'team_id', p.team_id, 'account_id', p.account_id,
+  'topic', CASE WHEN p.topic_thread_id IS NOT NULL AND p.topic_chat_id IS NOT NULL
+                THEN json_build_object('chat_id', p.topic_chat_id, 'message_thread_id', p.topic_thread_id) END,
+  'created_at', ${iso('p.created_at')}, 'updated_at', ${iso('p.updated_at')},
+  'first_response_at', ${iso('p.first_response_at')}, 'resolved_at', ${iso('p.resolved_at')}, 'closed_at', ${iso('p.closed_at')},
+  'reopened_count', p.reopened_count, 'archived', p.archived_at IS NOT NULL,
+  'sla', json_build_object(
+    'policy_id', p.sla_policy_id, 'first_response_due_at', ${iso('p.first_response_due_at')},
+    'next_response_due_at', ${iso('p.next_response_due_at')}, 'resolution_due_at', ${iso('p.resolution_due_at')},
+    'paused', p.sla_paused, 'warnings', ${marks('p.sla_warnings', 'warned_at')}, 'breaches', ${marks('p.sla_breaches', 'breached_at')}))`;
+
+/** The columns the JSON is built from (the page subquery carries only these). */
+const PAGE_COLUMNS = [
+  'id', 'number', 'subject', 'description', 'status', 'priority', 'priority_rank', 'category', 'tags', 'custom_fields',
+  'assignee_id', 'team_id', 'account_id', 'topic_chat_id', 'topic_thread_id', 'created_at', 'updated_at', 'first_response_at',
+  'resolved_at', 'closed_at', 'reopened_count', 'archived_at', 'sla_policy_id', 'first_response_due_at', 'next_response_due_at',
+  'resolution_due_at', 'sla_due_at', 'sla_paused', 'sla_warnings', 'sla_breaches',
+].map((c) => `tickets.${c}`).concat([
+  'id', 'telegram_user_id', 'username', 'name', 'first_name', 'last_name', 'email', 'phone', 'tags', 'custom_fields', 'blocked',
+  'created_at', 'updated_at',
+].map((c) => `contacts.${c} AS contact__${c}`)).join(', ');
+
+/** A sort value in the cursor as encodeCursor writes it: dates as ISO text, 'infinity' for the sentinel. */
+function cursorValue(column: string): string {
+  const c = `p.${column.split('.').pop()}`;
+  if (column.endsWith('_at')) return `CASE WHEN isfinite(${c}) THEN to_json(${iso(c)}) ELSE to_json(${c}::text) END`;
+  return `to_json(${c})`;
+}
+
+/** WHERE clauses and their bindings, in order. */
+interface Filter { sql: string[]; bindings: Knex.RawBinding[] }
+
+/** One value: `= ?`; several: `= ANY(?)` (a second value must not change the plan of the first). */
+function inList(f: Filter, column: string, csv: string): void {
+  const values = [...new Set(csv.split(','))];
+  if (values.length === 1) f.sql.push(`${column} = ?`);
+  else f.sql.push(`${column} = ANY(?::text[])`);
+  f.bindings.push(values.length === 1 ? values[0] : values as unknown as Knex.RawBinding);
+}
+
+/** The same filters as ticketStore.listQuery, as SQL text with `?` bindings. */
+function filters(workspaceId: string, f: ListTicketsQuery): Filter {
+  const w: Filter = { sql: ['tickets.workspace_id = ?'], bindings: [workspaceId] };
+  w.sql.push(f.archived ? 'tickets.archived_at IS NOT NULL' : 'tickets.archived_at IS NULL');
+  if (f.status) inList(w, 'tickets.status', f.status);
+  if (f.priority) inList(w, 'tickets.priority', f.priority);
+  if (f.assignee_id === 'none') w.sql.push('tickets.assignee_id IS NULL');
+  else if (f.assignee_id) { w.sql.push('tickets.assignee_id = ?'); w.bindings.push(f.assignee_id); }
+  if (f.team_id === 'none') w.sql.push('tickets.team_id IS NULL');
+  else if (f.team_id) { w.sql.push('tickets.team_id = ?'); w.bindings.push(f.team_id); }
+  if (f.contact_id) { w.sql.push('tickets.contact_id = ?'); w.bindings.push(f.contact_id); }
+  if (f.sla === 'at_risk') w.sql.push('tickets.sla_at_risk = true');
+  if (f.sla === 'breached') w.sql.push('tickets.sla_breached = true');
+  if (f.tag) { w.sql.push('tickets.tags @> ARRAY[?]::text[]'); w.bindings.push(f.tag.trim().toLowerCase()); }
+  if (f.created_after) { w.sql.push('tickets.created_at >= ?'); w.bindings.push(f.created_after); }
+  if (f.created_before) { w.sql.push('tickets.created_at < ?'); w.bindings.push(f.created_before); }
+  if (f.updated_after) { w.sql.push('tickets.updated_at >= ?'); w.bindings.push(f.updated_after); }
+  if (f.q) {
+    const number = /^#?(\d{1,9})$/.exec(f.q.trim());
+    w.sql.push(`(tickets.search @@ websearch_to_tsquery('simple', ?)
+      OR tickets.id IN (SELECT ticket_id FROM messages WHERE messages.workspace_id = ? AND messages.search @@ websearch_to_tsquery('simple', ?))${number ? ' OR tickets.number = ?' : ''})`);
+    w.bindings.push(f.q, workspaceId, f.q);
+    if (number) w.bindings.push(Number(number[1]));
+  }
+  return w;
+}
+
+/** A page as PostgreSQL built it: `items` is the JSON array's text. */
+export interface PageJson {
+  items: string;
+  total: number;
+  limit: number;
+  offset: number;
+  has_more: boolean;
+  next_cursor: string | null;
+}
+
+/** The statement for a page, its bindings, and the name it is prepared under (null: unnamed). */
+export function listPageStatement(workspaceId: string, f: ListTicketsQuery, req: PageRequest): { sql: string; bindings: Knex.RawBinding[]; name: string | null; order: readonly SortColumn[] } {
+  checkPageRequest(req);
+  const order = LIST_SORTS[f.sort ?? '-created_at'];
+  const where = filters(workspaceId, f);
+  const page: Filter = { sql: [...where.sql], bindings: [...where.bindings] };
+  if (req.cursor) {
+    const after = afterSql(order, decodeCursor(req.cursor, order));
+    page.sql.push(after.sql);
+    page.bindings.push(...after.bindings);
+  }
+  const orderBy = (prefix: (c: string) => string) => order.map(([c, d]) => `${prefix(c)} ${d.toUpperCase()}`).join(', ');
+  let total: string;
+  let totalBindings: Knex.RawBinding[];
+  if (countedFromCounters(f)) {
+    const statuses = f.status ? [...new Set(f.status.split(','))] : null;
+    total = `SELECT COALESCE(sum(n), 0)::bigint FROM ticket_counts WHERE workspace_id = ?${statuses ? (statuses.length === 1 ? ' AND status = ?' : ' AND status = ANY(?::text[])') : ''}`;
+    totalBindings = [workspaceId, ...(statuses ? [statuses.length === 1 ? statuses[0] : statuses as unknown as Knex.RawBinding] : [])];
+  } else {
+    total = `SELECT count(*) FROM tickets WHERE ${where.sql.join(' AND ')}`;
+    totalBindings = where.bindings;
+  }
+  // The page (limit + 1 rows, to know whether there is more) is chosen on the index and
+  // fetched first; only its rows are turned into JSON. The cursor is the sort values of the
+  // page's last row (rn = limit), only needed when there is more.
+  const sql = `WITH p AS (
+  SELECT ${PAGE_COLUMNS}
+    FROM tickets LEFT JOIN contacts ON contacts.id = tickets.contact_id
+   WHERE ${page.sql.join(' AND ')}
+   ORDER BY ${orderBy((c) => c)}
+   LIMIT ? OFFSET ?
+), items AS (
+  SELECT row_number() OVER (ORDER BY ${orderBy((c) => `p.${c.split('.').pop()}`)}) AS rn, ${TICKET_JSON}::text AS item,
+         json_build_array(${order.map(([c]) => cursorValue(c)).join(', ')})::text AS sort_values
+    FROM p
+)
+SELECT (${total}) AS total, count(*)::int AS fetched,
+       COALESCE(string_agg(item, ',' ORDER BY rn) FILTER (WHERE rn <= ?), '') AS items,
+       min(sort_values) FILTER (WHERE rn = ?) AS last_sort_values
+  FROM items`;
+  const bindings = [...page.bindings, req.limit + 1, req.cursor ? 0 : req.offset, ...totalBindings, req.limit, req.limit];
+  const name = f.q ? null : `tickets_list_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+  return { sql, bindings, name, order };
+}
+
+/** One page of GET /v1/tickets in one statement, the items already JSON text. */
+export async function listPageJson(db: Db, workspaceId: string, f: ListTicketsQuery, req: PageRequest): Promise<PageJson> {
+  const { sql, bindings, name, order } = listPageStatement(workspaceId, f, req);
+  const result = name ? await prepared(db, name, sql, bindings) : await db.raw(sql, bindings);
+  const row = result.rows[0] as { total: number; fetched: number; items: string; last_sort_values: string | null };
+  const hasMore = row.fetched > req.limit;
+  return {
+    items: `[${row.items}]`,
+    total: Number(row.total),
+    limit: req.limit,
+    offset: req.cursor ? 0 : req.offset,
+    has_more: hasMore,
+    next_cursor: hasMore && row.last_sort_values ? cursorFromValues(order, JSON.parse(row.last_sort_values) as unknown[]) : null,
+  };
+}
