@@ -19,8 +19,12 @@ import { afterSql, checkPageRequest, cursorFromValues, decodeCursor, type PageRe
 import type { ListTicketsQuery } from './ticket-schemas.js';
 import { countedFromCounters, LIST_SORTS } from './ticket-store.js';
 
-/** A timestamptz as Date#toISOString() writes it (the columns are timestamptz(3): milliseconds exact). */
-const iso = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+/**
+ * A timestamptz as Date#toISOString() writes it (the columns are timestamptz(3): milliseconds
+ * exact). The colons are quoted literals so that pgbench, which reads `:name` as a variable even
+ * inside a string, runs the very same text (bench/sql/ticket-list.sql).
+ */
+const iso = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.MS"Z"')`;
 
 /** SLA marks [{target, at}] as the API shows them: [{target, <key>}]. */
 const marks = (col: string, key: string) =>
