@@ -30,28 +30,28 @@ const iso = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"H
 const marks = (col: string, key: string) =>
   `CASE WHEN ${col} = '[]'::jsonb THEN '[]'::json ELSE (SELECT json_agg(json_build_object('target', m->'target', '${key}', m->'at') ORDER BY i) FROM jsonb_array_elements(${col}) WITH ORDINALITY AS x(m, i)) END`;
 
-/** presentContact(contactOf(row)), field for field. */
-const CONTACT_JSON = `json_build_object(
-  'id', p.contact__id, 'telegram_user_id', p.contact__telegram_user_id, 'username', p.contact__username, 'name', p.contact__name,
-  'first_name', p.contact__first_name, 'last_name', p.contact__last_name, 'email', p.contact__email, 'phone', p.contact__phone,
-  'tags', p.contact__tags, 'custom_fields', p.contact__custom_fields, 'blocked', p.contact__blocked,
-  'created_at', ${iso('p.contact__created_at')}, 'updated_at', ${iso('p.contact__updated_at')})`;
-
-/** presentTicket(toTicket(row), contactOf(row)), field for field and in its order. */
-export const TICKET_JSON = `json_build_object(
-  'id', p.id, 'number', p.number, 'subject', p.subject, 'description', p.description, 'status', p.status,
-  'priority', p.priority, 'category', p.category, 'tags', p.tags, 'custom_fields', p.custom_fields,
-  'contact', ${CONTACT_JSON},
-  'assignee_id', p.assignee_id, 'team_id', p.team_id, 'account_id', p.account_id,
-  'topic', CASE WHEN p.topic_thread_id IS NOT NULL AND p.topic_chat_id IS NOT NULL
-                THEN json_build_object('chat_id', p.topic_chat_id, 'message_thread_id', p.topic_thread_id) END,
-  'created_at', ${iso('p.created_at')}, 'updated_at', ${iso('p.updated_at')},
-  'first_response_at', ${iso('p.first_response_at')}, 'resolved_at', ${iso('p.resolved_at')}, 'closed_at', ${iso('p.closed_at')},
-  'reopened_count', p.reopened_count, 'archived', p.archived_at IS NOT NULL,
-  'sla', json_build_object(
-    'policy_id', p.sla_policy_id, 'first_response_due_at', ${iso('p.first_response_due_at')},
-    'next_response_due_at', ${iso('p.next_response_due_at')}, 'resolution_due_at', ${iso('p.resolution_due_at')},
-    'paused', p.sla_paused, 'warnings', ${marks('p.sla_warnings', 'warned_at')}, 'breaches', ${marks('p.sla_breaches', 'breached_at')}))`;
+/**
+ * presentTicket(toTicket(row), contactOf(row)) as laterals over the page row `p`: each object
+ * is a row with its keys as column names, in presentTicket's order, and row_to_json writes it
+ * compactly (json_build_object would put " : " and ", " between every key and value). PostgreSQL
+ * flattens the laterals into one projection, names kept. The ticket is row_to_json(j).
+ */
+export const TICKET_JSON_FROM = `
+  CROSS JOIN LATERAL (SELECT p.contact__id AS id, p.contact__telegram_user_id AS telegram_user_id, p.contact__username AS username,
+         p.contact__name AS name, p.contact__first_name AS first_name, p.contact__last_name AS last_name, p.contact__email AS email,
+         p.contact__phone AS phone, p.contact__tags AS tags, p.contact__custom_fields AS custom_fields, p.contact__blocked AS blocked,
+         ${iso('p.contact__created_at')} AS created_at, ${iso('p.contact__updated_at')} AS updated_at) c
+  CROSS JOIN LATERAL (SELECT p.topic_chat_id AS chat_id, p.topic_thread_id AS message_thread_id) tp
+  CROSS JOIN LATERAL (SELECT p.sla_policy_id AS policy_id, ${iso('p.first_response_due_at')} AS first_response_due_at,
+         ${iso('p.next_response_due_at')} AS next_response_due_at, ${iso('p.resolution_due_at')} AS resolution_due_at,
+         p.sla_paused AS paused, ${marks('p.sla_warnings', 'warned_at')} AS warnings, ${marks('p.sla_breaches', 'breached_at')} AS breaches) s
+  CROSS JOIN LATERAL (SELECT p.id AS id, p.number AS number, p.subject AS subject, p.description AS description, p.status AS status,
+         p.priority AS priority, p.category AS category, p.tags AS tags, p.custom_fields AS custom_fields, row_to_json(c) AS contact,
+         p.assignee_id AS assignee_id, p.team_id AS team_id, p.account_id AS account_id,
+         CASE WHEN p.topic_thread_id IS NOT NULL AND p.topic_chat_id IS NOT NULL THEN row_to_json(tp) END AS topic,
+         ${iso('p.created_at')} AS created_at, ${iso('p.updated_at')} AS updated_at, ${iso('p.first_response_at')} AS first_response_at,
+         ${iso('p.resolved_at')} AS resolved_at, ${iso('p.closed_at')} AS closed_at, p.reopened_count AS reopened_count,
+         p.archived_at IS NOT NULL AS archived, row_to_json(s) AS sla) j`;
 
 /** The columns the JSON is built from (the page subquery carries only these). */
 const PAGE_COLUMNS = [
@@ -151,9 +151,9 @@ export function listPageStatement(workspaceId: string, f: ListTicketsQuery, req:
    ORDER BY ${orderBy((c) => c)}
    LIMIT ? OFFSET ?
 ), items AS (
-  SELECT row_number() OVER (ORDER BY ${orderBy((c) => `p.${c.split('.').pop()}`)}) AS rn, ${TICKET_JSON}::text AS item,
+  SELECT row_number() OVER (ORDER BY ${orderBy((c) => `p.${c.split('.').pop()}`)}) AS rn, row_to_json(j)::text AS item,
          json_build_array(${order.map(([c]) => cursorValue(c)).join(', ')})::text AS sort_values
-    FROM p
+    FROM p${TICKET_JSON_FROM}
 )
 SELECT (${total}) AS total, count(*)::int AS fetched,
        COALESCE(string_agg(item, ',' ORDER BY rn) FILTER (WHERE rn <= ?), '') AS items,
