@@ -4,9 +4,9 @@
  * whether there is more and the last row's sort values for the cursor — so Node neither parses
  * 50 rows of dates nor re-serialises them; the route splices the items text into the body.
  *
- * The statement text depends on which filters are given (not on their values: lists are bound
- * as arrays), and each text is a prepared statement named after its hash (prepared.ts: one name,
- * one text). Full-text searches (q) stay unnamed: their text also varies with the query's form.
+ * The statement text depends on which filters are given, not on their values (several statuses
+ * are bound as one array); the common shapes' texts are prepared statements named after their hash (prepared.ts:
+ * one name, one text), the rest go unnamed (preparedShape).
  *
  * paginate() and presentTicket stay the reference (MCP's list_tickets uses them); the property
  * test test/integration/ticket-list-sql.test.ts holds this to them.
@@ -36,7 +36,7 @@ const marks = (col: string, key: string) =>
  * compactly (json_build_object would put " : " and ", " between every key and value). PostgreSQL
  * flattens the laterals into one projection, names kept. The ticket is row_to_json(j).
  */
-export const TICKET_JSON_FROM = `
+const TICKET_JSON_FROM = `
   CROSS JOIN LATERAL (SELECT p.contact__id AS id, p.contact__telegram_user_id AS telegram_user_id, p.contact__username AS username,
          p.contact__name AS name, p.contact__first_name AS first_name, p.contact__last_name AS last_name, p.contact__email AS email,
          p.contact__phone AS phone, p.contact__tags AS tags, p.contact__custom_fields AS custom_fields, p.contact__blocked AS blocked,
@@ -109,6 +109,21 @@ function filters(workspaceId: string, f: ListTicketsQuery): Filter {
   return w;
 }
 
+/** Filters that make a shape unprepared (rare views: planned each time, as before). */
+const RARE_FILTERS = ['priority', 'contact_id', 'sla', 'tag', 'created_after', 'created_before', 'updated_after', 'q'] as const;
+
+/**
+ * Whether this view's statement is prepared: the status views (any sort, archived or not, by
+ * offset or cursor), optionally narrowed to one assignee or one team (an agent's views). Each
+ * prepared text stays in every pooled connection for its life, so the set is kept small: at most
+ * 3 status forms x 2 x 4 sorts x 2 x 5 = 240 texts, a handful in practice; the rest (filter
+ * combinations a client can multiply at will, full-text searches) are sent unnamed.
+ */
+function preparedShape(f: ListTicketsQuery): boolean {
+  if (RARE_FILTERS.some((k) => f[k] !== undefined)) return false;
+  return f.assignee_id === undefined || f.team_id === undefined;
+}
+
 /** A page as PostgreSQL built it: `items` is the JSON array's text. */
 export interface PageJson {
   items: string;
@@ -160,7 +175,7 @@ SELECT (${total}) AS total, count(*)::int AS fetched,
        min(sort_values) FILTER (WHERE rn = ?) AS last_sort_values
   FROM items`;
   const bindings = [...page.bindings, req.limit + 1, req.cursor ? 0 : req.offset, ...totalBindings, req.limit, req.limit];
-  const name = f.q ? null : `tickets_list_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+  const name = preparedShape(f) ? `tickets_list_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}` : null;
   return { sql, bindings, name, order };
 }
 

@@ -150,7 +150,7 @@ describe('GET /v1/tickets built by PostgreSQL (ticket-list.ts) = paginate + pres
     assert.equal(JSON.stringify(res.body), JSON.stringify(reference));
   });
 
-  it('names one prepared statement per statement text, and leaves full-text searches unnamed', () => {
+  it('names one prepared statement per statement text, and leaves rare shapes (searches, many filters) unnamed', () => {
     const a = listPageStatement(WS, q({ status: 'open' }), { limit: 50, offset: 0 });
     const b = listPageStatement('ws_other', q({ status: 'closed' }), { limit: 10, offset: 100 });
     const c = listPageStatement(WS, q({ status: 'open,closed' }), { limit: 50, offset: 0 });
@@ -159,5 +159,8 @@ describe('GET /v1/tickets built by PostgreSQL (ticket-list.ts) = paginate + pres
     assert.notEqual(a.sql, c.sql);
     assert.notEqual(a.name, c.name);
     assert.equal(listPageStatement(WS, q({ q: 'x' }), { limit: 50, offset: 0 }).name, null);
+    assert.equal(listPageStatement(WS, q({ tag: 'vip', status: 'open' }), { limit: 50, offset: 0 }).name, null);
+    assert.equal(listPageStatement(WS, q({ assignee_id: 'none', team_id: 'none' }), { limit: 50, offset: 0 }).name, null);
+    assert.ok(listPageStatement(WS, q({ assignee_id: 'none', status: 'open', sort: 'priority' }), { limit: 50, offset: 0 }).name);
   });
 });
