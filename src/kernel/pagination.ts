@@ -38,10 +38,15 @@ function encodeCursor(order: readonly SortColumn[], row: Record<string, unknown>
     if (value === Infinity) return 'infinity';
     return value;
   });
+  return cursorFromValues(order, v);
+}
+
+/** A cursor from the last row's sort values already as encodeCursor writes them (dates as ISO text). */
+export function cursorFromValues(order: readonly SortColumn[], v: unknown[]): string {
   return Buffer.from(JSON.stringify({ s: sortKey(order), v } satisfies CursorPayload)).toString('base64url');
 }
 
-function decodeCursor(cursor: string, order: readonly SortColumn[]): unknown[] {
+export function decodeCursor(cursor: string, order: readonly SortColumn[]): unknown[] {
   try {
     const p = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorPayload;
     // A cursor is client input like any other: only the scalars we put in may come back.
@@ -73,6 +78,31 @@ function whereAfter(q: Knex.QueryBuilder, order: readonly SortColumn[], values: 
   });
 }
 
+/** `whereAfter` as SQL text with `?` bindings, for statements written by hand (one text per order). */
+export function afterSql(order: readonly SortColumn[], values: unknown[]): { sql: string; bindings: Knex.RawBinding[] } {
+  const bindings = values as Knex.RawBinding[];
+  if (order.every(([, dir]) => dir === order[0][1])) {
+    return { sql: `(${order.map(([c]) => c).join(', ')}) ${order[0][1] === 'asc' ? '>' : '<'} (${order.map(() => '?').join(', ')})`, bindings };
+  }
+  const parts: string[] = [];
+  const all: Knex.RawBinding[] = [];
+  order.forEach(([column, dir], i) => {
+    const eq = order.slice(0, i).map(([c]) => `${c} = ?`);
+    parts.push(`(${[...eq, `${column} ${dir === 'asc' ? '>' : '<'} ?`].join(' AND ')})`);
+    all.push(...bindings.slice(0, i + 1));
+  });
+  return { sql: `(${parts.join(' OR ')})`, bindings: all };
+}
+
+/** Offset and cursor together are refused (a cursor page starts where the cursor says). */
+export function checkPageRequest(req: PageRequest): void {
+  if (req.cursor && req.offset) {
+    throw new AppError('validation_error', 'Use either offset or cursor, not both', {
+      details: [{ field: 'offset', error: 'must be 0 when cursor is given', received: req.offset }],
+    });
+  }
+}
+
 /**
  * Runs `query` (filters applied, no order) as one page. `order` must end in a unique
  * column (the id) so the cursor is unambiguous.
@@ -86,11 +116,7 @@ export async function paginate<T>(
   /** Where `total` comes from when the caller knows it cheaper than counting the query. */
   count?: () => Promise<number>,
 ): Promise<Page<T>> {
-  if (req.cursor && req.offset) {
-    throw new AppError('validation_error', 'Use either offset or cursor, not both', {
-      details: [{ field: 'offset', error: 'must be 0 when cursor is given', received: req.offset }],
-    });
-  }
+  checkPageRequest(req);
   const total = count ? count() : query.clone().clearSelect().clearOrder().count({ n: '*' }).then(([{ n }]: any) => Number(n));
   const pageQuery = query.clone();
   if (req.cursor) whereAfter(pageQuery, order, decodeCursor(req.cursor, order));

@@ -21,6 +21,7 @@ import type { Clock } from '../lib/clock.js';
 import { newId } from '../lib/ids.js';
 import { changedFields, MAX_CUSTOM_FIELDS, mergeCustomFields, normalizeTags, previousValues } from '../lib/tags.js';
 import { sendQueue } from '../send-queue/send-queue.js';
+import { listPageJson, type PageJson } from './ticket-list.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
 import type { SlaMark, SlaOutcome, TicketSla } from './ticket-sla.js';
@@ -183,6 +184,9 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       const { query: q, order, count } = ticketStore.listQuery(db, workspaceId, query);
       return paginate(q, order, query, (r): TicketView => ({ ticket: toTicket(r), contact: contactOf(r) }), count);
     },
+
+    /** The same page as list, presented by PostgreSQL: the items as JSON text (ticket-list.ts). */
+    listJson: (db: Db, workspaceId: string, query: ListTicketsQuery & PageRequest): Promise<PageJson> => listPageJson(db, workspaceId, query, query),
 
     async update(db: Db, workspaceId: string, id: string, body: PatchTicketBody, actor: Actor): Promise<TicketView> {
       const { ticket, contact } = await service.get(db, workspaceId, id, { forUpdate: true });

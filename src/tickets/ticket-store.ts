@@ -222,7 +222,7 @@ export interface QueueStat {
   oldest: Date;
 }
 
-const SORTS: Record<string, readonly (readonly [string, 'asc' | 'desc'])[]> = {
+export const LIST_SORTS: Record<string, readonly (readonly [string, 'asc' | 'desc'])[]> = {
   '-created_at': [['tickets.created_at', 'desc'], ['tickets.id', 'desc']],
   created_at: [['tickets.created_at', 'asc'], ['tickets.id', 'asc']],
   priority: [['tickets.priority_rank', 'desc'], ['tickets.created_at', 'asc'], ['tickets.id', 'asc']],
@@ -234,14 +234,19 @@ const splitList = (v: string) => [...new Set(v.split(','))];
 /** Query keys that leave the set of tickets at "these statuses, not archived". */
 const COUNTABLE = new Set(['status', 'sort', 'limit', 'offset', 'cursor', 'archived']);
 
+/** Whether this view's total comes from ticket_counts (countFromCounters). */
+export function countedFromCounters(f: ListTicketsQuery): boolean {
+  // An allowlist: a filter added later is counted for real until someone decides otherwise.
+  return !f.archived && !Object.entries(f).some(([k, v]) => v !== undefined && !COUNTABLE.has(k));
+}
+
 /**
  * The total of the commonest views (all tickets, or some statuses, not archived) from the
  * trigger-kept ticket_counts (migration 1300), which is exact: it changes in the same
  * transactions as the tickets. Other views are counted.
  */
 function countFromCounters(db: Db, workspaceId: string, f: ListTicketsQuery): (() => Promise<number>) | undefined {
-  // An allowlist: a filter added later is counted for real until someone decides otherwise.
-  if (f.archived || Object.entries(f).some(([k, v]) => v !== undefined && !COUNTABLE.has(k))) return undefined;
+  if (!countedFromCounters(f)) return undefined;
   return async () => {
     const q = db('ticket_counts').where('workspace_id', workspaceId).sum({ n: 'n' });
     if (f.status) q.whereIn('status', splitList(f.status));
@@ -383,7 +388,7 @@ export const ticketStore = {
         if (number) w.orWhere('tickets.number', Number(number[1]));
       });
     }
-    return { query: q, order: SORTS[f.sort ?? '-created_at'], count: countFromCounters(db, workspaceId, f) };
+    return { query: q, order: LIST_SORTS[f.sort ?? '-created_at'], count: countFromCounters(db, workspaceId, f) };
   },
 
   async findById(db: Db, workspaceId: string, id: string): Promise<Ticket | null> {
