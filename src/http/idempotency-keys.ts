@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
 import type { Knex } from '../db/knex.js';
+import { prepared } from '../db/prepared.js';
 import { AppError, type ErrorCode } from '../kernel/errors.js';
 
 export interface IdempotencyKeyOptions {
@@ -80,6 +81,32 @@ export async function attemptInSavepoint<T>(trx: Knex.Transaction, fn: () => Pro
   }
 }
 
+/**
+ * The claim, one round trip. PostgreSQL runs the parts of a WITH in no promised order; data
+ * dependencies fix it here: the INSERT takes its row from `cfg`, so the bound is set before it
+ * can wait, and the final set_config takes an argument computed from `ins`, so the setting is
+ * restored only after the insert (the handler's own statements may wait as long as they need).
+ * `bounded` is selected only so set_config runs. Prepared: parsed and planned once per connection.
+ */
+const CLAIM = `WITH cfg AS MATERIALIZED (
+       SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', ?, true) AS bounded
+     ),
+     ins AS (
+       INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status)
+       SELECT ?, ?, ?, ?, ?, 0 FROM cfg
+       ON CONFLICT (workspace_id, key) DO UPDATE
+         SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
+             response_status = 0, response_type = NULL, response_headers = '{}', response_body = NULL, created_at = now()
+         WHERE i.created_at < now() - make_interval(hours => ?)
+       RETURNING 1
+     )
+     SELECT (SELECT count(*) FROM ins) AS claimed,
+            set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM ins) >= 0 THEN '' END, true) AS restored`;
+
+/** The outcome of a claimed key (prepared: every request with a key runs it). */
+const SAVE = `UPDATE idempotency_keys SET response_status = ?, response_type = ?, response_headers = ?::jsonb, response_body = ?
+   WHERE workspace_id = ? AND key = ?`;
+
 export function idempotencyKeys(opts: IdempotencyKeyOptions) {
   const lockTimeoutMs = Math.max(1, Math.floor(opts.lockTimeoutMs));
   const retryAfter = String(Math.max(1, Math.ceil(lockTimeoutMs / 1000)));
@@ -95,28 +122,10 @@ export function idempotencyKeys(opts: IdempotencyKeyOptions) {
      * when that one commits we replay its response, when it rolls back we run.
      */
     async claim(trx: Knex.Transaction, use: KeyUse): Promise<StoredOutcome | null> {
-      // One round trip. PostgreSQL runs the parts of a WITH in no promised order; data
-      // dependencies fix it here: the INSERT takes its row from `cfg`, so the bound is set
-      // before it can wait, and the final set_config takes an argument computed from `ins`,
-      // so the setting is restored only after the insert (the handler's own statements may
-      // wait as long as they need). `bounded` is selected only so set_config runs.
+      // One round trip (CLAIM says how its parts are ordered).
       let claimed;
       try {
-        claimed = await trx.raw(
-          `WITH cfg AS MATERIALIZED (
-             SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', ?, true) AS bounded
-           ),
-           ins AS (
-             INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status)
-             SELECT ?, ?, ?, ?, ?, 0 FROM cfg
-             ON CONFLICT (workspace_id, key) DO UPDATE
-               SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
-                   response_status = 0, response_type = NULL, response_headers = '{}', response_body = NULL, created_at = now()
-               WHERE i.created_at < now() - make_interval(hours => ?)
-             RETURNING 1
-           )
-           SELECT (SELECT count(*) FROM ins) AS claimed,
-                  set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM ins) >= 0 THEN '' END, true) AS restored`,
+        claimed = await prepared(trx, 'idempotency_claim', CLAIM,
           [`${lockTimeoutMs}ms`, use.workspaceId, use.key, use.fingerprint, use.method, use.path, opts.retentionHours],
         );
       } catch (err) {
@@ -141,12 +150,8 @@ export function idempotencyKeys(opts: IdempotencyKeyOptions) {
 
     /** Stores the outcome of a claimed key, in the same transaction as the claim. */
     async save(trx: Knex.Transaction, use: KeyUse, outcome: StoredOutcome): Promise<void> {
-      await trx('idempotency_keys').where({ workspace_id: use.workspaceId, key: use.key }).update({
-        response_status: outcome.status,
-        response_type: outcome.type,
-        response_headers: outcome.headers,
-        response_body: outcome.body,
-      });
+      await prepared(trx, 'idempotency_save', SAVE,
+        [outcome.status, outcome.type, JSON.stringify(outcome.headers), outcome.body, use.workspaceId, use.key]);
     },
   };
 }

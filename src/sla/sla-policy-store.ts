@@ -4,6 +4,7 @@
  * for the history of the tickets that used them.
  */
 import type { Db } from '../db/knex.js';
+import { prepared } from '../db/prepared.js';
 import { paginate, type PageRequest } from '../kernel/pagination.js';
 import type { Priority } from '../tickets/ticket-status.js';
 import type { BusinessHours } from './business-time.js';
@@ -66,6 +67,10 @@ const toPolicy = (r: any): SlaPolicy => ({
 
 const live = (db: Db, workspaceId: string) => db('sla_policies').where({ workspace_id: workspaceId }).whereNull('archived_at');
 
+const POLICY_DEFAULT = `SELECT * FROM sla_policies WHERE workspace_id = ? AND archived_at IS NULL AND is_default LIMIT 1`;
+const POLICY_FOR_TEAM = `SELECT * FROM sla_policies WHERE workspace_id = ? AND archived_at IS NULL AND (team_id = ? OR is_default)
+   ORDER BY (team_id IS NOT NULL) DESC LIMIT 1`;
+
 export const slaPolicyStore = {
   async insert(db: Db, p: SlaPolicy): Promise<SlaPolicy> {
     const [row] = await db('sla_policies').insert({
@@ -85,14 +90,11 @@ export const slaPolicyStore = {
 
   /** The team's live policy, else the live default (one round trip); null when neither exists. */
   async policyFor(db: Db, workspaceId: string, teamId: string | null): Promise<SlaPolicy | null> {
-    const q = live(db, workspaceId).first();
-    if (teamId) {
-      q.where((w) => { w.where('team_id', teamId).orWhere('is_default', true); })
-        .orderByRaw('(team_id IS NOT NULL) DESC');
-    } else {
-      q.where('is_default', true);
-    }
-    const row = await q;
+    // Prepared: every ticket creation and SLA change asks (a workspace without a policy too).
+    const r = teamId
+      ? await prepared(db, 'sla_policy_for_team', POLICY_FOR_TEAM, [workspaceId, teamId])
+      : await prepared(db, 'sla_policy_default', POLICY_DEFAULT, [workspaceId]);
+    const row = r.rows[0];
     return row ? toPolicy(row) : null;
   },
 

@@ -129,7 +129,9 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
     async planNew(db, t) {
       const rules = await rulesFor(db, t);
       const clocks = startClocks(rules, t.createdAt);
-      return { fields: fieldsOf(clocks), save: (tx) => slaStore.save(tx, t.id, t.workspaceId, clocks) };
+      // Stored by the ticket's insert (no round trip of its own), with or without a policy: a
+      // ticket created under none keeps none when a default policy appears later.
+      return { fields: fieldsOf(clocks), clocksRow: slaStore.row(t.id, t.workspaceId, clocks) };
     },
 
     async changed(db, before, after, at) {

@@ -45,6 +45,9 @@ export const slaStore = {
     return row ? toClocks(row) : null;
   },
 
+  /** The sla_clocks row of a ticket's clocks, as JSON values (for an insert done by the ticket's creation). */
+  row: (ticketId: string, workspaceId: string, c: Clocks): Record<string, unknown> => ({ ticket_id: ticketId, workspace_id: workspaceId, ...toRow(c) }),
+
   async save(db: Db, ticketId: string, workspaceId: string, c: Clocks): Promise<void> {
     await db('sla_clocks').insert({ ticket_id: ticketId, workspace_id: workspaceId, ...toRow(c) }).onConflict('ticket_id').merge();
   },

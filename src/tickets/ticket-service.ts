@@ -169,8 +169,8 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
         slaWarnings: [], slaBreaches: [], slaBreached: false, topicChatId: null, topicThreadId: null, unassignedSince: fields.assigneeId ? null : at,
       };
       const created = eventRow(ws.id, at, { type: 'ticket.created', actor, ticketId: fields.id, contactId: contact.id, payload: presentTicket(unnumbered, contact) });
-      const ticket = await ticketStore.insertNumbered(db, fields, clocks.fields, created);
-      await clocks.save(db);
+      // Its SLA clocks go in the same statement: from the number to COMMIT, no round trip of ours.
+      const ticket = await ticketStore.insertNumbered(db, fields, clocks.fields, created, clocks.clocksRow);
       return { ticket, contact };
     },
 

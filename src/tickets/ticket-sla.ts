@@ -16,8 +16,11 @@ export interface SlaOutcome {
 }
 
 export interface TicketSla {
-  /** A ticket about to be created: its fields, and `save` to store its clocks once it exists. */
-  planNew(db: Db, t: Pick<Ticket, 'id' | 'workspaceId' | 'teamId' | 'priority' | 'createdAt'>): Promise<{ fields: SlaFields; save(db: Db): Promise<void> }>;
+  /**
+   * A ticket about to be created: its fields, and the row of its clocks, which the ticket's own
+   * insert stores in the same statement (null: none to store).
+   */
+  planNew(db: Db, t: Pick<Ticket, 'id' | 'workspaceId' | 'teamId' | 'priority' | 'createdAt'>): Promise<{ fields: SlaFields; clocksRow: Record<string, unknown> | null }>;
   /** Status, priority or team changed (`after` as it will be written). */
   changed(db: Db, before: Ticket, after: Ticket, at: Date): Promise<SlaOutcome | null>;
   /** A public agent reply reached the customer at `at`; `by`: the agent who wrote it (null: not an agent, e.g. an API key). */
