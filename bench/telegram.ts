@@ -10,13 +10,23 @@
  *  2. Relay latency: customers with open tickets write, spread over 5 bots and their 5
  *     support groups at a rate under each group's 20/min; each message is timed from the
  *     moment the fake creates the update to the moment it receives the copyMessage into the
- *     topic (polling, handling, queueing, pacing, sending).
+ *     topic (polling, handling, queueing, pacing, sending), and broken down per hop:
+ *       poll   the customer writes → the fake hands the update out (getUpdates answer)
+ *       store  handed out → the telegram_updates row inserted
+ *       handle stored → the update marked processed (its copy queued in that transaction)
+ *       claim  handled → the copy claimed by the send worker (commit, wake-up, pacing)
+ *       copy   claimed → the fake receives the copyMessage
+ *     The database times are clock_timestamp() taken by triggers the benchmark adds to its own
+ *     database (table bench_hops), not by the service. Also reported: the service's peak RSS
+ *     (VmHWM of its process).
  * BENCH_DATABASE_URL runs it on an existing PostgreSQL.
  */
 import { loadConfig } from '../src/config.js';
 import { createServices } from '../src/container.js';
+import type { Knex } from '../src/db/knex.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
+import { readFileSync, readdirSync } from 'node:fs';
 import { startFakeBotApi, type FakeBot, type FakeBotApi, type FakeGroup, type FakeUser } from '../test/helpers/fake-bot-api.js';
 import { startBenchEnv } from './harness.js';
 
@@ -39,6 +49,51 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
+
+/** The service process (a child of this one running src/main.ts): its peak and current RSS in MB. */
+function serviceMemory(): { peak_rss_mb: number; rss_mb: number } | null {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== process.pid) continue;
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('src/main.ts')) continue;
+      const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+      return { peak_rss_mb: Math.round(kb('VmHWM') / 1024), rss_mb: Math.round(kb('VmRSS') / 1024) };
+    } catch { /* gone */ }
+  }
+  return null;
+}
+
+/**
+ * Triggers timing the hops of a relay in the benchmark's own database (clock_timestamp(), the
+ * moment the statement runs): an update stored and marked processed, a copy queued, claimed, sent.
+ */
+const HOP_TRIGGERS = `
+  CREATE TABLE IF NOT EXISTS bench_hops (kind text NOT NULL, key text NOT NULL, stage text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+  CREATE OR REPLACE FUNCTION bench_update_hop() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO bench_hops (kind, key, stage) VALUES ('u', NEW.account_id || ':' || NEW.update_id, 'stored');
+    ELSIF NEW.processed_at IS NOT NULL AND OLD.processed_at IS NULL THEN
+      INSERT INTO bench_hops (kind, key, stage) VALUES ('u', NEW.account_id || ':' || NEW.update_id, 'handled');
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE OR REPLACE FUNCTION bench_send_hop() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO bench_hops (kind, key, stage) VALUES ('s', NEW.id::text, 'queued');
+    ELSIF NEW.status IS DISTINCT FROM OLD.status AND NEW.status IN ('sending', 'sent') THEN
+      INSERT INTO bench_hops (kind, key, stage) VALUES ('s', NEW.id::text, NEW.status);
+    END IF;
+    RETURN NULL;
+  END $$;
+  DROP TRIGGER IF EXISTS bench_update_hop ON telegram_updates;
+  CREATE TRIGGER bench_update_hop AFTER INSERT OR UPDATE ON telegram_updates FOR EACH ROW EXECUTE FUNCTION bench_update_hop();
+  DROP TRIGGER IF EXISTS bench_send_hop ON telegram_sends;
+  CREATE TRIGGER bench_send_hop AFTER INSERT OR UPDATE ON telegram_sends FOR EACH ROW WHEN (NEW.op = 'copy_message') EXECUTE FUNCTION bench_send_hop();`;
+
+const HOPS = ['poll', 'store', 'handle', 'claim', 'copy'] as const;
 
 function newGroup(fake: FakeBotApi, bot: FakeBot, title: string): FakeGroup {
   const group = fake.addGroup({ title });
@@ -123,8 +178,15 @@ async function main(): Promise<void> {
     await Promise.all(bots.flatMap(({ bot, users }) => users.map((u) => answerForm(bot, u))));
     await until('every topic set up', () => bots.every(({ group }) => fake.topics(group.id).length >= CUSTOMERS_PER_BOT && fake.topics(group.id).every((t) => t.pinned.length > 0)), 120_000);
     await sleep(61_000); // the groups' 20/min windows start empty
+    await env.knex.raw(HOP_TRIGGERS);
 
-    const pairs = bots.flatMap(({ bot, users }) => users.map((u) => ({ bot, u })));
+    // Round robin over the bots first, so each group gets one message every BOTS intervals
+    // (3.3 s): under its 20/min and under the 1/s of a chat. BENCH_RELAY_ORDER=burst sends each
+    // bot's customers back to back instead (5 messages 0.67 s apart into one group, faster than
+    // the group's 1/s: most of the latency is then that limit's pacing, in the claim hop).
+    const pairs = process.env.BENCH_RELAY_ORDER === 'burst'
+      ? bots.flatMap(({ bot, users }) => users.map((u) => ({ bot, u })))
+      : Array.from({ length: BOTS * CUSTOMERS_PER_BOT }, (_, i) => ({ bot: bots[i % BOTS].bot, u: bots[i % BOTS].users[Math.floor(i / BOTS)] }));
     const sent: { userId: number; messageId: number; at: number }[] = [];
     const intervalMs = 60_000 / (BOTS * 18); // each group gets 18 a minute, under its 20
     const started = Date.now();
@@ -141,11 +203,54 @@ async function main(): Promise<void> {
     latencies.sort((a, b) => a - b);
     const relay = { samples: latencies.length, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), max_ms: latencies.at(-1), rate_limited_429: fake.rateLimited.length - before429 - throughput.rate_limited_429 };
     process.stderr.write(`relay: ${JSON.stringify(relay)}\n`);
-    console.log(JSON.stringify({ throughput, relay }, null, 2));
+    const hops = await hopBreakdown(env.knex, fake, sent, copies);
+    for (const h of HOPS) process.stderr.write(`  ${h.padEnd(6)} p50 ${String(hops[h].p50_ms).padStart(5)} ms  p99 ${String(hops[h].p99_ms).padStart(5)} ms  max ${String(hops[h].max_ms).padStart(5)} ms\n`);
+    const memory = serviceMemory();
+    process.stderr.write(`service memory: ${JSON.stringify(memory)}\n`);
+    console.log(JSON.stringify({ throughput, relay: { ...relay, hops }, memory }, null, 2));
   } finally {
     await env.close();
     await fake.close();
   }
+}
+
+/** Per hop (HOPS), p50/p99/max over the relayed messages, from the fake's log and bench_hops. */
+async function hopBreakdown(knex: Knex, fake: FakeBotApi, sent: { userId: number; messageId: number; at: number }[], copies: Map<string, number>) {
+  const key = (chat: number | string, message: number | string) => `${chat}:${message}`;
+  // Handed out: the getUpdates answer carrying it — when the poll came, or at once if it was waiting.
+  const handedOut = new Map<string, number>();
+  for (const c of fake.callsTo('getUpdates')) {
+    if (c.status !== 200) continue;
+    for (const u of c.response?.result ?? []) if (u.message) handedOut.set(key(u.message.chat.id, u.message.message_id), c.at);
+  }
+  const hops = (await knex.raw(`SELECT kind, key, stage, at FROM bench_hops`)).rows as { kind: string; key: string; stage: string; at: Date }[];
+  const hopAt = new Map(hops.map((h) => [`${h.kind}|${h.key}|${h.stage}`, new Date(h.at).getTime()]));
+  const updates = (await knex.raw(`SELECT account_id || ':' || update_id AS k, payload->'message'->'chat'->>'id' AS chat, payload->'message'->>'message_id' AS mid
+    FROM telegram_updates WHERE payload->'message' IS NOT NULL`)).rows as { k: string; chat: string; mid: string }[];
+  const updateOf = new Map(updates.map((u) => [key(u.chat, u.mid), u.k]));
+  const sends = (await knex.raw(`SELECT id::text AS k, payload->>'from_chat_id' AS chat, payload->'message_ids'->>0 AS mid
+    FROM telegram_sends WHERE op = 'copy_message'`)).rows as { k: string; chat: string; mid: string }[];
+  const sendOf = new Map(sends.map((r) => [key(r.chat, r.mid), r.k]));
+  const spans: Record<(typeof HOPS)[number], number[]> = { poll: [], store: [], handle: [], claim: [], copy: [] };
+  for (const x of sent) {
+    const k = key(x.userId, x.messageId);
+    const out = handedOut.get(k);
+    const stored = hopAt.get(`u|${updateOf.get(k)}|stored`);
+    const handled = hopAt.get(`u|${updateOf.get(k)}|handled`);
+    const claimed = hopAt.get(`s|${sendOf.get(k)}|sending`);
+    const copied = copies.get(k);
+    if (out === undefined || stored === undefined || handled === undefined || claimed === undefined || copied === undefined) continue;
+    const given = Math.max(out, x.at);
+    spans.poll.push(given - x.at);
+    spans.store.push(stored - given);
+    spans.handle.push(handled - stored);
+    spans.claim.push(claimed - handled);
+    spans.copy.push(copied - claimed);
+  }
+  return Object.fromEntries(HOPS.map((h) => {
+    const v = spans[h].sort((a, b) => a - b);
+    return [h, { samples: v.length, p50_ms: percentile(v, 50), p99_ms: percentile(v, 99), max_ms: v.at(-1) }];
+  })) as Record<(typeof HOPS)[number], { samples: number; p50_ms: number; p99_ms: number; max_ms: number | undefined }>;
 }
 
 main().catch((err) => {

@@ -226,7 +226,10 @@ export const sendQueue = {
   async claim(db: Db, opts: { now: Date; limit: number; leaseMs: number; rules: PacingRules }): Promise<{ claimed: QueuedSend[]; nextAt: Date | null }> {
     const { now, rules } = opts;
     return inTransaction(db, async (tx) => {
-      await requeueing(tx, async (sp) => {
+      // Expired leases are rare (a worker died): one look for them, and the savepoint with its
+      // three statements only when there is one (fewer round trips on every claim).
+      const expired = (await tx.raw(`SELECT EXISTS (SELECT 1 FROM telegram_sends WHERE status = 'sending' AND lease_until < ?) AS any`, [now])).rows[0].any;
+      if (expired) await requeueing(tx, async (sp) => {
         await sp.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.lease_until < ?`, [now]);
         await sp.raw(`${MERGE_INTO_NEWER_SLA_NOTICE} AND o.lease_until < ?`, [now]);
         await sp.raw(
@@ -281,10 +284,18 @@ export const sendQueue = {
         }
         chosen.push(r);
       }
-      for (const key of touched) {
-        const w = windows.get(key)!;
-        await tx.raw(`UPDATE telegram_rate_windows SET sent_at = ?::timestamptz[], blocked_until = ? WHERE key = ?`,
-          [w.sentAt.map((ms) => new Date(ms).toISOString()), w.blockedUntil === null ? null : new Date(w.blockedUntil), key]);
+      if (touched.size) {
+        // Every touched window in one statement (a row counts in up to three).
+        const rows = [...touched].map((key) => {
+          const w = windows.get(key)!;
+          return { key, sent_at: w.sentAt.map((ms) => new Date(ms).toISOString()), blocked_until: w.blockedUntil === null ? null : new Date(w.blockedUntil).toISOString() };
+        });
+        await tx.raw(
+          `UPDATE telegram_rate_windows w SET sent_at = v.sent_at, blocked_until = v.blocked_until
+             FROM jsonb_to_recordset(?::jsonb) AS v(key text, sent_at timestamptz[], blocked_until timestamptz)
+            WHERE w.key = v.key`,
+          [JSON.stringify(rows)],
+        );
       }
       if (chosen.length) {
         await tx.raw(
