@@ -67,8 +67,12 @@ const toPolicy = (r: any): SlaPolicy => ({
 
 const live = (db: Db, workspaceId: string) => db('sla_policies').where({ workspace_id: workspaceId }).whereNull('archived_at');
 
-const POLICY_DEFAULT = `SELECT * FROM sla_policies WHERE workspace_id = ? AND archived_at IS NULL AND is_default LIMIT 1`;
-const POLICY_FOR_TEAM = `SELECT * FROM sla_policies WHERE workspace_id = ? AND archived_at IS NULL AND (team_id = ? OR is_default)
+// Prepared statements name their columns: with *, a migration adding a column would make every
+// connection that prepared them fail ("cached plan must not change result type").
+const POLICY_COLUMNS = `id, workspace_id, name, is_default, team_id, targets, warn_at_percent, pause_while_waiting_on_customer,
+   business_hours, created_at, updated_at`;
+const POLICY_DEFAULT = `SELECT ${POLICY_COLUMNS} FROM sla_policies WHERE workspace_id = ? AND archived_at IS NULL AND is_default LIMIT 1`;
+const POLICY_FOR_TEAM = `SELECT ${POLICY_COLUMNS} FROM sla_policies WHERE workspace_id = ? AND archived_at IS NULL AND (team_id = ? OR is_default)
    ORDER BY (team_id IS NOT NULL) DESC LIMIT 1`;
 
 export const slaPolicyStore = {

@@ -26,7 +26,7 @@ import type { MetricsService } from '../metrics/metrics-service.js';
 import { businessSecondsBetween } from './business-time.js';
 import { agentReplied, customerWrote, rulesChanged, startClocks, statusMoved, viewOf, type ClockRules, type Clocks, type Mark, type SlaTarget, type Step } from './sla-clock.js';
 import type { SlaPolicy } from './sla-policy-store.js';
-import { slaStore } from './sla-store.js';
+import { CLOCKS_INSERT_FROM_JSON, slaStore } from './sla-store.js';
 
 /** Where policies come from (the policies service). */
 export interface PolicySource {
@@ -131,7 +131,7 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
       const clocks = startClocks(rules, t.createdAt);
       // Stored by the ticket's insert (no round trip of its own), with or without a policy: a
       // ticket created under none keeps none when a default policy appears later.
-      return { fields: fieldsOf(clocks), clocksRow: slaStore.row(t.id, t.workspaceId, clocks) };
+      return { fields: fieldsOf(clocks), clocks: { insertSql: CLOCKS_INSERT_FROM_JSON, row: slaStore.row(t.id, t.workspaceId, clocks) } };
     },
 
     async changed(db, before, after, at) {

@@ -170,7 +170,7 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
       };
       const created = eventRow(ws.id, at, { type: 'ticket.created', actor, ticketId: fields.id, contactId: contact.id, payload: presentTicket(unnumbered, contact) });
       // Its SLA clocks go in the same statement: from the number to COMMIT, no round trip of ours.
-      const ticket = await ticketStore.insertNumbered(db, fields, clocks.fields, created, clocks.clocksRow);
+      const ticket = await ticketStore.insertNumbered(db, fields, clocks.fields, created, clocks.clocks);
       return { ticket, contact };
     },
 

@@ -5,9 +5,9 @@
  * times that change gave the ticket.
  */
 import type { Db } from '../db/knex.js';
-import type { SlaFields, SlaMark, Ticket } from './ticket-store.js';
+import type { NewClocks, SlaFields, SlaMark, Ticket } from './ticket-store.js';
 
-export type { SlaFields, SlaMark, SlaTargetName } from './ticket-store.js';
+export type { NewClocks, SlaFields, SlaMark, SlaTargetName } from './ticket-store.js';
 
 export interface SlaOutcome {
   fields: SlaFields;
@@ -17,10 +17,11 @@ export interface SlaOutcome {
 
 export interface TicketSla {
   /**
-   * A ticket about to be created: its fields, and the row of its clocks, which the ticket's own
-   * insert stores in the same statement (null: none to store).
+   * A ticket about to be created: its fields, and its clocks, which the ticket's own insert
+   * stores in the same statement (null: none to store): `insertSql` is the sla module's
+   * INSERT of `row` given as one jsonb parameter, the same text every time.
    */
-  planNew(db: Db, t: Pick<Ticket, 'id' | 'workspaceId' | 'teamId' | 'priority' | 'createdAt'>): Promise<{ fields: SlaFields; clocksRow: Record<string, unknown> | null }>;
+  planNew(db: Db, t: Pick<Ticket, 'id' | 'workspaceId' | 'teamId' | 'priority' | 'createdAt'>): Promise<{ fields: SlaFields; clocks: NewClocks | null }>;
   /** Status, priority or team changed (`after` as it will be written). */
   changed(db: Db, before: Ticket, after: Ticket, at: Date): Promise<SlaOutcome | null>;
   /** A public agent reply reached the customer at `at`; `by`: the agent who wrote it (null: not an agent, e.g. an API key). */

@@ -54,6 +54,12 @@ export interface SlaMark {
   dueAt: Date;
 }
 
+/** A new ticket's SLA clocks: the sla module's INSERT (one `?`: the row as jsonb) and the row. */
+export interface NewClocks {
+  insertSql: string;
+  row: Record<string, unknown>;
+}
+
 /** What the ticket row shows of its clocks. */
 export interface SlaFields {
   slaPolicyId: string | null;
@@ -257,12 +263,12 @@ function countFromCounters(db: Db, workspaceId: string, f: ListTicketsQuery): ((
 }
 
 /**
- * The numbered insert (insertNumbered): the number, the ticket, its ticket.created event and
- * its SLA clocks row (the sla module's, handed over by the SLA port; none when the last
- * parameter is null) in one prepared statement, so the numbering row is locked from here to
- * COMMIT with no round trip of the create's own in between.
+ * The numbered insert (insertNumbered): the number, the ticket, its ticket.created event and,
+ * given `clocksInsert` (the sla module's INSERT of its clocks row, handed over by the SLA
+ * port), the SLA clocks, in one prepared statement, so the numbering row is locked from here
+ * to COMMIT with no round trip of the create's own in between.
  */
-const INSERT_NUMBERED = `WITH n AS (
+const insertNumberedSql = (clocksInsert: string | null) => `WITH n AS (
      INSERT INTO ticket_numbers AS c (workspace_id, last_number) VALUES (?, 1)
      ON CONFLICT (workspace_id) DO UPDATE SET last_number = c.last_number + 1
      RETURNING last_number
@@ -278,11 +284,17 @@ const INSERT_NUMBERED = `WITH n AS (
    e AS (
      INSERT INTO events (id, workspace_id, type, ticket_id, contact_id, message_id, actor_type, actor_id, payload, detail, created_at)
      SELECT ?, ?, ?, ?, ?, ?, ?, ?, jsonb_set(?::jsonb, '{number}', to_jsonb(t.number)), ?::jsonb, ?::timestamptz FROM t
-   ),
-   s AS (
-     INSERT INTO sla_clocks SELECT r.* FROM jsonb_populate_record(NULL::sla_clocks, ?::jsonb) r WHERE r.ticket_id IS NOT NULL
-   )
+   )${clocksInsert === null ? '' : `,
+   s AS (${clocksInsert})`}
    SELECT * FROM t`;
+
+/** One prepared statement per text: without clocks, and with the (one) clocks INSERT the port hands over. */
+const INSERT_WITHOUT_CLOCKS = insertNumberedSql(null);
+let withClocks: { insert: string; sql: string } | null = null;
+function insertWithClocks(insert: string): string {
+  if (withClocks?.insert !== insert) withClocks = { insert, sql: insertNumberedSql(insert) };
+  return withClocks.sql;
+}
 
 export const ticketStore = {
   /**
@@ -293,13 +305,14 @@ export const ticketStore = {
    * so callers do this last: between it and COMMIT as little as possible should happen.
    * `event.payload` is the presented ticket; its `number` is filled in here.
    */
-  async insertNumbered(db: Db, t: NewTicket, sla: SlaFields, event: ReturnType<typeof eventRow>, slaClocks: Record<string, unknown> | null = null): Promise<Ticket> {
-    const r = await prepared(db, 'ticket_insert_numbered', INSERT_NUMBERED,
+  async insertNumbered(db: Db, t: NewTicket, sla: SlaFields, event: ReturnType<typeof eventRow>, clocks: NewClocks | null = null): Promise<Ticket> {
+    const [name, sql] = clocks ? ['ticket_insert_numbered_clocks', insertWithClocks(clocks.insertSql)] : ['ticket_insert_numbered', INSERT_WITHOUT_CLOCKS];
+    const r = await prepared(db, name, sql,
       [t.workspaceId, t.id, t.workspaceId, t.subject, t.description, t.status, t.priority, t.category, t.tags,
         JSON.stringify(t.customFields), t.contactId, t.teamId, t.assigneeId, t.accountId, t.createdAt, t.updatedAt,
         sla.slaPolicyId, sla.firstResponseDueAt, sla.nextResponseDueAt, sla.resolutionDueAt, sla.slaDueAt ?? 'infinity', sla.slaPaused, sla.slaAtRisk,
         event.id, event.workspace_id, event.type, event.ticket_id, event.contact_id, event.message_id, event.actor_type,
-        event.actor_id, event.payload, event.detail, event.created_at, slaClocks === null ? null : JSON.stringify(slaClocks)],
+        event.actor_id, event.payload, event.detail, event.created_at, ...(clocks ? [JSON.stringify(clocks.row)] : [])],
     );
     return toTicket(r.rows[0]);
   },
