@@ -22,7 +22,7 @@ import { countedFromCounters, LIST_SORTS } from './ticket-store.js';
 /**
  * A timestamptz as Date#toISOString() writes it (the columns are timestamptz(3): milliseconds
  * exact). The colons are quoted literals so that pgbench, which reads `:name` as a variable even
- * inside a string, runs the very same text (bench/sql/ticket-list.sql).
+ * inside a string, runs the very same text (bench/limit.ts captures it for `npm run bench:tickets`).
  */
 const iso = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.MS"Z"')`;
 
