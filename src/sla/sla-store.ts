@@ -40,11 +40,13 @@ const RUNS_NEXT = 'd.policy_id IS NOT NULL AND d.next_started_at IS NOT NULL AND
 const RUNS_RES = 'd.policy_id IS NOT NULL AND NOT d.res_done AND d.res_running_since IS NOT NULL AND d.res_due_at IS NOT NULL';
 
 /**
- * One clocks row given as a jsonb parameter, inserted: the SQL the SLA port hands the tickets
- * module for a new ticket, so its insert stores the clocks in the same statement while the
- * sla_clocks table stays this module's.
+ * One clocks row given as a jsonb parameter, then its ticket id as a parameter of its own (so
+ * a captured statement replays with a new id: bench/limit.ts), inserted: the SQL the SLA port
+ * hands the tickets module for a new ticket, so its insert stores the clocks in the same
+ * statement while the sla_clocks table stays this module's.
  */
-export const CLOCKS_INSERT_FROM_JSON = 'INSERT INTO sla_clocks SELECT r.* FROM jsonb_populate_record(NULL::sla_clocks, ?::jsonb) r';
+export const CLOCKS_INSERT_FROM_JSON = `INSERT INTO sla_clocks
+   SELECT r.* FROM jsonb_populate_record(NULL::sla_clocks, ?::jsonb || jsonb_build_object('ticket_id', ?::text)) r`;
 
 export const slaStore = {
   async load(db: Db, ticketId: string): Promise<Clocks | null> {

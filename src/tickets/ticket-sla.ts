@@ -19,7 +19,7 @@ export interface TicketSla {
   /**
    * A ticket about to be created: its fields, and its clocks, which the ticket's own insert
    * stores in the same statement (null: none to store): `insertSql` is the sla module's
-   * INSERT of `row` given as one jsonb parameter, the same text every time.
+   * INSERT of `row` (jsonb) for the ticket (its id), the same text every time.
    */
   planNew(db: Db, t: Pick<Ticket, 'id' | 'workspaceId' | 'teamId' | 'priority' | 'createdAt'>): Promise<{ fields: SlaFields; clocks: NewClocks | null }>;
   /** Status, priority or team changed (`after` as it will be written). */

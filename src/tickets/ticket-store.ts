@@ -54,7 +54,7 @@ export interface SlaMark {
   dueAt: Date;
 }
 
-/** A new ticket's SLA clocks: the sla module's INSERT (one `?`: the row as jsonb) and the row. */
+/** A new ticket's SLA clocks: the sla module's INSERT (two `?`: the row as jsonb, the ticket id) and the row. */
 export interface NewClocks {
   insertSql: string;
   row: Record<string, unknown>;
@@ -312,7 +312,7 @@ export const ticketStore = {
         JSON.stringify(t.customFields), t.contactId, t.teamId, t.assigneeId, t.accountId, t.createdAt, t.updatedAt,
         sla.slaPolicyId, sla.firstResponseDueAt, sla.nextResponseDueAt, sla.resolutionDueAt, sla.slaDueAt ?? 'infinity', sla.slaPaused, sla.slaAtRisk,
         event.id, event.workspace_id, event.type, event.ticket_id, event.contact_id, event.message_id, event.actor_type,
-        event.actor_id, event.payload, event.detail, event.created_at, ...(clocks ? [JSON.stringify(clocks.row)] : [])],
+        event.actor_id, event.payload, event.detail, event.created_at, ...(clocks ? [JSON.stringify(clocks.row), t.id] : [])],
     );
     return toTicket(r.rows[0]);
   },

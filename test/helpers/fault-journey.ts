@@ -15,7 +15,10 @@
  */
 import assert from 'node:assert/strict';
 import type { FakeUser, InjectedFault, Message } from './fake-bot-api.js';
-import { ticketRows, type TelegramHarness } from './telegram-harness.js';
+import { waitFor } from './process.js';
+import { settleConfirmed as settle, ticketRows, type TelegramHarness } from './telegram-harness.js';
+
+export { settle };
 
 /** A seed from TG_FAULT_SEED, else a fresh one: printed with any failure so it can be rerun. */
 export function faultSeed(): number {
@@ -28,35 +31,10 @@ export function faultSeed(): number {
   return Math.floor(Math.random() * 2 ** 31);
 }
 
-export async function until<T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** waitFor (test/helpers/process.ts) with the probe first, as these journeys call it. */
+export const until = <T>(check: () => Promise<T | undefined | null | false> | T | undefined | null | false, what: string, timeoutMs = 30_000): Promise<T> =>
+  waitFor(what, check, timeoutMs);
 
-/**
- * Everything the fake produced is confirmed, stored and handled, nothing waits to be sent,
- * and the fake produced nothing new meanwhile (each stage read after the one feeding it).
- */
-export async function settle(h: TelegramHarness, timeoutMs = 40_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const produced = h.fake.updatesFor(h.bot);
-    const pending = h.fake.pendingUpdatesFor(h.bot).length;
-    const last = produced.at(-1)?.update_id;
-    const stored = last === undefined || !!(await h.db('telegram_updates').where({ account_id: h.accountId, update_id: last }).first());
-    const [{ n: updates }] = await h.db('telegram_updates').whereNull('processed_at').count({ n: '*' });
-    const [{ n: sends }] = await h.db('telegram_sends').whereIn('status', ['queued', 'sending']).count({ n: '*' });
-    const quiet = h.fake.updatesFor(h.bot).length === produced.length;
-    if (pending === 0 && stored && Number(updates) === 0 && Number(sends) === 0 && quiet) return;
-    if (Date.now() > deadline) throw new Error(`not settled: ${pending} updates undelivered, stored=${stored}, ${updates} unhandled, ${sends} sends waiting`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** What the bot wrote in a customer's private chat, oldest first. */
 export const fromBot = (h: TelegramHarness, u: FakeUser): Message[] =>
@@ -303,4 +281,15 @@ export async function waitingSends(h: TelegramHarness): Promise<string> {
     .select('id', 'op', 'status', 'chat_id', 'ticket_id', 'priority', 'attempts', 'failures', 'next_attempt_at', 'lease_until', 'last_error');
   const windows = await h.db('telegram_rate_windows').whereNotNull('blocked_until').select('key', 'blocked_until');
   return `  sends not done: ${JSON.stringify(rows)}\n  paused: ${JSON.stringify(windows)}\n  now: ${new Date().toISOString()}`;
+}
+
+/** On failure: the seed to rerun with, the faults injected and what the service complained about. */
+export function reportOnFailure(seed: number, get: () => TelegramHarness): void {
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed') return;
+    const h = get();
+    console.log(`\n  Telegram fault probe failed: rerun with TG_FAULT_SEED=${seed}\n  faults: ${faultSummary(h.fake.injectedFaults)}`);
+    console.log(await waitingSends(h));
+    console.log(h.logs.filter((l) => /"level":(40|50)/.test(l)).slice(-25).join(''));
+  });
 }

@@ -138,6 +138,28 @@ export async function startTelegramHarness(db: Knex, opts: HarnessOptions = {}):
 }
 
 /**
+ * Everything the fake produced is confirmed, stored and handled, nothing waits to be sent,
+ * and the fake produced nothing new meanwhile (each stage read after the one feeding it).
+ * Stricter than `h.settle()`: it also waits for the fake's own queue of updates to be confirmed
+ * (faults and redeliveries keep it busy).
+ */
+export async function settleConfirmed(h: TelegramHarness, timeoutMs = 40_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const produced = h.fake.updatesFor(h.bot);
+    const pending = h.fake.pendingUpdatesFor(h.bot).length;
+    const last = produced.at(-1)?.update_id;
+    const stored = last === undefined || !!(await h.db('telegram_updates').where({ account_id: h.accountId, update_id: last }).first());
+    const [{ n: updates }] = await h.db('telegram_updates').whereNull('processed_at').count({ n: '*' });
+    const [{ n: sends }] = await h.db('telegram_sends').whereIn('status', ['queued', 'sending']).count({ n: '*' });
+    const quiet = h.fake.updatesFor(h.bot).length === produced.length;
+    if (pending === 0 && stored && Number(updates) === 0 && Number(sends) === 0 && quiet) return;
+    if (Date.now() > deadline) throw new Error(`not settled: ${pending} updates undelivered, stored=${stored}, ${updates} unhandled, ${sends} sends waiting`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
  * Ticket rows with their topic's state (ticket_topics) under the columns' old names
  * (topic_name, topic_closed, topic_card_message_id, topic_card_text, topic_card_pinned).
  */

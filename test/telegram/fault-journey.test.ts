@@ -17,23 +17,13 @@
 import assert from 'node:assert/strict';
 import type { FaultOptions } from '../helpers/fake-bot-api.js';
 import { useTelegramHarness, type TelegramHarness } from '../helpers/telegram-harness.js';
-import { assertDelivered, faultSeed, faultSummary, runJourneys, waitingSends } from '../helpers/fault-journey.js';
+import { assertDelivered, faultSeed, faultSummary, reportOnFailure, runJourneys } from '../helpers/fault-journey.js';
 
 const seed = faultSeed();
 const SEND_SIDE: Pick<FaultOptions, 'rate' | 'kinds' | 'retryAfter' | 'exceptMethods'> = {
   rate: 0.2, kinds: ['429', '5xx'], retryAfter: 1, exceptMethods: ['getUpdates', 'deleteWebhook'],
 };
 
-/** On failure: the seed to rerun with, the faults injected and what the service complained about. */
-function reportOnFailure(get: () => TelegramHarness): void {
-  afterEach(async function () {
-    if (this.currentTest?.state !== 'failed') return;
-    const h = get();
-    console.log(`\n  Telegram fault probe failed: rerun with TG_FAULT_SEED=${seed}\n  faults: ${faultSummary(h.fake.injectedFaults)}`);
-    console.log(await waitingSends(h));
-    console.log(h.logs.filter((l) => /"level":(40|50)/.test(l)).slice(-25).join(''));
-  });
-}
 
 describe(`Telegram under faults: 20 % of Bot API calls answered 429 or 5xx for whole journeys (seed ${seed})`, function () {
   this.timeout(55_000);
@@ -45,7 +35,7 @@ describe(`Telegram under faults: 20 % of Bot API calls answered 429 or 5xx for w
       h = harness.h;
       h.fake.setFaults({ ...SEND_SIDE, seed, effect: 'before' });
     });
-    reportOnFailure(() => h);
+    reportOnFailure(seed, () => h);
 
     it('three customers at once: form, ticket, topic, messages both ways — one topic and one card each, nothing repeated, lost or failed', async () => {
       const journeys = await runJourneys(h, 'b', 3);
@@ -63,7 +53,7 @@ describe(`Telegram under faults: 20 % of Bot API calls answered 429 or 5xx for w
       h = harness.h;
       h.fake.setFaults({ ...SEND_SIDE, seed, effect: 'after' });
     });
-    reportOnFailure(() => h);
+    reportOnFailure(seed, () => h);
 
     it('three customers at once: every message arrives, in order; repeats, extra topics and cards stay within the 5xx answers that hid an effect', async () => {
       const journeys = await runJourneys(h, 'a', 3);

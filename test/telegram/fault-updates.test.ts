@@ -14,19 +14,10 @@
  */
 import assert from 'node:assert/strict';
 import { useTelegramHarness, type TelegramHarness } from '../helpers/telegram-harness.js';
-import { assertDelivered, botTextsInTopic, faultSeed, faultSummary, runJourney, runJourneys, settle, until, waitingSends } from '../helpers/fault-journey.js';
+import { assertDelivered, botTextsInTopic, faultSeed, faultSummary, reportOnFailure, runJourney, runJourneys, settle, until } from '../helpers/fault-journey.js';
 
 const seed = faultSeed();
 
-function reportOnFailure(get: () => TelegramHarness): void {
-  afterEach(async function () {
-    if (this.currentTest?.state !== 'failed') return;
-    const h = get();
-    console.log(`\n  Telegram fault probe failed: rerun with TG_FAULT_SEED=${seed}\n  faults: ${faultSummary(h.fake.injectedFaults)}`);
-    console.log(await waitingSends(h));
-    console.log(h.logs.filter((l) => /"level":(40|50)/.test(l)).slice(-25).join(''));
-  });
-}
 
 describe(`Telegram under faults: updates come in once, in order (seed ${seed})`, function () {
   this.timeout(55_000);
@@ -35,7 +26,7 @@ describe(`Telegram under faults: updates come in once, in order (seed ${seed})`,
     const harness = useTelegramHarness();
     let h: TelegramHarness;
     before(() => { h = harness.h; });
-    reportOnFailure(() => h);
+    reportOnFailure(seed, () => h);
 
     it('loses and repeats nothing when getUpdates fails after confirming the offset, before it, or with a 429', async () => {
       const j = await runJourney(h, 'u');
@@ -68,7 +59,7 @@ describe(`Telegram under faults: updates come in once, in order (seed ${seed})`,
       h = harness.h;
       h.fake.setFaults({ rate: 0.2, seed, kinds: ['429', '5xx'], effect: 'mixed', retryAfter: 1, webhook: true });
     });
-    reportOnFailure(() => h);
+    reportOnFailure(seed, () => h);
 
     it('two customers at once: a redelivered update has no second effect; every message arrives, in order', async () => {
       const journeys = await runJourneys(h, 'w', 2);

@@ -15,34 +15,12 @@ import { createTelegram } from '../../src/telegram/telegram.js';
 import { updateInbox } from '../../src/telegram/update-inbox.js';
 import { webhookSecretFor } from '../../src/telegram/webhook-secret.js';
 import type { FakeUser, Message, Update } from '../helpers/fake-bot-api.js';
-import { useTelegramHarness, type TelegramHarness, ticketRows } from '../helpers/telegram-harness.js';
+import { settleConfirmed as settle, useTelegramHarness, type TelegramHarness, ticketRows } from '../helpers/telegram-harness.js';
 
 // ------------------------------------------------------------------------------------------
 // Journeys shared by the tests
 // ------------------------------------------------------------------------------------------
 
-/**
- * Waits until every update the fake produced is stored and handled and no send is waiting.
- * These tests also store updates the fake never produced (crafted ones, webhook POSTs), so
- * counting handled rows against the fake's updates (h.settle()) could be satisfied too early:
- * here the fake's own queue must be confirmed and its last update stored, each stage read
- * after the one that feeds it, and a round counts only if the fake produced nothing meanwhile.
- */
-async function settle(h: TelegramHarness, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const produced = h.fake.updatesFor(h.bot);
-    const pending = h.fake.pendingUpdatesFor(h.bot).length;
-    const last = produced.at(-1)?.update_id;
-    const stored = last === undefined || !!(await h.db('telegram_updates').where({ account_id: h.accountId, update_id: last }).first());
-    const [{ n: updates }] = await h.db('telegram_updates').whereNull('processed_at').count({ n: '*' });
-    const [{ n: sends }] = await h.db('telegram_sends').whereIn('status', ['queued', 'sending']).count({ n: '*' });
-    const quiet = h.fake.updatesFor(h.bot).length === produced.length;
-    if (pending === 0 && stored && Number(updates) === 0 && Number(sends) === 0 && quiet) return;
-    if (Date.now() > deadline) throw new Error(`not settled: ${pending} undelivered, stored=${stored}, ${updates} updates, ${sends} sends`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** What the bot has written to this customer, oldest first. */
 const fromBot = (h: TelegramHarness, user: FakeUser): Message[] =>
