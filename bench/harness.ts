@@ -4,8 +4,8 @@
  * event loop), and autocannon runs summarised as p50/p99/req/s.
  */
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, chmodSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, chmodSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +23,10 @@ export interface BenchEnv {
   knex: Knex;
   databaseUrl: string;
   baseUrl: string;
-  /** The service process's pid (its RSS is reported with each run). */
+  /** The service process's pid (its RSS and CPU are reported with each run). */
   pid: number;
+  /** PostgreSQL's postmaster, when it runs on this machine (its CPU is reported too). */
+  postmasterPid: number | null;
   close(): Promise<void>;
 }
 
@@ -61,7 +63,7 @@ export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Pr
   const { knex, databaseUrl } = database;
   const port = await freePort();
   const devNull = openSync('/dev/null', 'w');
-  const server: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const server: ChildProcess = spawn(process.execPath, [...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', SCHEDULER_ENABLED: 'false', ...serviceEnv },
     stdio: ['ignore', devNull, 'inherit'],
@@ -80,6 +82,7 @@ export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Pr
     databaseUrl,
     baseUrl,
     pid: server.pid!,
+    postmasterPid: await findPostmasterPid(knex),
     async close() {
       server.kill('SIGTERM');
       await new Promise((r) => server.once('exit', r));
@@ -101,12 +104,85 @@ export interface BenchResult {
   errors: number;
   /** Peak resident memory of the service process during the run, MB (when its pid was given). */
   rssMb?: number;
+  /** CPU (user + system) the service process spent per request, ms (when its pid was given). */
+  cpuMsPerRequest?: number;
+  /** CPU all of PostgreSQL's processes spent per request, ms (when its postmaster is on this machine). */
+  postgresCpuMsPerRequest?: number;
 }
 
 /** A process's resident set from /proc, in kB: `VmRSS` now or `VmHWM` (peak since start or the last reset). */
 export function procMemoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+
+/** /proc/<pid>/stat after the command name: state, ppid, … (field 3 onwards of proc(5)). */
+function statFields(pid: number | string): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU time (user + system, ms) a process has used, with its children that exited (and were
+ * waited for) included; null when /proc cannot tell.
+ */
+export function cpuMs(pid: number): number | null {
+  const f = statFields(pid);
+  // utime, stime, cutime, cstime: fields 14–17 of proc(5), in clock ticks.
+  return f ? ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / CLK_TCK : null;
+}
+
+/**
+ * CPU time (ms) a PostgreSQL server has used: the postmaster, the backends and workers it has
+ * now and those that have exited. Null when the postmaster is not a process of this machine.
+ */
+export function postgresCpuMs(postmasterPid: number | null | undefined): number | null {
+  if (!postmasterPid) return null;
+  let total = cpuMs(postmasterPid);
+  if (total === null) return null;
+  for (const child of postgresChildren(postmasterPid)) total += ((Number(child[11]) + Number(child[12])) * 1000) / CLK_TCK;
+  return total;
+}
+
+/** The stat fields of the postmaster's child processes (backends, workers; exited ones not yet waited for included). */
+function postgresChildren(postmasterPid: number): string[][] {
+  const children: string[][] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = statFields(entry);
+    if (f && Number(f[1]) === postmasterPid) children.push(f);
+  }
+  return children;
+}
+
+/**
+ * Waits (2 s at most) until the postmaster has as few children as `count`: a client's backends
+ * that exited count in the postmaster's own CPU only once it has waited for them.
+ */
+export async function settlePostgres(postmasterPid: number | null | undefined, count: number): Promise<void> {
+  if (!postmasterPid) return;
+  const deadline = Date.now() + 2000;
+  while (postgresChildren(postmasterPid).length > count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** How many processes the postmaster has now (0 when it is not on this machine). */
+export const postgresProcessCount = (postmasterPid: number | null | undefined): number => (postmasterPid ? postgresChildren(postmasterPid).length : 0);
+
+/** The pid of the postmaster behind `databaseUrl` when it runs on this machine (its CPU is then measured), else null. */
+export async function findPostmasterPid(knex: Knex): Promise<number | null> {
+  const { rows } = await knex.raw('SELECT pg_backend_pid() AS pid');
+  try {
+    const m = /^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${rows[0].pid}/status`, 'utf8'));
     return m ? Number(m[1]) : null;
   } catch {
     return null;
@@ -134,13 +210,19 @@ export function watchRss(pid: number): { stop(): number | undefined } {
   };
 }
 
-/** autocannon against `opts.url` after a warm-up; `pid`: the service process, whose peak RSS during the measured part is reported. */
-export async function run(name: string, opts: autocannon.Options & { warmupSeconds?: number; pid?: number }): Promise<BenchResult> {
-  const { warmupSeconds = 2, pid, ...options } = opts;
+/**
+ * autocannon against `opts.url` after a warm-up. `pid`: the service process, whose peak RSS and
+ * CPU per request during the measured part are reported; `postmasterPid`: PostgreSQL's, likewise.
+ */
+export async function run(name: string, opts: autocannon.Options & { warmupSeconds?: number; pid?: number; postmasterPid?: number | null }): Promise<BenchResult> {
+  const { warmupSeconds = 2, pid, postmasterPid, ...options } = opts;
   if (warmupSeconds > 0) await autocannon({ ...options, duration: warmupSeconds });
   const rss = pid ? watchRss(pid) : null;
+  const cpuBefore = { service: pid ? cpuMs(pid) : null, postgres: postgresCpuMs(postmasterPid) };
   const r = await autocannon(options);
   const rssMb = rss?.stop();
+  const perRequest = (before: number | null, after: number | null) =>
+    before !== null && after !== null && r.requests.total > 0 ? Math.round(((after - before) / r.requests.total) * 1000) / 1000 : undefined;
   const result = {
     name,
     connections: options.connections ?? 10,
@@ -153,9 +235,17 @@ export async function run(name: string, opts: autocannon.Options & { warmupSecon
     non2xx: r.non2xx,
     errors: r.errors + r.timeouts,
     rssMb,
+    cpuMsPerRequest: perRequest(cpuBefore.service, pid ? cpuMs(pid) : null),
+    postgresCpuMsPerRequest: perRequest(cpuBefore.postgres, postgresCpuMs(postmasterPid)),
   };
-  process.stderr.write(`${name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}${rssMb ? `, peak RSS ${rssMb} MB` : ''}\n`);
+  process.stderr.write(`${name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}${rssMb ? `, peak RSS ${rssMb} MB` : ''}${cpuText(result)}\n`);
   return result;
+}
+
+/** `, CPU ms/request: service 0.41, PostgreSQL 0.22` for whichever was measured. */
+export function cpuText(r: { cpuMsPerRequest?: number; postgresCpuMsPerRequest?: number }, per = 'request'): string {
+  const parts = [r.cpuMsPerRequest !== undefined ? `service ${r.cpuMsPerRequest}` : '', r.postgresCpuMsPerRequest !== undefined ? `PostgreSQL ${r.postgresCpuMsPerRequest}` : ''].filter(Boolean);
+  return parts.length ? `, CPU ms/${per}: ${parts.join(', ')}` : '';
 }
 
 export function table(results: BenchResult[]): string {

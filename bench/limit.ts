@@ -37,7 +37,7 @@ import { createKnex } from '../src/db/knex.js';
 import { createHttpServer } from '../src/http/server.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
-import { run, watchRss, type BenchResult } from './harness.js';
+import { cpuText, postgresCpuMs, postgresProcessCount, run, settlePostgres, watchRss, type BenchResult } from './harness.js';
 
 const ROUNDS = Number(process.env.BENCH_LIMIT_ROUNDS ?? 2);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
@@ -255,7 +255,11 @@ export function findPgbench(): string | null {
   return null;
 }
 
-export interface PgbenchResult { tps: number; transactions: number; p50: number; p99: number; aborted: number; error?: string }
+export interface PgbenchResult {
+  tps: number; transactions: number; p50: number; p99: number; aborted: number; error?: string;
+  /** CPU all of PostgreSQL's processes spent per transaction, ms (when its postmaster is on this machine). */
+  postgresCpuMsPerTx?: number;
+}
 
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return 0;
@@ -263,7 +267,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** One pgbench run of `scripts` (equal weights): tps and latency percentiles (ms) from its per-transaction log. */
-export async function runPgbench(bin: string, opts: { databaseUrl: string; scripts: PgbenchScript[]; mode: 'extended' | 'prepared'; connections: number; seconds: number; dir: string }): Promise<PgbenchResult> {
+export async function runPgbench(bin: string, opts: { databaseUrl: string; scripts: PgbenchScript[]; mode: 'extended' | 'prepared'; connections: number; seconds: number; dir: string; postmasterPid?: number | null }): Promise<PgbenchResult> {
   const logDir = mkdtempSync(path.join(opts.dir, 'log-'));
   const args = ['-n', '-M', opts.mode, '-c', String(opts.connections), '-j', String(Math.min(PGBENCH_THREADS, opts.connections)), '-T', String(opts.seconds), '-l', '--log-prefix', path.join(logDir, 'tx')];
   for (const [i, s] of opts.scripts.entries()) {
@@ -273,12 +277,17 @@ export async function runPgbench(bin: string, opts: { databaseUrl: string; scrip
     for (const [k, v] of Object.entries(s.defines)) args.push('-D', `${k}=${v}`);
   }
   args.push(opts.databaseUrl);
+  const processes = postgresProcessCount(opts.postmasterPid);
+  const cpuBefore = postgresCpuMs(opts.postmasterPid);
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { err += d; });
   const code = await new Promise<number | null>((r) => child.once('close', r));
+  // pgbench's backends have exited: their CPU is the postmaster's once it has waited for them.
+  await settlePostgres(opts.postmasterPid, processes);
+  const cpuAfter = postgresCpuMs(opts.postmasterPid);
   const latencies: number[] = [];
   for (const f of readdirSync(logDir)) {
     for (const line of readFileSync(path.join(logDir, f), 'utf8').split('\n')) {
@@ -291,7 +300,8 @@ export async function runPgbench(bin: string, opts: { databaseUrl: string; scrip
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? 0);
   const aborted = (err.match(/aborted in command/g) ?? []).length;
   const error = aborted || code !== 0 ? (/ERROR:.*$/m.exec(err)?.[0] ?? err.trim().split('\n').pop()) : undefined;
-  return { tps: Math.round(tps), transactions: latencies.length, p50: round1(percentile(latencies, 50)), p99: round1(percentile(latencies, 99)), aborted, error };
+  const postgresCpuMsPerTx = cpuBefore !== null && cpuAfter !== null && latencies.length ? Math.round(((cpuAfter - cpuBefore) / latencies.length) * 1000) / 1000 : undefined;
+  return { tps: Math.round(tps), transactions: latencies.length, p50: round1(percentile(latencies, 50)), p99: round1(percentile(latencies, 99)), aborted, error, postgresCpuMsPerTx };
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -314,7 +324,7 @@ export interface LimitResult extends BenchResult {
   warnings: string[];
 }
 
-export interface LimitContext { databaseUrl: string; pid: number; connections: number; seconds: number }
+export interface LimitContext { databaseUrl: string; pid: number; postmasterPid?: number | null; connections: number; seconds: number }
 
 /**
  * The service and pgbench (extended, then prepared), interleaved over BENCH_LIMIT_ROUNDS rounds;
@@ -342,15 +352,15 @@ export async function runLimit(ctx: LimitContext, scenario: LimitScenario): Prom
     const service: BenchResult[] = [];
     const extended: PgbenchResult[] = [];
     const prepared: PgbenchResult[] = [];
-    const common = { databaseUrl: ctx.databaseUrl, scripts, connections: ctx.connections, seconds: ctx.seconds, dir };
+    const common = { databaseUrl: ctx.databaseUrl, scripts, connections: ctx.connections, seconds: ctx.seconds, dir, postmasterPid: ctx.postmasterPid };
     for (let round = 1; round <= Math.max(1, ROUNDS); round++) {
-      service.push(await run(`${scenario.name} [round ${round}]`, { ...scenario.load, connections: ctx.connections, duration: ctx.seconds, warmupSeconds: WARMUP_SECONDS, pid: ctx.pid }));
+      service.push(await run(`${scenario.name} [round ${round}]`, { ...scenario.load, connections: ctx.connections, duration: ctx.seconds, warmupSeconds: WARMUP_SECONDS, pid: ctx.pid, postmasterPid: ctx.postmasterPid }));
       if (!bin) continue;
       for (const [mode, into] of [['extended', extended], ['prepared', prepared]] as const) {
         if (WARMUP_SECONDS > 0) await runPgbench(bin, { ...common, mode, seconds: WARMUP_SECONDS });
         const r = await runPgbench(bin, { ...common, mode });
         into.push(r);
-        process.stderr.write(`  pgbench -M ${mode}: ${r.tps} tps, p50 ${r.p50} ms, p99 ${r.p99} ms${r.aborted ? `, ${r.aborted} clients aborted: ${r.error}` : r.error ? `, ${r.error}` : ''}\n`);
+        process.stderr.write(`  pgbench -M ${mode}: ${r.tps} tps, p50 ${r.p50} ms, p99 ${r.p99} ms${cpuText({ postgresCpuMsPerRequest: r.postgresCpuMsPerTx }, 'tx')}${r.aborted ? `, ${r.aborted} clients aborted: ${r.error}` : r.error ? `, ${r.error}` : ''}\n`);
       }
     }
     const mean = (xs: number[]) => (xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : 0);
@@ -361,8 +371,14 @@ export async function runLimit(ctx: LimitContext, scenario: LimitScenario): Prom
       p99: round1(mean(rs.map((r) => r.p99))),
       aborted: rs.reduce((x, r) => x + r.aborted, 0),
       error: rs.find((r) => r.error)?.error,
+      postgresCpuMsPerTx: meanOf(rs.map((r) => r.postgresCpuMsPerTx)),
     } : undefined;
     const rss = service.map((r) => r.rssMb ?? 0);
+    /** The mean of the values measured (undefined when none was). */
+    function meanOf(xs: (number | undefined)[]): number | undefined {
+      const known = xs.filter((x): x is number => x !== undefined);
+      return known.length ? Math.round(mean(known) * 1000) / 1000 : undefined;
+    }
     return {
       name: scenario.name,
       connections: ctx.connections,
@@ -375,6 +391,8 @@ export async function runLimit(ctx: LimitContext, scenario: LimitScenario): Prom
       non2xx: service.reduce((x, r) => x + r.non2xx, 0),
       errors: service.reduce((x, r) => x + r.errors, 0),
       rssMb: Math.max(...rss) || undefined,
+      cpuMsPerRequest: meanOf(service.map((r) => r.cpuMsPerRequest)),
+      postgresCpuMsPerRequest: meanOf(service.map((r) => r.postgresCpuMsPerRequest)),
       statements: scripts[0]?.statements ?? 0,
       extended: meanPgbench(extended),
       prepared: meanPgbench(prepared),
@@ -403,13 +421,13 @@ const ratio = (service: number, limit?: PgbenchResult) => (limit?.tps ? (service
 /** The service against its limit: req/s and tps, the ratios, latencies, errors and peak RSS. */
 export function limitTable(results: LimitResult[]): string {
   const head = [
-    '| scenario | conns | stmts | service req/s | p50 ms | p99 ms | pgbench extended tps | p50 ms | p99 ms | ratio | pgbench prepared tps | p50 ms | p99 ms | ratio | errors (service · pgbench) | service peak RSS MB |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | conns | stmts | service req/s | p50 ms | p99 ms | pgbench extended tps | p50 ms | p99 ms | ratio | pgbench prepared tps | p50 ms | p99 ms | ratio | errors (service · pgbench) | service peak RSS MB | CPU ms per request: service · PostgreSQL | PostgreSQL CPU ms per tx: extended · prepared |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const rows = results.map((r) => {
     const e = r.extended;
     const p = r.prepared;
-    return `| ${r.name} | ${r.connections} | ${r.statements || ''} | ${r.rps} | ${r.p50} | ${r.p99} | ${e?.tps ?? ''} | ${e?.p50 ?? ''} | ${e?.p99 ?? ''} | ${ratio(r.rps, e)} | ${p?.tps ?? ''} | ${p?.p50 ?? ''} | ${p?.p99 ?? ''} | ${ratio(r.rps, p)} | ${r.non2xx + r.errors} · ${(e?.aborted ?? 0) + (p?.aborted ?? 0)} | ${r.rssMb ?? ''} |`;
+    return `| ${r.name} | ${r.connections} | ${r.statements || ''} | ${r.rps} | ${r.p50} | ${r.p99} | ${e?.tps ?? ''} | ${e?.p50 ?? ''} | ${e?.p99 ?? ''} | ${ratio(r.rps, e)} | ${p?.tps ?? ''} | ${p?.p50 ?? ''} | ${p?.p99 ?? ''} | ${ratio(r.rps, p)} | ${r.non2xx + r.errors} · ${(e?.aborted ?? 0) + (p?.aborted ?? 0)} | ${r.rssMb ?? ''} | ${r.cpuMsPerRequest ?? ''} · ${r.postgresCpuMsPerRequest ?? ''} | ${e?.postgresCpuMsPerTx ?? ''} · ${p?.postgresCpuMsPerTx ?? ''} |`;
   });
   const notes = results.flatMap((r) => [...r.warnings, ...[r.extended, r.prepared].filter((x) => x?.error).map((x) => `pgbench: ${x!.error}`)].map((w) => `- ${r.name}: ${w}`));
   const settings = `Interleaved, ${Math.max(1, ROUNDS)} round(s) of ${results[0]?.seconds ?? ''} s each (service, pgbench -M extended, pgbench -M prepared), ${WARMUP_SECONDS} s warm-up before each; figures are the rounds' means, RSS the peak. Ratio = service req/s ÷ pgbench tps of the same statements.`;

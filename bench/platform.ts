@@ -23,12 +23,12 @@ try {
   const { token } = await services.apiKeys.create(env.knex, { workspaceId: 'ws_default', name: 'bench', scopes: ['all'], rateLimitPerMinute: 1_000_000_000 });
   for (let i = 0; i < 200; i++) await services.apiKeys.create(env.knex, { workspaceId: 'ws_default', name: `filler ${i}`, scopes: ['read:tickets'] });
   const headers = { authorization: `Bearer ${token}` };
-  const common = { connections: CONNECTIONS, duration: DURATION, pid: env.pid };
+  const common = { connections: CONNECTIONS, duration: DURATION, pid: env.pid, postmasterPid: env.postmasterPid };
   const url = (path: string) => env.baseUrl + path;
   const results: BenchResult[] = [];
   results.push(await run('GET /healthz (no auth, no db)', { ...common, url: url('/healthz') }));
   const me = await runLimit(
-    { databaseUrl: env.databaseUrl, pid: env.pid, connections: CONNECTIONS, seconds: DURATION },
+    { databaseUrl: env.databaseUrl, pid: env.pid, postmasterPid: env.postmasterPid, connections: CONNECTIONS, seconds: DURATION },
     { name: 'GET /v1/me (auth + rate limit)', load: { url: url('/v1/me'), headers }, samples: [() => ({ path: '/v1/me', headers })] },
   );
   results.push(me);

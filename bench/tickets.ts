@@ -79,8 +79,8 @@ try {
 
   const keys = await Promise.all(workspaces.map(async (id) => (await services.apiKeys.create(knex, { workspaceId: id, name: 'bench', scopes: ['all'], rateLimitPerMinute: 10_000_000 })).token));
   const headers = { authorization: `Bearer ${keys[0]}` };
-  const common = { connections: CONNECTIONS, duration: DURATION, pid: env.pid };
-  const ctx = { databaseUrl: env.databaseUrl, pid: env.pid, connections: CONNECTIONS, seconds: DURATION };
+  const common = { connections: CONNECTIONS, duration: DURATION, pid: env.pid, postmasterPid: env.postmasterPid };
+  const ctx = { databaseUrl: env.databaseUrl, pid: env.pid, postmasterPid: env.postmasterPid, connections: CONNECTIONS, seconds: DURATION };
   const limits: LimitResult[] = [];
   const limit = async (r: LimitResult) => { limits.push(r); results.push(r); };
   const url = (p: string) => env.baseUrl + p;

@@ -23,7 +23,7 @@ import { drainable, type Drainable } from './http/drain.js';
 import { createOpsMetrics } from './http/metrics.js';
 import { createHttpServer } from './http/server.js';
 import { systemClock } from './lib/clock.js';
-import { createLogger } from './lib/logger.js';
+import { bufferedStdout, createLogger } from './lib/logger.js';
 import { createWebhookWorker, type WebhookWorker } from './webhooks/webhook-worker.js';
 import { createTelegram, type Telegram } from './telegram/telegram.js';
 
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, bufferedStdout());
   // pino writes stdout asynchronously: flush first, or the last lines (say "stopped") are lost.
   const exit = (code: number): Promise<never> => new Promise(() => logger.flush(() => process.exit(code)));
 

@@ -5,7 +5,9 @@
  * finder here ignores removed rows. The bot token is read only by the bot runtime
  * (listRunnable / findRunnable) and never reaches an API shape.
  */
+import { CONTACT_COLUMNS } from '../contacts/contact.js';
 import type { Db } from '../db/knex.js';
+import { prepared } from '../db/prepared.js';
 import { paginate, type PageRequest } from '../kernel/pagination.js';
 import { newId } from '../lib/ids.js';
 import type { AccountJson } from './account-schemas.js';
@@ -67,6 +69,24 @@ export function presentAccount(a: AccountRecord): AccountJson {
 /** The columns an API answer is built from (the token is not among them). */
 const RECORD_COLUMNS = ['id', 'workspace_id', 'name', 'bot_user_id', 'bot_username', 'support_chat_id', 'is_default', 'created_at', 'updated_at'] as const;
 
+/**
+ * A contact and its preferred bot (see contactWithPreferred). Prepared: every ticket created for
+ * a known contact runs it. Its columns are named: a prepared `c.*` would break on every
+ * connection holding it when a migration adds a column to contacts.
+ */
+const CONTACT_WITH_PREFERRED_BOT = `SELECT ${CONTACT_COLUMNS.map((c) => `c.${c}`).join(', ')}, to_jsonb(a) AS preferred_account
+   FROM contacts c
+   LEFT JOIN LATERAL (
+     SELECT a.id, a.workspace_id, a.name, a.bot_user_id, a.bot_username, a.support_chat_id, a.is_default
+       FROM accounts a
+      WHERE a.workspace_id = c.workspace_id
+        AND a.deleted_at IS NULL
+        AND (a.is_default OR a.id = (SELECT cc.account_id FROM contact_chats cc WHERE cc.contact_id = c.id ORDER BY cc.last_inbound_at DESC LIMIT 1))
+      ORDER BY a.is_default
+      LIMIT 1
+   ) a ON true
+  WHERE c.workspace_id = ? AND c.id = ?`;
+
 const live = (db: Db) => db('accounts').whereNull('deleted_at');
 
 export const accountStore = {
@@ -81,21 +101,7 @@ export const accountStore = {
    * Removed bots are skipped. Null when the contact does not exist in the workspace.
    */
   async contactWithPreferred(db: Db, workspaceId: string, contactId: string): Promise<{ contactRow: any; account: Account | null } | null> {
-    const r = await db.raw(
-      `SELECT c.*, to_jsonb(a) AS preferred_account
-         FROM contacts c
-         LEFT JOIN LATERAL (
-           SELECT a.id, a.workspace_id, a.name, a.bot_user_id, a.bot_username, a.support_chat_id, a.is_default
-             FROM accounts a
-            WHERE a.workspace_id = c.workspace_id
-              AND a.deleted_at IS NULL
-              AND (a.is_default OR a.id = (SELECT cc.account_id FROM contact_chats cc WHERE cc.contact_id = c.id ORDER BY cc.last_inbound_at DESC LIMIT 1))
-            ORDER BY a.is_default
-            LIMIT 1
-         ) a ON true
-        WHERE c.workspace_id = ? AND c.id = ?`,
-      [workspaceId, contactId],
-    );
+    const r = await prepared(db, 'contact_with_preferred_bot', CONTACT_WITH_PREFERRED_BOT, [workspaceId, contactId]);
     const row = r.rows[0];
     if (!row) return null;
     return { contactRow: row, account: row.preferred_account ? toAccount(row.preferred_account) : null };

@@ -10,7 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
-import type { Knex } from '../db/knex.js';
+import type { Db, Knex } from '../db/knex.js';
+import { inTransaction, rollback } from '../db/transaction.js';
 import { prepared } from '../db/prepared.js';
 import { AppError, type ErrorCode } from '../kernel/errors.js';
 
@@ -63,22 +64,42 @@ export function fingerprint(method: string, path: string, query: unknown, body: 
   return createHash('sha256').update(`${method} ${path}\n${stringify(query)}\n${stringify(body ?? null)}`).digest('hex');
 }
 
+/** How runUnderKey answers: a replay of what is stored, the run itself, or a refusal to store. */
+export interface KeyedRun<T> {
+  /** The key's stored outcome, to answer with instead of running. */
+  replay(stored: StoredOutcome): T;
+  /** The work and the save() of its outcome, in `trx` with the claim. May call rollback(): nothing is kept. */
+  run(trx: Knex.Transaction): Promise<T>;
+  /** A business error `run` threw: answer it and save() it as the key's outcome, in `trx`. */
+  refuse(trx: Knex.Transaction, error: AppError): Promise<T>;
+}
+
 /**
- * Runs `fn` in a savepoint of `trx`. A business error (isStoredOutcome) undoes fn's writes but
- * not the key's claim and is returned, to be stored; anything else is thrown (and rolls the key
- * back with the transaction).
+ * Claims the key and runs the work in one transaction. A business error (isStoredOutcome) is
+ * an outcome to keep under the key but its writes must go: the whole transaction rolls back,
+ * claim included, and a fresh one claims the key again and stores the refusal. That costs the
+ * rare refusal one transaction more, where a savepoint around the work would cost every request
+ * a round trip inside the window where the work holds hot row locks (a workspace's numbering).
+ * If another request with the same key ran in between, its outcome is replayed instead, exactly
+ * what that request's client got. Other errors roll everything back and are thrown.
  */
-export async function attemptInSavepoint<T>(trx: Knex.Transaction, fn: () => Promise<T>): Promise<{ value: T } | { error: AppError }> {
-  // Never released: COMMIT ends it anyway, and a RELEASE would be one more round trip inside
-  // the window where fn may hold hot row locks (a workspace's ticket numbering).
-  await trx.raw('SAVEPOINT idempotent_handler');
-  try {
-    return { value: await fn() };
-  } catch (err) {
-    if (!isStoredOutcome(err)) throw err;
-    await trx.raw('ROLLBACK TO SAVEPOINT idempotent_handler');
-    return { error: err };
-  }
+export async function runUnderKey<T>(db: Db, keys: IdempotencyKeys, use: KeyUse, how: KeyedRun<T>): Promise<T | undefined> {
+  const first = await inTransaction(db, async (trx): Promise<{ done: T } | { refused: AppError }> => {
+    const stored = await keys.claim(trx, use);
+    if (stored) return { done: how.replay(stored) };
+    try {
+      return { done: await how.run(trx) };
+    } catch (err) {
+      if (isStoredOutcome(err)) rollback({ refused: err });
+      throw err;
+    }
+  });
+  if (first === undefined) return undefined; // run() rolled back on purpose
+  if ('done' in first) return first.done;
+  return inTransaction(db, async (trx) => {
+    const stored = await keys.claim(trx, use);
+    return stored ? how.replay(stored) : how.refuse(trx, first.refused);
+  });
 }
 
 /**

@@ -12,7 +12,8 @@
  * - Rejections of the request itself (validation, auth, rate limit) and 5xx — thrown or
  *   merely answered — are not stored: the transaction rolls back and the client may retry
  *   with the same key. Business outcomes (404, 409…) are stored and replayed like successes;
- *   the handler's writes before such an error are undone (it runs in a savepoint).
+ *   the handler's writes before such an error are undone (runUnderKey stores the refusal in a
+ *   transaction of its own).
  * - A replay sends the stored status, Content-Type, Location and body bytes, plus
  *   `Idempotent-Replayed: true`.
  * The key store itself (claim, save, fingerprint) is ./idempotency-keys.ts, shared with MCP.
@@ -23,7 +24,7 @@ import type { Knex } from '../db/knex.js';
 import { inTransaction, rollback } from '../db/transaction.js';
 import { AppError } from '../kernel/errors.js';
 import { renderProblem } from './errors.js';
-import { attemptInSavepoint, fingerprint, idempotencyKeys, isValidIdempotencyKey } from './idempotency-keys.js';
+import { fingerprint, idempotencyKeys, isValidIdempotencyKey, runUnderKey, type StoredOutcome } from './idempotency-keys.js';
 import type { AppState } from './route.js';
 
 export interface IdempotencyOptions {
@@ -99,32 +100,20 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
       fingerprint: fingerprint(ctx.method, ctx.path, ctx.query, ctx.request.body),
     };
 
-    await inTransaction(opts.db, async (trx) => {
-      const stored = await keys.claim(trx, use);
-      if (stored) {
-        ctx.status = stored.status;
-        for (const [h, v] of Object.entries(stored.headers)) ctx.set(h, v);
-        ctx.set('Idempotent-Replayed', 'true');
-        // No stored body: leave ctx.body unset, as the first response did (setting it to null
-        // would turn e.g. a 202 into a 204).
-        if (stored.body !== null) {
-          if (stored.type) ctx.type = stored.type;
-          ctx.body = stored.body;
-        }
-        return;
+    const replay = (stored: StoredOutcome) => {
+      ctx.status = stored.status;
+      for (const [h, v] of Object.entries(stored.headers)) ctx.set(h, v);
+      ctx.set('Idempotent-Replayed', 'true');
+      // No stored body: leave ctx.body unset, as the first response did (setting it to null
+      // would turn e.g. a 202 into a 204).
+      if (stored.body !== null) {
+        if (stored.type) ctx.type = stored.type;
+        ctx.body = stored.body;
       }
+    };
 
-      // Business errors are remembered (their writes undone), everything else rolls the key back too.
-      try {
-        ctx.state.db = trx;
-        const outcome = await attemptInSavepoint(trx, async () => { await next(); });
-        if ('error' in outcome) renderProblem(ctx, outcome.error);
-      } finally {
-        ctx.state.db = opts.db;
-      }
-      // A 5xx the handler answered without throwing: not an outcome to replay for 24 h.
-      if (ctx.status >= 500) rollback();
-
+    /** Saves the response as the key's outcome and sends the very bytes it saved. */
+    const save = async (trx: Knex.Transaction) => {
       const headers = Object.fromEntries(REPLAYED_HEADERS.filter((h) => ctx.response.get(h)).map((h) => [h, ctx.response.get(h)]));
       const type = ctx.response.type;
       const body = await bodyText(ctx.body);
@@ -136,6 +125,26 @@ export function idempotency(opts: IdempotencyOptions): Middleware<AppState> {
         ctx.body = body;
         ctx.type = type;
       }
+    };
+
+    await runUnderKey(opts.db, keys, use, {
+      replay,
+      async run(trx) {
+        try {
+          ctx.state.db = trx;
+          await next();
+        } finally {
+          ctx.state.db = opts.db;
+        }
+        // A 5xx the handler answered without throwing: not an outcome to replay for 24 h.
+        if (ctx.status >= 500) rollback();
+        await save(trx);
+      },
+      // A business error: its writes are gone with the first transaction; it is remembered.
+      async refuse(trx, error) {
+        renderProblem(ctx, error);
+        await save(trx);
+      },
     });
   };
 }

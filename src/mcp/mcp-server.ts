@@ -15,7 +15,7 @@ import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, typ
 import type { Knex } from '../db/knex.js';
 import { inTransaction } from '../db/transaction.js';
 import { toAppError } from '../http/errors.js';
-import { attemptInSavepoint, fingerprint, IDEMPOTENCY_KEY_PATTERN, type IdempotencyKeys } from '../http/idempotency-keys.js';
+import { fingerprint, IDEMPOTENCY_KEY_PATTERN, runUnderKey, type IdempotencyKeys } from '../http/idempotency-keys.js';
 import type { AuthContext } from '../kernel/auth-context.js';
 import { AppError } from '../kernel/errors.js';
 import { check, compile } from '../kernel/validation.js';
@@ -115,15 +115,17 @@ export function createMcpServer(tools: Map<string, PreparedTool>, auth: AuthCont
       workspaceId: auth.workspace.id, key, method: 'MCP', path: `tools/call ${tool.def.name}`,
       fingerprint: fingerprint('MCP', `tools/call ${tool.def.name}`, {}, args),
     };
-    return inTransaction(deps.db, async (trx) => {
-      const stored = await deps.keys.claim(trx, use);
-      if (stored) return { ...(JSON.parse(stored.body!) as CallToolResult), _meta: { 'topicdesk/idempotent_replayed': true } };
-      // Business errors (not_found, invalid_transition…) are remembered like successes, their writes undone.
-      const outcome = await attemptInSavepoint(trx, () => tool.def.run(trx, auth, args));
-      const result = 'error' in outcome ? toolError(outcome.error) : success(outcome.value);
-      await deps.keys.save(trx, use, { status: 'error' in outcome ? outcome.error.status : 200, type: 'application/json', headers: {}, body: JSON.stringify(result) });
+    const save = async (trx: Knex.Transaction, status: number, result: CallToolResult) => {
+      await deps.keys.save(trx, use, { status, type: 'application/json', headers: {}, body: JSON.stringify(result) });
       return result;
+    };
+    // Business errors (not_found, invalid_transition…) are remembered like successes, their writes undone.
+    const result = await runUnderKey<CallToolResult>(deps.db, deps.keys, use, {
+      replay: (stored): CallToolResult => ({ ...(JSON.parse(stored.body!) as CallToolResult), _meta: { 'topicdesk/idempotent_replayed': true } }),
+      run: async (trx) => save(trx, 200, success(await tool.def.run(trx, auth, args))),
+      refuse: (trx, error) => save(trx, error.status, toolError(error)),
     });
+    return result!;
   }
 
   server.server.setRequestHandler(ListToolsRequestSchema, () => ({

@@ -195,7 +195,7 @@ describe('Idempotency-Key', () => {
         assertReplayOf(replay, first);
         assert.equal(replay.body.request_id, first.body.request_id, 'the body is the stored one, request_id included');
         assert.equal(control.calls['business-error'], code === 'not_found' ? 1 : 2, 'the handler ran once per key');
-        // The handler's write before the error is rolled back with it (savepoint).
+        // The handler's write before the error is rolled back with it.
         assert.equal(await countEffects(db.knex, tag), 0);
       }
     });
@@ -615,6 +615,23 @@ describe('Idempotency-Key', () => {
         checkRound(responses, round);
         assert.equal(responses.filter((r) => r.status === 409).length, 0, 'within a 5 s lock timeout every duplicate replays');
         assert.equal(await countEffects(db.knex, tag), 1, `round ${round}`);
+      }
+    });
+
+    it('gives parallel duplicates of a business error one stored answer: each replays it or is it, none keeps a write (10 rounds × 25)', async function () {
+      // A refusal rolls back its claim and stores itself in a second transaction; a duplicate
+      // waiting on the key may run in between. Whoever stores first, every client gets that answer.
+      this.timeout(120_000);
+      for (let round = 0; round < 10; round++) {
+        const idem = fresh(`biz-par-${round}`);
+        const tag = fresh('tag');
+        const responses = await Promise.all(Array.from({ length: 25 }, () => post(patient, '/v1/test/effects/business-error', { tag, code: 'conflict' }, idem)));
+        const original = responses.filter((r) => r.headers['idempotent-replayed'] === undefined);
+        assert.equal(original.length, 1, `round ${round}: one answer is the stored one, the rest replay it: ${responses.map((r) => r.status).join(',')}`);
+        assertProblem(original[0], 409, 'conflict');
+        for (const r of responses) if (r !== original[0]) assertReplayOf(r, original[0]);
+        assert.equal((await keyRow(idem)).response_body, original[0].text, `round ${round}: the stored body is the one answered`);
+        assert.equal(await countEffects(db.knex, tag), 0, `round ${round}: no refused run kept its write`);
       }
     });
 
