@@ -37,11 +37,25 @@ export interface Config {
       readonly pollIntervalMs: number;
       /** A claimed send is re-sent by another worker after this long without an outcome. */
       readonly leaseMs: number;
+      /**
+       * A send whose pacing slot opens within this long is claimed now and waits for the slot,
+       * so claiming it does not delay it (0: claimed when the slot has opened). Long enough for
+       * a claim's transaction on a busy machine; a row claimed ahead holds its slot that much
+       * before it is sent (a relay queued meanwhile takes the next one).
+       */
+      readonly claimAheadMs: number;
       /** 5xx/network failures before a send fails for good; waits double from retryBaseMs up to retryMaxMs. */
       readonly maxFailures: number;
       readonly retryBaseMs: number;
       readonly retryMaxMs: number;
-      /** Telegram's flood limits (FAQ): per chat, per group, per bot; windows carry a small margin. */
+      /**
+       * Telegram's flood limits (FAQ): per chat, per group, per bot; windows carry a small margin.
+       * A send counts from when its answer came (recordSent), which is after Telegram counted it
+       * (on arrival), so the margin is not there for the way to Telegram: it covers the clocks
+       * of replicas sharing the windows disagreeing by a few milliseconds, and a call whose
+       * answer never came (its worker died) counting from its slot. The bot's 30 a second:
+       * 20 ms; a chat's 1 a second and a group's 20 a minute keep their wider ones.
+       */
       readonly pacing: {
         readonly perChat: { readonly limit: number; readonly windowMs: number };
         readonly perGroup: { readonly limit: number; readonly windowMs: number };
@@ -267,6 +281,7 @@ function checkTelegram(t: any): void {
   whole('reconcileIntervalMs', t.reconcileIntervalMs, 100);
   whole('albumGatherMs', t.albumGatherMs, 0);
   for (const k of ['concurrency', 'pollIntervalMs', 'leaseMs', 'maxFailures', 'retryBaseMs', 'retryMaxMs']) whole(`sends.${k}`, t.sends?.[k], 1);
+  whole('sends.claimAheadMs', t.sends?.claimAheadMs, 0);
   for (const k of ['perChat', 'perGroup', 'perBot']) {
     whole(`sends.pacing.${k}.limit`, t.sends?.pacing?.[k]?.limit, 1);
     whole(`sends.pacing.${k}.windowMs`, t.sends?.pacing?.[k]?.windowMs, 1);

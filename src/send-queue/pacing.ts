@@ -25,8 +25,17 @@ export function earliestSlot(state: WindowState, rule: WindowRule, now: number, 
   return at;
 }
 
-/** Records `cost` sends at `at`, keeping only what the window still needs. */
-export function take(state: WindowState, rule: WindowRule, at: number, cost = 1): WindowState {
-  const sent = [...state.sentAt.filter((t) => t > at - rule.windowMs), ...Array(Math.min(cost, rule.limit)).fill(at)].sort((a, b) => a - b);
+/**
+ * Records `cost` sends at `at`, keeping only what the window still needs. `at` may lie a moment
+ * after `now` (a send claimed ahead of its slot): what is forgotten is what left the window by
+ * `now`, since a later claim may still place a send between `now` and `at` and must count it.
+ *
+ * earliestSlot stays exact, or errs late, with such sends ahead in the window: it counts every
+ * remembered send after `now - windowMs` as if it were before the new one, which over-counts
+ * any window the new one falls in.
+ */
+export function take(state: WindowState, rule: WindowRule, at: number, cost = 1, now = at): WindowState {
+  const from = Math.min(now, at) - rule.windowMs;
+  const sent = [...state.sentAt.filter((t) => t > from), ...Array(Math.min(cost, rule.limit)).fill(at)].sort((a, b) => a - b);
   return { sentAt: sent.slice(-rule.limit), blockedUntil: state.blockedUntil !== null && state.blockedUntil > at ? state.blockedUntil : null };
 }

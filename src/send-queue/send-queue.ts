@@ -10,7 +10,10 @@
  *   one at a time per (ticket, kind): a newer one waits while an older one is in flight, so it
  *   never lands first (a stale card edit, transfer notes out of order);
  * - pacing is decided at claim time against windows kept in PostgreSQL (telegram_rate_windows),
- *   locked in key order, so replicas share one count per chat and per bot;
+ *   locked in key order, so replicas share one count per chat and per bot. A claim may take a
+ *   slot a moment ahead (`aheadMs`): the row is reserved in the windows at that slot and its
+ *   first call waits for it, so the claim's round trips are done before the slot opens instead
+ *   of after; once the call is answered, its place moves to then (recordSent);
  * - a claimed row carries a lease; a worker that dies loses it and the row is sent again after
  *   the lease (at most one duplicate: the call may have reached Telegram before the crash).
  *   `attempts` is the fencing token: an outcome is only recorded by the claim that made it.
@@ -50,8 +53,11 @@ export interface QueuedSend {
   attempts: number;
   failures: number;
   createdAt: Date;
-  /** When the claim reserved this row's place in the pacing windows. */
-  claimedAt?: Date;
+  /**
+   * This row's place in the pacing windows: the claim's now, or a moment later for a row claimed
+   * ahead of its slot. Its first Bot API call is not made before it.
+   */
+  slotAt?: Date;
 }
 
 export interface PacingRules {
@@ -223,8 +229,9 @@ export const sendQueue = {
    * the pacing windows of their keys are locked in key order, and the chosen rows leave with
    * a lease.
    */
-  async claim(db: Db, opts: { now: Date; limit: number; leaseMs: number; rules: PacingRules }): Promise<{ claimed: QueuedSend[]; nextAt: Date | null }> {
+  async claim(db: Db, opts: { now: Date; limit: number; leaseMs: number; rules: PacingRules; aheadMs?: number }): Promise<{ claimed: QueuedSend[]; nextAt: Date | null }> {
     const { now, rules } = opts;
+    const aheadMs = opts.aheadMs ?? 0;
     return inTransaction(db, async (tx) => {
       // Expired leases are rare (a worker died): one look for them, and the savepoint with its
       // three statements only when there is one (fewer round trips on every claim).
@@ -267,6 +274,7 @@ export const sendQueue = {
 
       const t = now.getTime();
       const chosen: any[] = [];
+      const slotOf = new Map<number, number>();
       let nextAt: number | null = null;
       const touched = new Set<string>();
       for (const r of candidates) {
@@ -274,14 +282,16 @@ export const sendQueue = {
         const keys = keysOf(r);
         const cost = costOf(r);
         const at = Math.max(t, ...keys.map((k) => earliestSlot(windows.get(k.key)!, k.rule, t, cost)));
-        if (at > t) {
-          nextAt = nextAt === null ? at : Math.min(nextAt, at);
+        if (at > t + aheadMs) {
+          // Claimed again when its slot is `aheadMs` away.
+          nextAt = nextAt === null ? at - aheadMs : Math.min(nextAt, at - aheadMs);
           continue;
         }
         for (const k of keys) {
-          windows.set(k.key, take(windows.get(k.key)!, k.rule, t, cost));
+          windows.set(k.key, take(windows.get(k.key)!, k.rule, at, cost, t));
           touched.add(k.key);
         }
+        slotOf.set(Number(r.id), at);
         chosen.push(r);
       }
       if (touched.size) {
@@ -305,7 +315,10 @@ export const sendQueue = {
       }
       const upcoming = (await tx.raw(`SELECT min(next_attempt_at) AS at FROM telegram_sends WHERE status = 'queued' AND next_attempt_at > ?`, [now])).rows[0].at;
       if (upcoming) nextAt = nextAt === null ? new Date(upcoming).getTime() : Math.min(nextAt, new Date(upcoming).getTime());
-      return { claimed: chosen.map((r) => ({ ...toSend(r), attempts: r.attempts + 1, claimedAt: now })), nextAt: nextAt === null ? null : new Date(nextAt) };
+      return {
+        claimed: chosen.map((r) => ({ ...toSend(r), attempts: r.attempts + 1, slotAt: new Date(slotOf.get(Number(r.id))!) })),
+        nextAt: nextAt === null ? null : new Date(nextAt),
+      };
     });
   },
 
@@ -346,18 +359,22 @@ export const sendQueue = {
   },
 
   /**
-   * A send reached Telegram: its place in the windows moves from the claim to now. Counting
-   * from the claim alone would let two sends to a chat arrive closer than the limit when the
-   * first one was slow to leave.
+   * A send reached Telegram (or may have: a failed call): its place in the windows moves from
+   * its slot to `at`, when its answer came. Telegram counts a call when it arrives, at some
+   * moment between its slot and its answer; counting from the slot alone would let two sends
+   * to a chat arrive closer than the limit when the first one was slow to leave, and counting
+   * from the answer holds however long the way there took (a loaded machine, a slow network).
    */
   async recordSent(db: Db, s: QueuedSend, rules: PacingRules, at: Date): Promise<void> {
-    if (!s.claimedAt) return;
+    if (!s.slotAt) return;
+    // Never earlier than the slot: a place only moves later.
+    if (at.getTime() < s.slotAt.getTime()) at = s.slotAt;
     const keys = pacingKeys({ op: s.op, account_id: s.accountId, chat_id: s.chatId }, rules).map((k) => k.key);
     if (!keys.length) return;
     await db.raw(
       `UPDATE telegram_rate_windows SET sent_at[array_position(sent_at, ?::timestamptz)] = ?
         WHERE key = ANY(?) AND array_position(sent_at, ?::timestamptz) IS NOT NULL`,
-      [s.claimedAt, at, keys, s.claimedAt],
+      [s.slotAt, at, keys, s.slotAt],
     );
   },
 

@@ -51,25 +51,41 @@ type SlaNotices = Pick<SlaService, 'noticeText'>;
 export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock; api: BotApi; messages: MessageService; contacts: ContactService; topics: TopicService; sla: SlaNotices; retry: RetrySettings; pacing: PacingRules }) {
   const { db, logger, clock, messages, contacts, topics, sla, retry } = deps;
   /**
-   * Calls for one row. A row that posts more than one message into its chat (a topic with its
-   * card, then the message) spaces them by the chat's one-a-second rule.
+   * Calls for one row. The first waits for the row's slot (a row claimed ahead of it). A row
+   * that posts more than one message into its chat (a topic with its card, then the message)
+   * spaces them by the chat's one-a-second rule.
    */
   const lastPost = new WeakMap<QueuedSend, number>();
+  /** Rows that have made a call (which may have reached Telegram, whatever its answer). */
+  const called = new WeakSet<QueuedSend>();
   const POSTS = new Set(['createForumTopic', 'sendMessage', 'copyMessage', 'copyMessages', 'forwardMessage']);
   const currentRow = new AsyncLocalStorage<QueuedSend>();
   const api: BotApi = {
     client: deps.api.client,
     async call(accountId, method, payload) {
       const row = currentRow.getStore();
+      if (row && !called.has(row) && row.slotAt) await waitUntil(row.slotAt.getTime());
       if (row && POSTS.has(method)) {
         const last = lastPost.get(row);
         const wait = last === undefined ? 0 : last + deps.pacing.perChat.windowMs - Date.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         lastPost.set(row, Date.now());
       }
+      if (row) called.add(row);
       return deps.api.call(accountId, method, payload);
     },
   };
+
+  /**
+   * Until the clock reads `at`: a timer can end a millisecond before the clock turns, so it
+   * looks again — a few times at most (a test's stopped clock never turns: the row then waits
+   * no longer than its slot was ahead of the claim).
+   */
+  async function waitUntil(at: number): Promise<void> {
+    for (let i = 0, wait = at - clock.now().getTime(); i < 3 && wait > 0; i++, wait = at - clock.now().getTime()) {
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 
   /**
    * A call a row makes at most once: its result is kept with the row as soon as Telegram
@@ -458,6 +474,9 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
         if (!op) throw new Permanent(`unknown operation ${s.op}`);
         result = await currentRow.run(s, () => op(s));
       } catch (err) {
+        // A call that failed may still have reached Telegram (a 5xx or a timeout after it took
+        // effect): it counts from now, like a sent one, not from its slot.
+        if (called.has(s)) await sendQueue.recordSent(db, s, deps.pacing, clock.now()).catch((e) => logger.warn({ err: e, send_id: s.id }, 'recording a failed call in the pacing windows failed'));
         return onFailure(s, err);
       }
       const now = clock.now();

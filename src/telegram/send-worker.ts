@@ -2,7 +2,9 @@
  * The send queue's worker: claims what Telegram's limits allow now (send-queue.ts decides,
  * shared by every replica through PostgreSQL), runs the calls concurrently — at most one per
  * chat, since a chat's rows are claimed one at a time — and sleeps until the next row is due,
- * the poll interval passes, or `wake()` says something was queued in this process.
+ * the poll interval passes, or `wake()` says something was queued in this process. A row is
+ * claimed `claimAheadMs` before its pacing slot and waits for it in the executor, so the
+ * claim's round trips are not added to every send.
  *
  * The loop is the queue-worker primitive (src/jobs/queue-worker.ts): `run` mode with up to
  * `concurrency` calls in flight, a claim for just the free slots, `nextAt` from the claim for
@@ -21,6 +23,8 @@ export interface SendWorkerSettings {
   concurrency: number;
   pollIntervalMs: number;
   leaseMs: number;
+  /** Claims a send whose slot opens within this long; its first call waits for the slot. */
+  claimAheadMs: number;
   pacing: PacingRules;
 }
 
@@ -45,7 +49,7 @@ export function createSendWorker(deps: { db: Knex; logger: Logger; clock: Clock;
     clock,
     claimErrorMessage: 'claiming Telegram sends failed',
     async claim(free) {
-      const { claimed, nextAt } = await sendQueue.claim(db, { now: clock.now(), limit: free, leaseMs: settings.leaseMs, rules: settings.pacing });
+      const { claimed, nextAt } = await sendQueue.claim(db, { now: clock.now(), limit: free, leaseMs: settings.leaseMs, rules: settings.pacing, aheadMs: settings.claimAheadMs });
       return { items: claimed, nextAt };
     },
     run: (s) => executor.run(s)

@@ -35,7 +35,7 @@ export function createTelegram(deps: { config: Config; db: Knex; logger: Logger;
   });
   const sends = createSendWorker({
     db, logger, clock, executor,
-    settings: { concurrency: t.sends.concurrency, pollIntervalMs: t.sends.pollIntervalMs, leaseMs: t.sends.leaseMs, pacing: t.sends.pacing },
+    settings: { concurrency: t.sends.concurrency, pollIntervalMs: t.sends.pollIntervalMs, leaseMs: t.sends.leaseMs, claimAheadMs: t.sends.claimAheadMs, pacing: t.sends.pacing },
   });
   const updates = createUpdateWorker({
     db, logger, clock, services, api, onHandled: () => sends.wake(),

@@ -56,7 +56,7 @@ export interface HarnessOptions {
   clock?: Clock;
 }
 
-/** Test-speed pacing: same shape as the real limits, windows 20× shorter. */
+/** Test-speed pacing: same shape as the real limits, windows (and the claim ahead of a slot) 20× shorter. */
 const FAST_PACING = { perChat: { limit: 1, windowMs: 50 }, perGroup: { limit: 20, windowMs: 3000 }, perBot: { limit: 30, windowMs: 50 } };
 
 /**
@@ -94,7 +94,7 @@ export async function startTelegramHarness(db: Knex, opts: HarnessOptions = {}):
       // album whole when a loaded CI machine handles its items a few hundred ms apart.
       botToken: bot.token, supportChatId: String(group.id), apiRoot: fake.url, pollTimeoutSeconds: 1, albumGatherMs: 1000,
       webhookUrl: server ? `http://127.0.0.1:${(server.address() as AddressInfo).port}` : null,
-      sends: { pollIntervalMs: 50, retryBaseMs: 50, retryMaxMs: 500, ...(opts.realPacing ? {} : { pacing: FAST_PACING }) }, updates: { pollIntervalMs: 50 },
+      sends: { pollIntervalMs: 50, retryBaseMs: 50, retryMaxMs: 500, ...(opts.realPacing ? {} : { pacing: FAST_PACING, claimAheadMs: 12 }) }, updates: { pollIntervalMs: 50 },
     },
   }, opts.config)) as Config;
   const deps = { config, db, logger, clock };

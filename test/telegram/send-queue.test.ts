@@ -569,7 +569,7 @@ describe('telegram send queue', () => {
     const realApi = () => createBotApi({ db, accounts: services.accounts, apiRoot: fake.url, timeoutMs: 5_000 });
     function worker(api: BotApi, o: { retry?: RetrySettings; leaseMs?: number } = {}): SendWorker {
       const executor = createSendExecutor({ db, logger, clock: systemClock, api, messages: services.messages, contacts: services.contacts, topics: services.topics, sla: services.sla, retry: o.retry ?? RETRY, pacing: FAST });
-      const w = createSendWorker({ db, logger, clock: systemClock, executor, settings: { concurrency: 8, pollIntervalMs: 20, leaseMs: o.leaseMs ?? 30_000, pacing: FAST } });
+      const w = createSendWorker({ db, logger, clock: systemClock, executor, settings: { concurrency: 8, pollIntervalMs: 20, leaseMs: o.leaseMs ?? 30_000, claimAheadMs: 0, pacing: FAST } });
       workers.push(w);
       return w;
     }
@@ -640,6 +640,84 @@ describe('telegram send queue', () => {
       assert.ok(statuses.length === 100 && statuses.every((s) => s === 'sent'));
       const events = await db('events').whereIn('message_id', ids).where({ type: 'message.sent' }).count({ n: '*' });
       assert.equal(Number(events[0].n), 100);
+    });
+
+    it('a row whose pacing slot opens within claimAheadMs is claimed ahead and its call waits for the slot; its place in the windows then moves to when the answer came; a later slot is claimed when it is claimAheadMs away', async () => {
+      const [soon, later] = [await customer(), await customer()];
+      const m = await queue(soon.contactId, 'ahead of its slot');
+      const m2 = await queue(later.contactId, 'not yet');
+      const now = Date.now();
+      // Each chat holds a send claimed ahead by another replica: 50 ms windows (FAST) put the
+      // next slots 300 ms and 650 ms from now.
+      const setWindow = (user: FakeUser, at: number) => db.raw(
+        `INSERT INTO telegram_rate_windows (key, sent_at) VALUES (?, ARRAY[?::timestamptz]) ON CONFLICT (key) DO UPDATE SET sent_at = EXCLUDED.sent_at, blocked_until = NULL`,
+        [chatKey(accountId, user.id), new Date(at).toISOString()]);
+      await setWindow(soon.user, now + 250);
+      await setWindow(later.user, now + 600);
+      const { claimed, nextAt } = await sendQueue.claim(db, { now: new Date(now), limit: 10, leaseMs: 30_000, rules: FAST, aheadMs: 400 });
+      assert.deepEqual(claimed.map((c) => c.messageId), [m.id], 'only the row whose slot is within 400 ms');
+      const [row] = claimed;
+      assert.equal(row.slotAt?.getTime(), now + 300);
+      assert.equal(nextAt?.getTime(), now + 650 - 400, 'the claim comes back when the later slot is 400 ms away');
+      const windowOf = async (user: FakeUser) => (await db('telegram_rate_windows').where({ key: chatKey(accountId, user.id) }).first()).sent_at.map((d: Date) => new Date(d).getTime());
+      assert.deepEqual(await windowOf(soon.user), [now + 300], 'the slot is reserved in the chat\'s window at claim time');
+      assert.equal((await sendRowOf(db, m2.id)).status, 'queued');
+
+      // The call: when it left, and when its (slow) answer came.
+      let leftAt = 0;
+      let answeredAt = 0;
+      const api = realApi();
+      const slowAnswer: BotApi = {
+        client: api.client,
+        async call(a, method, p) {
+          leftAt = Date.now();
+          const result = await api.call(a, method, p);
+          await new Promise((r) => setTimeout(r, 200));
+          answeredAt = Date.now();
+          return result as any;
+        },
+      };
+      const executor = createSendExecutor({ db, logger, clock: systemClock, api: slowAnswer, messages: services.messages, contacts: services.contacts, topics: services.topics, sla: services.sla, retry: RETRY, pacing: FAST });
+      await executor.run(row);
+      assert.equal((await sendRowOf(db, m.id)).status, 'sent');
+      assert.ok(leftAt >= now + 300, `the call left ${now + 300 - leftAt} ms before its slot`);
+      const [place] = await windowOf(soon.user);
+      assert.ok(place >= answeredAt, 'the chat\'s window counts the send from when its answer came');
+
+      await sendQueue.claim(db, { now: new Date(now + 250), limit: 10, leaseMs: 30_000, rules: FAST, aheadMs: 400 }).then(async ({ claimed: [r2] }) => {
+        assert.equal(r2?.messageId, m2.id);
+        await executor.run(r2);
+      });
+      await idle();
+    });
+
+    it('a call answered 5xx (it may have taken effect) counts in the windows from when the answer came, not from its slot', async () => {
+      const { user, contactId } = await customer();
+      const m = await queue(contactId, 'maybe delivered');
+      const claimedAt = Date.now();
+      const { claimed } = await sendQueue.claim(db, { now: new Date(claimedAt), limit: 10, leaseMs: 30_000, rules: FAST });
+      const row = claimed.find((c) => c.messageId === m.id)!;
+      assert.equal(row.slotAt?.getTime(), claimedAt);
+      let answeredAt = 0;
+      const api = realApi();
+      const failsAfterEffect: BotApi = {
+        client: api.client,
+        async call(a, method, p) {
+          await api.call(a, method, p); // it reached Telegram…
+          await new Promise((r) => setTimeout(r, 100));
+          answeredAt = Date.now();
+          throw Object.assign(new Error('502: Bad Gateway'), { response: { error_code: 502, description: 'Bad Gateway' } }); // …but the answer was lost
+        },
+      };
+      const executor = createSendExecutor({ db, logger, clock: systemClock, api: failsAfterEffect, messages: services.messages, contacts: services.contacts, topics: services.topics, sla: services.sla, retry: RETRY, pacing: FAST });
+      await executor.run(row);
+      const after = await sendRowOf(db, m.id);
+      assert.equal(after.status, 'queued', 'retried later');
+      assert.equal(after.failures, 1);
+      const [place] = (await db('telegram_rate_windows').where({ key: chatKey(accountId, user.id) }).first()).sent_at.map((d: Date) => new Date(d).getTime());
+      assert.ok(place >= answeredAt, `counted from ${place - claimedAt} ms after the claim, the answer came ${answeredAt - claimedAt} ms after`);
+      worker(realApi()).start();
+      await idle();
     });
 
     it('network errors (connection refused) are retried with backoff and the message is then delivered', async () => {

@@ -36,7 +36,7 @@ describe('configuration', () => {
         botToken: null, supportChatId: null, apiRoot: 'https://api.telegram.org', webhookUrl: null, webhookSecret: null,
       });
       // Telegram's flood limits, with a small margin.
-      assert.deepEqual(c.telegram.sends.pacing, { perChat: { limit: 1, windowMs: 1050 }, perGroup: { limit: 20, windowMs: 61000 }, perBot: { limit: 30, windowMs: 1050 } });
+      assert.deepEqual(c.telegram.sends.pacing, { perChat: { limit: 1, windowMs: 1050 }, perGroup: { limit: 20, windowMs: 61000 }, perBot: { limit: 30, windowMs: 1020 } });
       assert.equal(c.webhooks.allowPrivateTargets, false);
       assert.equal(c.idempotency.retentionHours, 24);
       assert.equal(c.jobs.cleanup, '0 */5 * * * *');

@@ -17,7 +17,7 @@ import { STATUSES } from '../../src/tickets/ticket-status.js';
 /** config/default.json telegram.sends.pacing. */
 const PER_CHAT: WindowRule = { limit: 1, windowMs: 1050 };
 const PER_GROUP: WindowRule = { limit: 20, windowMs: 61_000 };
-const PER_BOT: WindowRule = { limit: 30, windowMs: 1050 };
+const PER_BOT: WindowRule = { limit: 30, windowMs: 1020 };
 
 const empty = (): WindowState => ({ sentAt: [], blockedUntil: null });
 
@@ -122,6 +122,43 @@ describe('telegram pacing (sliding windows)', () => {
         w = take(w, rule, at, cost);
         for (let k = 0; k < cost; k++) times.push(at);
         now = at;
+      }
+      assert.ok(maxInAnyWindow(times, rule.windowMs) <= rule.limit, `${rule.limit}/${rule.windowMs}ms exceeded`);
+    }
+  });
+
+  it('a send claimed ahead of its slot does not make the window forget sends a claim at now must still count', () => {
+    const rule: WindowRule = { limit: 2, windowMs: 100 };
+    let w = take(take(empty(), rule, 0), rule, 50);
+    // At 90, a row whose other window (its chat, say) holds it until 150 is claimed ahead for 150.
+    w = take(w, rule, 150, 1, 90);
+    // The sends at 0 and 50 left the window by 150, but not by 90: a second row claimed at 90 must
+    // wait for the one at 0 to leave, or three would fall within (−10, 90].
+    const at = earliestSlot(w, rule, 90);
+    assert.ok(at >= 100, `placed at ${at}`);
+    assert.ok(maxInAnyWindow([0, 50, 150, at], rule.windowMs) <= rule.limit);
+  });
+
+  it('sends claimed greedily, some ahead of now by up to a horizon shorter than the window, never exceed any limit in any window', () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const rule of [PER_CHAT, PER_GROUP, PER_BOT, { limit: 3, windowMs: 100 }]) {
+      const ahead = Math.floor(rule.windowMs / 10);
+      let w = empty();
+      let now = 0;
+      const times: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        now += Math.floor(rnd() * (rule.windowMs / rule.limit) * 0.5);
+        const cost = 1 + Math.floor(rnd() * Math.min(3, rule.limit));
+        // Another of the row's windows may hold it back a little (any later time fits this one too).
+        const at = earliestSlot(w, rule, now, cost) + (rnd() < 0.3 ? Math.floor(rnd() * ahead) : 0);
+        if (at > now + ahead) {
+          now = at - ahead; // the claim comes back when the slot is `ahead` away
+          i--;
+          continue;
+        }
+        w = take(w, rule, at, cost, now);
+        for (let k = 0; k < cost; k++) times.push(at);
       }
       assert.ok(maxInAnyWindow(times, rule.windowMs) <= rule.limit, `${rule.limit}/${rule.windowMs}ms exceeded`);
     }
