@@ -7,7 +7,7 @@ import globals from 'globals';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/**', 'coverage/**', 'test/fixtures/**'],
+    ignores: ['node_modules/**', 'coverage/**', 'dist/**', 'test/fixtures/**'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { createKnex, type Knex } from '../src/db/knex.js';
 import { migrateLatest } from '../src/db/migrate.js';
+import { npmStartArgs } from '../test/helpers/main-process.js';
 import { freePort } from '../test/helpers/process.js';
 
 export { freePort };
@@ -63,7 +64,9 @@ export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Pr
   const { knex, databaseUrl } = database;
   const port = await freePort();
   const devNull = openSync('/dev/null', 'w');
-  const server: ChildProcess = spawn(process.execPath, [...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/main.ts'], {
+  // As `npm start` runs it: compiled to dist/ (built now), with its node flags; BENCH_SERVICE_NODE_ARGS
+  // adds flags of its own (say `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const server: ChildProcess = spawn(process.execPath, [...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), ...npmStartArgs()], {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', SCHEDULER_ENABLED: 'false', ...serviceEnv },
     stdio: ['ignore', devNull, 'inherit'],

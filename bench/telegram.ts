@@ -26,9 +26,8 @@ import { createServices } from '../src/container.js';
 import type { Knex } from '../src/db/knex.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
-import { readFileSync, readdirSync } from 'node:fs';
 import { startFakeBotApi, type FakeBot, type FakeBotApi, type FakeGroup, type FakeUser } from '../test/helpers/fake-bot-api.js';
-import { startBenchEnv } from './harness.js';
+import { procMemoryKb, startBenchEnv } from './harness.js';
 
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 100);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 1000);
@@ -50,18 +49,11 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** The service process (a child of this one running src/main.ts): its peak and current RSS in MB. */
-function serviceMemory(): { peak_rss_mb: number; rss_mb: number } | null {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== process.pid) continue;
-      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('src/main.ts')) continue;
-      const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
-      return { peak_rss_mb: Math.round(kb('VmHWM') / 1024), rss_mb: Math.round(kb('VmRSS') / 1024) };
-    } catch { /* gone */ }
-  }
-  return null;
+/** The service process (env.pid): its peak and current RSS in MB. */
+function serviceMemory(pid: number): { peak_rss_mb: number; rss_mb: number } | null {
+  const peak = procMemoryKb(pid, 'VmHWM');
+  const rss = procMemoryKb(pid, 'VmRSS');
+  return peak === null || rss === null ? null : { peak_rss_mb: Math.round(peak / 1024), rss_mb: Math.round(rss / 1024) };
 }
 
 /**
@@ -205,7 +197,7 @@ async function main(): Promise<void> {
     process.stderr.write(`relay: ${JSON.stringify(relay)}\n`);
     const hops = await hopBreakdown(env.knex, fake, sent, copies);
     for (const h of HOPS) process.stderr.write(`  ${h.padEnd(6)} p50 ${String(hops[h].p50_ms).padStart(5)} ms  p99 ${String(hops[h].p99_ms).padStart(5)} ms  max ${String(hops[h].max_ms).padStart(5)} ms\n`);
-    const memory = serviceMemory();
+    const memory = serviceMemory(env.pid);
     process.stderr.write(`service memory: ${JSON.stringify(memory)}\n`);
     console.log(JSON.stringify({ throughput, relay: { ...relay, hops }, memory }, null, 2));
   } finally {

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { apiKeyRoutes } from './auth/api-key-routes.js';
 import { authenticate, requireScope } from './auth/authenticate-middleware.js';
 import type { Deps, Services } from './container.js';
@@ -34,8 +35,9 @@ import { mountMcp } from './mcp/mcp-endpoint.js';
 import { mcpTools } from './mcp/mcp-tools.js';
 import { metricsRoutes } from './metrics/metrics-routes.js';
 import { mountDashboard } from './dashboard/dashboard-routes.js';
+import { PROJECT_ROOT } from './lib/project-root.js';
 
-const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+const VERSION: string = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')).version;
 
 export interface AppOptions {
   services: Services;

@@ -1,6 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { PROJECT_ROOT } from './lib/project-root.js';
 
 /** The whole runtime configuration: config/default.json, then config/<NODE_ENV>.json, then environment. */
 export interface Config {
@@ -122,7 +122,7 @@ export interface DatabaseBounds {
 /** Bad configuration: the message names the variable and what is wrong with it. */
 export class ConfigError extends Error {}
 
-const CONFIG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'config');
+const CONFIG_DIR = path.join(PROJECT_ROOT, 'config');
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function readJson(file: string): Record<string, unknown> {

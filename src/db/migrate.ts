@@ -10,13 +10,17 @@ const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url))
 /** Any 64-bit number of our own; all replicas must agree on it. */
 export const MIGRATION_LOCK_ID = 7_340_281_901;
 
-/** Lists migrations/*.ts in name order and imports them as ES modules. */
+/**
+ * Lists the migrations in name order and imports them as ES modules: migrations/*.ts under tsx,
+ * or their compiled dist/migrations/*.js (next to dist/src/db/migrate.js) under `npm start`.
+ * Either way a migration is recorded by its .ts name, so both run against the same database.
+ */
 class DirectoryMigrationSource implements Knex.MigrationSource<string> {
   async getMigrations() {
-    return readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+_[\w-]+\.ts$/.test(f)).sort();
+    return readdirSync(MIGRATIONS_DIR).filter((f) => /^\d+_[\w-]+\.[jt]s$/.test(f)).sort();
   }
   getMigrationName(file: string) {
-    return file;
+    return file.replace(/\.js$/, '.ts');
   }
   async getMigration(file: string): Promise<Knex.Migration> {
     const m = (await import(pathToFileURL(path.join(MIGRATIONS_DIR, file)).href)) as Knex.Migration;

@@ -1,5 +1,6 @@
 /** The real service (src/main.ts) as a child process, for start-up, shutdown and crash tests. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './process.js';
@@ -29,8 +30,27 @@ export interface MainProcess {
   listening(timeoutMs?: number): Promise<string>;
 }
 
-export function startMain(env: NodeJS.ProcessEnv, opts: { detached?: boolean } = {}): MainProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/**
+ * The service as `npm start` runs it, read from package.json so the two cannot drift apart:
+ * runs its `prestart` (the build to dist/) now and returns its `start` command's arguments
+ * after `node`, for this same node binary. (The bench harness starts the service this way.)
+ */
+export function npmStartArgs(): string[] {
+  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const nodeArgs = (script: string) => {
+    const [node, ...args] = scripts[script].trim().split(/\s+/);
+    if (node !== 'node') throw new Error(`package.json scripts.${script} does not start with node: ${scripts[script]}`);
+    return args;
+  };
+  if (scripts.prestart) execFileSync(process.execPath, nodeArgs('prestart'), { cwd: ROOT, stdio: 'inherit' });
+  return nodeArgs('start');
+}
+
+/**
+ * Spawns src/main.ts under tsx; `compiled`: as `npm start` runs it instead (built to dist/ first).
+ */
+export function startMain(env: NodeJS.ProcessEnv, opts: { detached?: boolean; compiled?: boolean } = {}): MainProcess {
+  const child = spawn(process.execPath, opts.compiled ? npmStartArgs() : ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false,
   });
   let out = '';

@@ -18,7 +18,7 @@ const MIGRATION_COUNT = readdirSync(new URL('../../migrations/', import.meta.url
 
 const started: MainProcess[] = [];
 
-function startMain(env: NodeJS.ProcessEnv, opts: { detached?: boolean } = {}): MainProcess {
+function startMain(env: NodeJS.ProcessEnv, opts: { detached?: boolean; compiled?: boolean } = {}): MainProcess {
   const proc = spawnMain(env, opts);
   started.push(proc);
   return proc;
@@ -64,6 +64,29 @@ describe('main process', function () {
   });
 
   describe('with DATABASE_URL', () => {
+    it('as `npm start` runs it (compiled to dist/): migrates under the .ts names, so tsx and the build share a database', async () => {
+      const databaseUrl = await freshDatabaseUrl();
+      const env = baseEnv({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, LOG_LEVEL: 'info' });
+      const compiled = startMain(env, { compiled: true });
+      const url = await compiled.listening();
+      const applied = compiled.lines.find((l) => l.msg === 'migrations applied')?.applied as string[] | undefined;
+      assert.equal(applied?.length, MIGRATION_COUNT);
+      assert.ok(applied.every((name) => name.endsWith('.ts')), applied.join(', '));
+      assert.deepEqual(await getJson(`${url}/readyz`), { status: 200, body: { status: 'ok' } });
+      // Files it reads by path at run time: config/ (the port, log level…), package.json (the version), dashboard assets.
+      assert.equal((await getJson(`${url}/v1/openapi.json`)).body.info.version, JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+      const css = await fetch(`${url}/dashboard/assets/dashboard.css`);
+      assert.equal(css.status, 200);
+      assert.equal(await css.text(), readFileSync(path.join(ROOT, 'src/dashboard/assets/dashboard.css'), 'utf8'));
+      assert.deepEqual(await terminate(compiled), { code: 0, signal: null });
+
+      // The same database under tsx: nothing left to apply (and the migration list is not "corrupt").
+      const tsx = startMain(env);
+      await tsx.listening();
+      assert.equal(tsx.lines.find((l) => l.msg === 'migrations applied'), undefined);
+      assert.deepEqual(await terminate(tsx), { code: 0, signal: null });
+    });
+
     it('migrates a fresh database, listens, answers /healthz and /readyz, and stops on SIGTERM', async () => {
       const p = startMain(baseEnv({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: await freshDatabaseUrl(), LOG_LEVEL: 'info' }));
       const url = await p.listening();

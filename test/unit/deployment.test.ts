@@ -1,5 +1,5 @@
 /**
- * The production files: the Dockerfile runs what `npm start` runs, as a non-root user, from a
+ * The production files: the Dockerfile builds and runs what `npm start` does, as a non-root user, from a
  * final stage without dev dependencies; docker-compose.yml sets only variables the config
  * knows (a typo there would be silently ignored at start-up). CI has no Docker daemon, so the
  * files are checked, not built.
@@ -29,8 +29,10 @@ describe('production files', () => {
     assert.ok(stages.length >= 2, 'a build stage and a final stage');
     const cmd = /^CMD (\[.*\])$/m.exec(final);
     assert.ok(cmd, 'the final stage has an exec-form CMD');
-    const start = JSON.parse(read('package.json')).scripts.start as string;
+    const { start, prestart } = JSON.parse(read('package.json')).scripts as Record<string, string>;
     assert.deepEqual(JSON.parse(cmd[1]), start.split(' '));
+    // `npm start` builds dist/ first (prestart); the image runs the build stage's build instead.
+    assert.ok(stages[0].includes(prestart), `the build stage runs \`${prestart}\``);
     assert.match(final, /^USER node$/m);
     assert.doesNotMatch(final, /npm (ci|install)/, 'no install in the final stage: it copies pruned production dependencies');
     assert.match(stages[0], /npm prune --omit=dev/);
