@@ -47,8 +47,8 @@ export const isValidIdempotencyKey = (key: string): boolean => VALID_KEY.test(ke
 
 /**
  * Refusals of the request itself (validation, auth, rate limit), conflicts about the key and
- * 5xx: never stored, so the client may retry with the same key. Other AppErrors are business
- * outcomes, stored and replayed like successes.
+ * 5xx (whatever their code: telegram_unavailable too): never stored, so the client may retry
+ * with the same key. Other AppErrors are business outcomes, stored and replayed like successes.
  */
 const NOT_STORED: ReadonlySet<ErrorCode> = new Set([
   'bad_request', 'invalid_json', 'validation_error', 'payload_too_large', 'unsupported_media_type',
@@ -56,7 +56,7 @@ const NOT_STORED: ReadonlySet<ErrorCode> = new Set([
   'idempotency_key_reused', 'idempotency_key_in_progress', 'internal_error', 'service_unavailable',
 ]);
 
-export const isStoredOutcome = (err: unknown): err is AppError => err instanceof AppError && !NOT_STORED.has(err.code);
+export const isStoredOutcome = (err: unknown): err is AppError => err instanceof AppError && !NOT_STORED.has(err.code) && err.status < 500;
 
 const LOCK_TIMEOUT = '55P03';
 
