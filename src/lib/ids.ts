@@ -4,8 +4,8 @@ import { monotonicFactory } from 'ulid';
 /**
  * ulid's own generator asks the system for one random byte per character (16 calls for a new
  * millisecond), which showed in the create path's profile (a create makes three ids). Ours
- * draws from a buffer of the same cryptographic source refilled 4 KiB at a time; the ids are
- * the same monotonic ULIDs. Not secrets: ids are unique, not unguessable tokens.
+ * draws from a buffer of the same cryptographic source refilled 4 KiB at a time: the same
+ * monotonic ULIDs, exactly as unpredictable as before.
  */
 const randomBytes = new Uint8Array(4096);
 let used = randomBytes.length;
