@@ -5,8 +5,8 @@
  * 50 rows of dates nor re-serialises them; the route splices the items text into the body.
  *
  * The statement text depends on which filters are given, not on their values (several statuses
- * are bound as one array); the common shapes' texts are prepared statements named after their hash (prepared.ts:
- * one name, one text), the rest go unnamed (preparedShape).
+ * are bound as one array); the common shapes' texts are prepared statements named after their
+ * hash (prepared.ts: one name, one text), the rest go unnamed (preparedShape).
  *
  * paginate() and presentTicket stay the reference (MCP's list_tickets uses them); the property
  * test test/integration/ticket-list-sql.test.ts holds this to them.
