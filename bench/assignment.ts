@@ -5,14 +5,14 @@
  *     10 connections POST /v1/tickets/{id}/assign {"strategy":"round_robin"}, each request a
  *     different ticket, for BENCH_SECONDS (default 10). Every pick of the team queues on the
  *     team's rotation row, so this is the rate of one serialised pick. Checked: the agents'
- *     counts differ by at most one.
+ *     counts differ by at most one. Interleaved with pgbench running the statements of assign
+ *     requests with as many connections (bench/limit.ts; BENCH_LIMIT_ROUNDS rounds).
  *  2. Distribution latency: a team that auto-assigns round robin, 5 agents with room for one
  *     ticket each, all busy, and a queue of waiting tickets. BENCH_SAMPLES times (default 200):
  *     resolve one agent's ticket through the API (room appears) and time from the API's answer
  *     until the queue's head is assigned (polled every 2 ms).
  * BENCH_DATABASE_URL runs it on an existing PostgreSQL.
  */
-import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.js';
 import { createServices } from '../src/container.js';
 import { SYSTEM } from '../src/kernel/actor.js';
@@ -20,10 +20,13 @@ import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
 import { newId } from '../src/lib/ids.js';
 import { startBenchEnv } from './harness.js';
+import { limitTable, runLimit } from './limit.js';
 
 const TICKETS = Number(process.env.BENCH_TICKETS ?? 6_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
+/** pgbench scripts for the throughput's limit: one per ticket (at most 128). */
+const SCRIPTS = 20;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -66,17 +69,24 @@ async function main(): Promise<void> {
     const rr = await team('Round robin', null, 10, null);
     process.stderr.write(`creating ${TICKETS} tickets…\n`);
     const ids = await createTickets(TICKETS, rr.id);
+    // Against its limit (bench/limit.ts): pgbench runs the statements of an assign request with
+    // as many connections, interleaved with the service. One script per ticket of the first
+    // SCRIPTS (pgbench picks one per transaction): every pick queues on the rotation row either way.
     let next = 0;
-    const result = await autocannon({
-      url: baseUrl, connections: 10, duration: SECONDS,
-      requests: [{
-        method: 'POST', headers: auth,
-        setupRequest: (req) => ({ ...req, path: `/v1/tickets/${ids[next++ % ids.length]}/assign`, body: JSON.stringify({ strategy: 'round_robin' }) }),
-      }],
+    const assign = JSON.stringify({ strategy: 'round_robin' });
+    const result = await runLimit({ databaseUrl: env.databaseUrl, pid: env.pid, postmasterPid: env.postmasterPid, connections: 10, seconds: SECONDS }, {
+      name: 'POST /v1/tickets/{id}/assign round_robin, one team of 10',
+      load: {
+        url: baseUrl,
+        requests: [{ method: 'POST', headers: auth, setupRequest: (req) => ({ ...req, path: `/v1/tickets/${ids[next++ % ids.length]}/assign`, body: assign }) }],
+      },
+      samples: ids.slice(0, SCRIPTS).map((id) => () => ({ method: 'POST', path: `/v1/tickets/${id}/assign`, headers: auth, body: assign })),
+      // The agent each pick chose (the next in the rotation) is replayed as it was chosen.
+      keep: (value) => rr.agentIds.includes(value),
     });
     const counts = (await knex('tickets').select('assignee_id').count({ n: '*' }).where({ team_id: rr.id }).whereNotNull('assignee_id').groupBy('assignee_id')).map((r: any) => Number(r.n));
     const spread = Math.max(...counts) - Math.min(...counts);
-    const throughput = { requests: result.requests.total, per_second: Math.round(result.requests.average), p50_ms: result.latency.p50, p99_ms: result.latency.p99, non_2xx: result.non2xx, agents_spread: spread };
+    const throughput = { requests: result.requests, per_second: result.rps, p50_ms: result.p50, p99_ms: result.p99, non_2xx: result.non2xx, agents_spread: spread };
     process.stderr.write(`round robin: ${JSON.stringify(throughput)}\n`);
 
     // 2. Room appears → the queue's head is assigned.
@@ -108,6 +118,7 @@ async function main(): Promise<void> {
     const distribution = { samples: latencies.length, p50_ms: Math.round(pct(latencies, 50)), p99_ms: Math.round(pct(latencies, 99)), max_ms: Math.round(latencies[latencies.length - 1]) };
     process.stderr.write(`distribution: ${JSON.stringify(distribution)}\n`);
     console.log(JSON.stringify({ throughput, distribution, waiting: waiting.length }, null, 2));
+    console.log(`\n${limitTable([result])}`);
   } finally {
     await env.close();
   }

@@ -28,6 +28,8 @@ export interface BenchEnv {
   pid: number;
   /** PostgreSQL's postmaster, when it runs on this machine (its CPU is reported too). */
   postmasterPid: number | null;
+  /** Stops the service process and leaves the database up (for work this process then does itself). */
+  stopService(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,11 @@ export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Pr
     stdio: ['ignore', devNull, 'inherit'],
   });
   const baseUrl = `http://127.0.0.1:${port}`;
+  const exited = new Promise((r) => server.once('exit', r));
+  const stopService = async () => {
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGTERM');
+    await exited;
+  };
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
@@ -86,10 +93,54 @@ export async function startBenchEnv(serviceEnv: Record<string, string> = {}): Pr
     baseUrl,
     pid: server.pid!,
     postmasterPid: await findPostmasterPid(knex),
+    stopService,
     async close() {
-      server.kill('SIGTERM');
-      await new Promise((r) => server.once('exit', r));
+      await stopService();
       await database.close();
+    },
+  };
+}
+
+/** Rows of one table a benchmark keeps and puts back: `scope` (SQL) says which. */
+export interface KeptRows {
+  table: string;
+  scope: string;
+  bindings?: readonly unknown[];
+  /**
+   * `replace`: rows in scope are deleted and the kept ones inserted again (queues, outboxes: rows
+   * come and go). `update`: the kept rows' columns are written back by `key` (rows others point to).
+   */
+  how: 'replace' | 'update';
+  key?: string;
+}
+
+/**
+ * Keeps the rows in scope of each table (in order; put back in reverse order, so a table that
+ * points to another comes first in `parts` and is emptied first) — so that a pass of work can be
+ * replayed on the state it found (bench/limit.ts `replayLimit`).
+ */
+export async function keepRows(knex: Knex, parts: KeptRows[]): Promise<{ restore(): Promise<void> }> {
+  const kept = parts.map((p, i) => ({ ...p, copy: `bench_kept_${i}` }));
+  for (const k of kept) {
+    await knex.raw(`DROP TABLE IF EXISTS ${k.copy}`);
+    await knex.raw(`CREATE TABLE ${k.copy} AS SELECT * FROM ${k.table} WHERE ${k.scope}`, (k.bindings ?? []) as never);
+  }
+  const columns = async (table: string) => (await knex('information_schema.columns').select('column_name')
+    .where({ table_name: table, table_schema: 'public', is_generated: 'NEVER' }).orderBy('ordinal_position')).map((r: { column_name: string }) => `"${r.column_name}"`);
+  return {
+    async restore() {
+      for (const k of kept) if (k.how === 'replace') await knex.raw(`DELETE FROM ${k.table} WHERE ${k.scope}`, (k.bindings ?? []) as never);
+      for (const k of [...kept].reverse()) {
+        const cols = await columns(k.table);
+        if (k.how === 'replace') {
+          await knex.raw(`INSERT INTO ${k.table} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM ${k.copy}`);
+        } else {
+          const key = `"${k.key ?? 'id'}"`;
+          await knex.raw(`UPDATE ${k.table} x SET (${cols.join(', ')}) = (SELECT ${cols.map((c) => `s.${c}`).join(', ')} FROM ${k.copy} s WHERE s.${key} = x.${key})
+                           WHERE x.${key} IN (SELECT ${key} FROM ${k.copy})`);
+        }
+      }
+      for (const k of kept) await knex.raw(`DROP TABLE ${k.copy}`);
     },
   };
 }

@@ -48,7 +48,13 @@ const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { 
 // Capture
 
 /** One statement as node-pg was asked to send it: text with $n placeholders, values as sent. */
-export interface Statement { text: string; values: (string | null)[]; name?: string }
+export interface Statement {
+  text: string;
+  values: (string | null)[];
+  name?: string;
+  /** Rows it returned or changed, when it answered with one count. */
+  rowCount?: number;
+}
 
 let sink: Statement[] | null = null;
 let wrapped = false;
@@ -65,7 +71,19 @@ function wrapPgQuery(): void {
       const c = (typeof config === 'string' ? { text: config } : config) as { text?: unknown; values?: unknown; name?: unknown } | null;
       if (c && typeof c.text === 'string') {
         const raw = Array.isArray(c.values) ? c.values : Array.isArray(values) ? values : [];
-        sink.push({ text: c.text, values: raw.map(sendable), name: typeof c.name === 'string' ? c.name : undefined });
+        const statement: Statement = { text: c.text, values: raw.map(sendable), name: typeof c.name === 'string' ? c.name : undefined };
+        sink.push(statement);
+        // The rows it touched (knex passes a callback; others take the promise), for replayLimit's check.
+        const noteRows = (r: unknown) => { if (r && typeof (r as { rowCount?: unknown }).rowCount === 'number') statement.rowCount = (r as { rowCount: number }).rowCount; };
+        const last = args.length - 1;
+        if (typeof args[last] === 'function') {
+          const callback = args[last] as (err: unknown, r: unknown) => void;
+          args[last] = (err: unknown, r: unknown) => { noteRows(r); callback(err, r); };
+        } else {
+          const result = original.apply(this, args);
+          if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(noteRows, () => {});
+          return result;
+        }
       }
     }
     return original.apply(this, args);
@@ -127,6 +145,23 @@ export async function startCaptureApp(databaseUrl: string): Promise<CaptureApp> 
   };
 }
 
+/**
+ * The statements `fn` sends through node-pg in this process (a worker's pass, a service call),
+ * driver chatter left out. For work that is not a request: see `replayLimit`.
+ */
+export async function captureStatements<T>(fn: () => Promise<T>): Promise<{ value: T; statements: Statement[] }> {
+  wrapPgQuery();
+  if (sink) throw new Error('captureStatements: a capture is already running');
+  const statements: Statement[] = [];
+  sink = statements;
+  try {
+    const value = await fn();
+    return { value, statements: statements.filter((s) => !NOT_THE_REQUEST.test(s.text)) };
+  } finally {
+    sink = null;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // pgbench scripts
 
@@ -140,6 +175,11 @@ export interface PgbenchScript {
   varying: number;
   warnings: string[];
 }
+
+/** Longer constants are written into the script as literals instead of `-D` arguments. */
+const LONGEST_DEFINE = 1000;
+/** Statements with more parameters than this get their constants as literals (pgbench's limit: 255). */
+const MOST_VARIABLES = 250;
 
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/;
 
@@ -177,10 +217,41 @@ function splitStatements(text: string): string[] {
 }
 
 /**
+ * The statement with nothing pgbench would take for a variable: a `:word` inside a string literal
+ * (a to_char format's `HH24:MI`) is written `\x3a` in an E'' literal — the same value — and
+ * comments are left out.
+ */
+function hideColons(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '-' && text[i + 1] === '-') {
+      const end = text.indexOf('\n', i);
+      i = (end < 0 ? text.length : end) - 1;
+    } else if (ch === "'") {
+      let j = i + 1;
+      while (j < text.length && (text[j] !== "'" || text[j + 1] === "'")) j += text[j] === "'" ? 2 : 1;
+      const body = text.slice(i + 1, j);
+      const escaped = /(^|[^A-Za-z0-9_])[eE]$/.test(out);
+      if (/:[A-Za-z_]/.test(body)) {
+        const b = (escaped ? body : body.replace(/\\/g, '\\\\')).replace(/:(?=[A-Za-z_])/g, '\\x3a');
+        out += `${escaped ? '' : 'E'}'${b}'`;
+      } else {
+        out += text.slice(i, j + 1);
+      }
+      i = j;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+/**
  * A pgbench script from two captures of the same request (differing only where each request
  * must differ). `prefix` keeps variable names apart when several scripts run together.
  */
-export function pgbenchScript(prefix: string, a: Statement[], b: Statement[]): PgbenchScript {
+export function pgbenchScript(prefix: string, a: Statement[], b: Statement[], keep: (value: string) => boolean = () => false): PgbenchScript {
   const warnings: string[] = [];
   const sameShape = a.length === b.length && a.every((s, i) => s.text === b[i].text && s.values.length === b[i].values.length);
   if (!sameShape) warnings.push(`${prefix}: the two captures sent different statements (${a.length} and ${b.length}); every value is taken as a constant`);
@@ -188,7 +259,11 @@ export function pgbenchScript(prefix: string, a: Statement[], b: Statement[]): P
   const constants = new Map<string, string>();
   const fresh = new Map<string, string>();
   const lines: string[] = [];
-  const constant = (v: string) => {
+  const constant = (v: string, inline = false) => {
+    // A long value (an array of 1,000 ids, a JSON document) goes into the text as a literal: -D
+    // arguments that long would not fit on pgbench's command line.
+    // Escaped (E'…'): pgbench would take a `:word` in the text for a variable, `\x3a` is a colon.
+    if (inline || v.length > LONGEST_DEFINE) return `E'${v.replace(/\\/g, '\\\\').replace(/'/g, "''").replace(/:(?=[A-Za-z_])/g, '\\x3a')}'`;
     let name = constants.get(v);
     if (!name) {
       name = `${prefix}c${constants.size + 1}`;
@@ -209,15 +284,18 @@ export function pgbenchScript(prefix: string, a: Statement[], b: Statement[]): P
   };
   for (const [i, s] of a.entries()) {
     const other = sameShape ? b[i] : s;
-    const text = s.text.replace(/\$(\d+)/g, (_, n: string) => {
+    const sql = hideColons(s.text);
+    // pgbench takes at most 255 variables in a statement: a longer one gets its constants as literals.
+    const inline = s.values.length > MOST_VARIABLES;
+    const text = sql.replace(/\$(\d+)/g, (_, n: string) => {
       const k = Number(n) - 1;
       const va = s.values[k];
       const vb = other.values[k];
       if (va === null || va === undefined) return 'NULL';
-      if (va === vb || vb === null || TIMESTAMP.test(va) || /^[[{]/.test(va)) return constant(va);
+      if (va === vb || vb === null || TIMESTAMP.test(va) || /^[[{]/.test(va) || keep(va)) return constant(va, inline);
       return varying(va);
     });
-    if (/\\/.test(text)) warnings.push(`${prefix}: statement ${i + 1} has a backslash, which pgbench may read as a meta-command`);
+    if (/^\s*\\/m.test(text)) warnings.push(`${prefix}: statement ${i + 1} has a backslash, which pgbench may read as a meta-command`);
     if (/(^|[^:]):[A-Za-z_]/.test(text.replace(new RegExp(`:${prefix}[cv]\\d+`, 'g'), ''))) {
       warnings.push(`${prefix}: statement ${i + 1} has a :name pgbench would take for a variable`);
     }
@@ -231,11 +309,11 @@ export function pgbenchScript(prefix: string, a: Statement[], b: Statement[]): P
 }
 
 /** Captures `sample(0)` (warm-up), then `sample(1)` and `sample(2)`, and makes their script. */
-export async function scriptFromRequests(app: CaptureApp, prefix: string, sample: (variant: number) => SampleRequest): Promise<PgbenchScript> {
+export async function scriptFromRequests(app: CaptureApp, prefix: string, sample: (variant: number) => SampleRequest, keep?: (value: string) => boolean): Promise<PgbenchScript> {
   const warm = await app.capture(sample(0));
   const first = await app.capture(sample(1));
   const second = await app.capture(sample(2));
-  const script = pgbenchScript(prefix, first.statements, second.statements);
+  const script = pgbenchScript(prefix, first.statements, second.statements, keep);
   const failed = [warm, first, second].filter((r) => r.status >= 400).map((r) => r.status);
   if (failed.length) script.warnings.push(`${prefix}: sample requests answered ${failed.join(', ')}: the script is not what a successful request sends`);
   return script;
@@ -301,7 +379,7 @@ export async function runPgbench(bin: string, opts: { databaseUrl: string; scrip
   const aborted = (err.match(/aborted in command/g) ?? []).length;
   const error = aborted || code !== 0 ? (/ERROR:.*$/m.exec(err)?.[0] ?? err.trim().split('\n').pop()) : undefined;
   const postgresCpuMsPerTx = cpuBefore !== null && cpuAfter !== null && latencies.length ? Math.round(((cpuAfter - cpuBefore) / latencies.length) * 1000) / 1000 : undefined;
-  return { tps: Math.round(tps), transactions: latencies.length, p50: round1(percentile(latencies, 50)), p99: round1(percentile(latencies, 99)), aborted, error, postgresCpuMsPerTx };
+  return { tps: Math.round(tps * 10) / 10, transactions: latencies.length, p50: round1(percentile(latencies, 50)), p99: round1(percentile(latencies, 99)), aborted, error, postgresCpuMsPerTx };
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -315,6 +393,11 @@ export interface LimitScenario {
   load: autocannon.Options;
   /** One sample request per pgbench script (several: pgbench picks one per transaction, equal weights). */
   samples: Array<(variant: number) => SampleRequest>;
+  /**
+   * Values to keep as the first capture sent them although the second sent another: rows that
+   * exist (the agent a round-robin pick chose), not ids each request makes anew.
+   */
+  keep?: (value: string) => boolean;
 }
 
 export interface LimitResult extends BenchResult {
@@ -339,7 +422,7 @@ export async function runLimit(ctx: LimitContext, scenario: LimitScenario): Prom
     if (bin) {
       const app = await startCaptureApp(ctx.databaseUrl);
       try {
-        for (const [i, sample] of scenario.samples.entries()) scripts.push(await scriptFromRequests(app, `s${i}`, sample));
+        for (const [i, sample] of scenario.samples.entries()) scripts.push(await scriptFromRequests(app, `s${i}`, sample, scenario.keep));
       } finally {
         await app.close();
       }
@@ -431,6 +514,123 @@ export function limitTable(results: LimitResult[]): string {
   });
   const notes = results.flatMap((r) => [...r.warnings, ...[r.extended, r.prepared].filter((x) => x?.error).map((x) => `pgbench: ${x!.error}`)].map((w) => `- ${r.name}: ${w}`));
   const settings = `Interleaved, ${Math.max(1, ROUNDS)} round(s) of ${results[0]?.seconds ?? ''} s each (service, pgbench -M extended, pgbench -M prepared), ${WARMUP_SECONDS} s warm-up before each; figures are the rounds' means, RSS the peak. Ratio = service req/s ÷ pgbench tps of the same statements.`;
+  return [settings, '', ...head, ...rows, ...(notes.length ? ['', ...notes] : [])].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work that is not a request (a worker's pass, a sweep, a report): its statements replayed
+
+/** Transaction control as knex sends it: the replay runs the pass in one transaction of its own. */
+const TRANSACTION_CONTROL = /^\s*(begin|start transaction|commit|end|rollback)\b[^;]*;?\s*$/i;
+
+export interface ReplayResult {
+  name: string;
+  /** Items (deliveries, tickets, calls…) one pass handled. */
+  items: number;
+  /** Statements in the pass (transaction control left out) and the commits the service made. */
+  statements: number;
+  commits: number;
+  /** The service's rate for the same work, items/s (measured by the benchmark itself). */
+  serviceItemsPerSecond: number;
+  /** Each pgbench run's length. */
+  seconds: number;
+  extended?: PgbenchResult;
+  prepared?: PgbenchResult;
+  warnings: string[];
+}
+
+/**
+ * The limit of work that is not a request: pgbench runs the statements captured from one pass
+ * (`captureStatements`), in order, on one connection, with the values as captured, over and over
+ * (-M extended, then -M prepared, each after a warm-up). Writing work (`writes`) is replayed in
+ * one transaction pgbench rolls back, so every run finds the state the pass found — the caller
+ * puts the database back in that state first — and its inserts never collide; the commits' WAL
+ * flushes are left out, so the limit is generous and the ratio conservative. A service that runs
+ * items in parallel can beat one connection running them in a row: a ratio above 1 says so.
+ */
+export async function replayLimit(
+  ctx: { databaseUrl: string; postmasterPid?: number | null; seconds: number },
+  work: { name: string; items: number; statements: Statement[]; writes: boolean; serviceItemsPerSecond: number },
+): Promise<ReplayResult> {
+  const body = work.statements.filter((st) => !TRANSACTION_CONTROL.test(st.text));
+  const commits = work.statements.filter((st) => /^\s*(commit|end)\b/i.test(st.text)).length;
+  const result: ReplayResult = { name: work.name, items: work.items, statements: body.length, commits, serviceItemsPerSecond: work.serviceItemsPerSecond, seconds: ctx.seconds, warnings: [] };
+  const bin = findPgbench();
+  if (!bin) {
+    result.warnings.push('no pgbench (BENCH_LIMIT=0, or none found): service only');
+    return result;
+  }
+  result.warnings.push(...(await checkReplay(ctx.databaseUrl, body)));
+  const script = pgbenchScript('r', body, body);
+  if (work.writes) script.text = `BEGIN;\n${script.text}ROLLBACK;\n`;
+  result.warnings.push(...script.warnings);
+  keepScripts(work.name, [script]);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'topicdesk-replay-'));
+  try {
+    const common = { databaseUrl: ctx.databaseUrl, scripts: [script], connections: 1, seconds: ctx.seconds, dir, postmasterPid: ctx.postmasterPid };
+    for (const mode of ['extended', 'prepared'] as const) {
+      if (WARMUP_SECONDS > 0) await runPgbench(bin, { ...common, mode, seconds: WARMUP_SECONDS });
+      const r = await runPgbench(bin, { ...common, mode });
+      result[mode] = r;
+      if (r.error) result.warnings.push(`pgbench -M ${mode}: ${r.error}`);
+      process.stderr.write(`  ${work.name}, replayed -M ${mode}: ${r.tps} passes/s (${Math.round(r.tps * work.items)} items/s), p50 ${r.p50} ms${r.error ? `, ${r.error}` : ''}\n`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/**
+ * Runs the pass's statements once, as captured, in a transaction it rolls back, and says how far
+ * the rows they touched differ from the pass's: a replay that does not do the pass's work (the
+ * state was not put back, a value is not what it was) is not its limit. Claims among rows with
+ * equal sort keys may take them in another order and differ a little.
+ */
+export async function checkReplay(databaseUrl: string, statements: Statement[]): Promise<string[]> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const problems: string[] = [];
+  let differing = 0;
+  let passRows = 0;
+  let replayRows = 0;
+  try {
+    await client.query('BEGIN');
+    for (const [i, st] of statements.entries()) {
+      try {
+        const r = await client.query({ text: st.text, values: st.values });
+        const rows = Array.isArray(r) ? undefined : r.rowCount ?? undefined;
+        if (st.rowCount === undefined || rows === undefined) continue;
+        passRows += st.rowCount;
+        replayRows += rows;
+        if (rows !== st.rowCount) differing++;
+      } catch (err) {
+        problems.push(`statement ${i + 1} failed in the replay: ${(err as Error).message}`);
+        break;
+      }
+    }
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    await client.end();
+  }
+  if (differing) problems.push(`the replay touched ${replayRows} rows where the pass touched ${passRows}: ${differing} of ${statements.length} statements touched another number`);
+  return problems;
+}
+
+/** Items/s pgbench reached replaying the pass (its passes/s × items per pass). */
+const replayRate = (r: ReplayResult, p?: PgbenchResult) => (p?.tps ? Math.round(p.tps * r.items) : undefined);
+const replayRatio = (r: ReplayResult, p?: PgbenchResult) => { const rate = replayRate(r, p); return rate ? (r.serviceItemsPerSecond / rate).toFixed(2) : ''; };
+const perItem = (r: ReplayResult, p?: PgbenchResult) => (p?.postgresCpuMsPerTx !== undefined ? Math.round((p.postgresCpuMsPerTx / r.items) * 1000) / 1000 : '');
+
+/** Replayed work against the service: items/s of both, the ratios, PostgreSQL's CPU per item. */
+export function replayTable(results: ReplayResult[]): string {
+  const head = [
+    '| work | items per pass | statements · commits per pass | service items/s | pgbench extended items/s | ratio | pgbench prepared items/s | ratio | PostgreSQL CPU ms per item: extended · prepared |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  const rows = results.map((r) => `| ${r.name} | ${r.items} | ${r.statements} · ${r.commits} | ${r.serviceItemsPerSecond} | ${replayRate(r, r.extended) ?? ''} | ${replayRatio(r, r.extended)} | ${replayRate(r, r.prepared) ?? ''} | ${replayRatio(r, r.prepared)} | ${perItem(r, r.extended)} · ${perItem(r, r.prepared)} |`);
+  const notes = results.flatMap((r) => r.warnings.map((w) => `- ${r.name}: ${w}`));
+  const settings = `pgbench replays the statements of one captured pass on one connection${results.some((r) => r.commits) ? ' (writing work inside a transaction it rolls back: the commits\' flushes are not in the limit)' : ''}, -M extended, then -M prepared, ${results[0]?.seconds ?? ''} s each after ${WARMUP_SECONDS} s of warm-up. Ratio = service items/s ÷ pgbench items/s.`;
   return [settings, '', ...head, ...rows, ...(notes.length ? ['', ...notes] : [])].join('\n');
 }
 

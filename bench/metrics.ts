@@ -6,7 +6,8 @@
  *  - first-response?group_by=day over the last 30 days;
  *  - backlog (now);
  *  - agents over the last 7 days.
- * Prints a table and EXPLAIN (ANALYZE, BUFFERS) of the slowest one's slowest statement.
+ * Prints a table and EXPLAIN (ANALYZE, BUFFERS) of the slowest one's slowest statement, and each
+ * call against its limit: pgbench replaying the statements the call sent (bench/limit.ts).
  * BENCH_TOTAL (default 1,000,000), BENCH_RUNS (default 7) and BENCH_DATABASE_URL change the
  * set-up. Loaded with triggers off (set-up, not measured). Not a test.
  */
@@ -15,7 +16,8 @@ import { createServices } from '../src/container.js';
 import { SYSTEM } from '../src/kernel/actor.js';
 import { createLogger } from '../src/lib/logger.js';
 import type { Knex } from '../src/db/knex.js';
-import { startBenchDatabase } from './harness.js';
+import { findPostmasterPid, startBenchDatabase } from './harness.js';
+import { captureStatements, replayLimit, replayTable, type ReplayResult } from './limit.js';
 
 const TOTAL = Number(process.env.BENCH_TOTAL ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -93,6 +95,8 @@ async function main(): Promise<void> {
       ['agents, 7 days', () => services.metrics.agents(knex, ws.id, { from: iso(7 * DAY), to: now.toISOString() })],
     ];
     const results: { name: string; ms: number; min: number; max: number; statements: Map<string, { ms: number; bindings: unknown[] }> }[] = [];
+    const replays: ReplayResult[] = [];
+    const postmasterPid = await findPostmasterPid(knex);
     for (const [name, fn] of cases) {
       await fn(); // warm-up
       const times: number[] = [];
@@ -115,6 +119,12 @@ async function main(): Promise<void> {
       knex.removeListener('query', onQuery).removeListener('query-response', onResponse);
       results.push({ name, ms: median(times), min: Math.min(...times), max: Math.max(...times), statements });
       process.stderr.write(`${name}: median ${median(times).toFixed(1)} ms\n`);
+      // Its limit: the statements of one call, replayed by pgbench on one connection (reads only).
+      const captured = await captureStatements(fn);
+      replays.push(await replayLimit(
+        { databaseUrl: db.databaseUrl, postmasterPid, seconds: Number(process.env.BENCH_SECONDS ?? 10) },
+        { name, items: 1, statements: captured.statements, writes: false, serviceItemsPerSecond: Math.round((1000 / median(times)) * 10) / 10 },
+      ));
     }
     process.stdout.write(`\n${TOTAL.toLocaleString('en')} tickets, ${RUNS} runs each\n\n| call | median ms | min ms | max ms |\n|---|---|---|---|\n`);
     for (const r of results) process.stdout.write(`| ${r.name} | ${r.ms.toFixed(1)} | ${r.min.toFixed(1)} | ${r.max.toFixed(1)} |\n`);
@@ -122,6 +132,7 @@ async function main(): Promise<void> {
     const [sql, st] = [...slowest.statements].sort((a, b) => b[1].ms - a[1].ms)[0];
     const plan = (await knex.raw(`EXPLAIN (ANALYZE, BUFFERS) ${sql.replace(/\$\d+/g, '?')}`, st.bindings as never)).rows.map((r: any) => r['QUERY PLAN']).join('\n');
     process.stdout.write(`\nEXPLAIN (ANALYZE, BUFFERS) of the slowest call's slowest statement (${slowest.name}):\n\n${plan}\n`);
+    process.stdout.write(`\nAgainst the limit (calls, one at a time):\n\n${replayTable(replays)}\n`);
   } finally {
     await db.close();
   }

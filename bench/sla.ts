@@ -4,11 +4,13 @@
  *  1. 100,000 open tickets with running SLA clocks, 1 % of them past their warning point:
  *     one sweep (records 1,000 warnings: marks, clock flags, the tickets' projection, one
  *     sla.warning event each with the ticket as payload, the webhook fan-out rows).
- *  2. 900,000 more (1,000,000 in all), 1 % of the new ones due (9,000) plus 1,000 more
- *     (10,000): one sweep.
+ *  2. 900,000 more (1,000,000 in all), 1 % of the new ones due (9,000) plus the first 1,000
+ *     again (10,000): one sweep.
  * Reported per case: the tick's time, per due ticket, and the share spent waiting on
  * PostgreSQL (the time from each query's dispatch to its answer, summed): the rest is the
- * service's own work. The sweep runs in batches of 1,000 tickets, one transaction each.
+ * service's own work. The sweep runs in batches of 1,000 tickets, one transaction each. Then
+ * each sweep against its limit: the due clocks and tickets are put back as they were and pgbench
+ * replays the sweep's statements on them (bench/limit.ts `replayLimit`).
  * BENCH_TOTAL (default 1,000,000) and BENCH_DATABASE_URL change the set-up. Not a test.
  */
 import { loadConfig } from '../src/config.js';
@@ -17,7 +19,8 @@ import { SYSTEM } from '../src/kernel/actor.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
 import type { Knex } from '../src/db/knex.js';
-import { startBenchDatabase } from './harness.js';
+import { findPostmasterPid, keepRows, startBenchDatabase } from './harness.js';
+import { captureStatements, replayLimit, replayTable, type ReplayResult, type Statement } from './limit.js';
 
 const TOTAL = Number(process.env.BENCH_TOTAL ?? 1_000_000);
 const FIRST = Math.round(TOTAL / 10);
@@ -55,7 +58,17 @@ async function load(knex: Knex, ws: string, contact: string, from: number, to: n
   return dueCount;
 }
 
-async function timedSweep(knex: Knex, services: ReturnType<typeof createServices>, now: Date): Promise<{ ms: number; sqlMs: number; marks: number }> {
+/** The rows a sweep changes, kept as they are now, so pgbench can replay the sweep on the state it found. */
+const keepSweptRows = (knex: Knex, now: Date) => keepRows(knex, [
+  // The sweep's events, and the fan-out queue rows their trigger adds (no webhook worker runs here).
+  { table: 'webhook_fanout_queue', scope: "event_id IN (SELECT id FROM events WHERE type LIKE 'sla.%')", how: 'replace' },
+  { table: 'events', scope: "type LIKE 'sla.%'", how: 'replace' },
+  { table: 'sla_marks', scope: 'true', how: 'replace' },
+  { table: 'sla_clocks', scope: 'check_at <= ?', bindings: [now], how: 'update', key: 'ticket_id' },
+  { table: 'tickets', scope: 'id IN (SELECT ticket_id FROM sla_clocks WHERE check_at <= ?)', bindings: [now], how: 'update' },
+]);
+
+async function timedSweep(knex: Knex, services: ReturnType<typeof createServices>, now: Date): Promise<{ ms: number; sqlMs: number; marks: number; statements: Statement[] }> {
   let sqlMs = 0;
   const started = new Map<string, number>();
   const byStatement = new Map<string, number>();
@@ -71,11 +84,12 @@ async function timedSweep(knex: Knex, services: ReturnType<typeof createServices
   };
   knex.on('query', onQuery).on('query-response', onResponse);
   const t0 = performance.now();
-  const r = await services.sla.sweep(knex, now, { batchSize: 1000, maxBatches: 10_000 });
+  const { value: r, statements } = await captureStatements(() => services.sla.sweep(knex, now, { batchSize: 1000, maxBatches: 10_000 }));
   const ms = performance.now() - t0;
+  if (process.env.BENCH_VERBOSE) for (const st of statements) process.stderr.write(`${st.text.replace(/\s+/g, ' ').slice(0, 100)}\n`);
   knex.removeListener('query', onQuery).removeListener('query-response', onResponse);
   if (process.env.BENCH_VERBOSE) for (const [k, v] of [...byStatement].sort((a, b) => b[1] - a[1])) process.stderr.write(`${Math.round(v)} ms  ${k}\n`);
-  return { ms, sqlMs, marks: r.marks };
+  return { ms, sqlMs, marks: r.marks, statements };
 }
 
 async function main(): Promise<void> {
@@ -87,6 +101,20 @@ async function main(): Promise<void> {
     const { contact } = await services.contacts.upsert(knex, ws.id, { telegram_user_id: 4242, name: 'Bench customer' }, SYSTEM);
     const now = new Date();
     const rows: string[] = [];
+    const replays: ReplayResult[] = [];
+    const postmasterPid = await findPostmasterPid(knex);
+
+    /** One measured sweep, then its limit: pgbench replaying its statements on the state it found. */
+    const measure = async (total: number, due: number) => {
+      const before = await keepSweptRows(knex, now);
+      const r = await timedSweep(knex, services, now);
+      report(total, due, r);
+      await before.restore();
+      replays.push(await replayLimit(
+        { databaseUrl: db.databaseUrl, postmasterPid, seconds: Number(process.env.BENCH_SECONDS ?? 10) },
+        { name: `sweep, ${total.toLocaleString('en')} open, ${due.toLocaleString('en')} due (items: marks recorded)`, items: r.marks, statements: r.statements, writes: true, serviceItemsPerSecond: Math.round(r.marks / (r.ms / 1000)) },
+      ));
+    };
 
     const report = (total: number, due: number, r: { ms: number; sqlMs: number; marks: number }) => {
       const line = `| ${total.toLocaleString('en')} | ${due.toLocaleString('en')} | ${r.marks.toLocaleString('en')} | ${Math.round(r.ms)} | ${(r.ms / Math.max(1, r.marks) * 1000).toFixed(0)} | ${Math.round(r.sqlMs)} (${Math.round((100 * r.sqlMs) / r.ms)} %) |`;
@@ -97,18 +125,17 @@ async function main(): Promise<void> {
     let t0 = performance.now();
     const due1 = await load(knex, ws.id, contact.id, 0, FIRST, now, (n) => n % 100 === 0);
     process.stderr.write(`loaded ${FIRST} tickets in ${Math.round((performance.now() - t0) / 1000)} s\n`);
-    report(FIRST, due1, await timedSweep(knex, services, now));
+    await measure(FIRST, due1);
 
     t0 = performance.now();
     const due2 = await load(knex, ws.id, contact.id, FIRST, TOTAL, now, (n) => n % 100 === 0);
     process.stderr.write(`loaded ${TOTAL - FIRST} more in ${Math.round((performance.now() - t0) / 1000)} s\n`);
-    // 1 % of all tickets due in this tick: the new ones' 1 % plus as many of the old as make it 1 %.
-    await knex.raw(`UPDATE sla_clocks SET first_warned = false, check_at = ?::timestamptz - interval '1 minute'
-                     WHERE ticket_id IN (SELECT ticket_id FROM sla_clocks WHERE first_warned ORDER BY ticket_id LIMIT ?)`, [now, Math.round(TOTAL / 100) - due2]);
-    await knex.raw('DELETE FROM sla_marks');
-    report(TOTAL, Math.round(TOTAL / 100), await timedSweep(knex, services, now));
+    // 1 % of all tickets due in this tick: the new ones' 1 % plus the first sweep's, due again (restored).
+    const [{ n: dueNow }] = (await knex.raw('SELECT count(*)::int AS n FROM sla_clocks WHERE check_at <= ?', [now])).rows;
+    if (dueNow !== due1 + due2) throw new Error(`expected ${due1 + due2} due clocks, found ${dueNow}`);
+    await measure(TOTAL, dueNow);
 
-    process.stdout.write(`\n| open tickets | due this tick | marks recorded | tick ms | µs per due ticket | waiting on PostgreSQL ms |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n`);
+    process.stdout.write(`\n| open tickets | due this tick | marks recorded | tick ms | µs per due ticket | waiting on PostgreSQL ms |\n|---|---|---|---|---|---|\n${rows.join('\n')}\n\nAgainst the limit:\n\n${replayTable(replays)}\n`);
   } finally {
     await db.close();
   }

@@ -27,7 +27,10 @@ import type { Knex } from '../src/db/knex.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
 import { startFakeBotApi, type FakeBot, type FakeBotApi, type FakeGroup, type FakeUser } from '../test/helpers/fake-bot-api.js';
-import { procMemoryKb, startBenchEnv } from './harness.js';
+import { createKnex } from '../src/db/knex.js';
+import { createTelegram } from '../src/telegram/telegram.js';
+import { keepRows, procMemoryKb, startBenchEnv, type BenchEnv, type KeptRows } from './harness.js';
+import { captureStatements, replayLimit, replayTable } from './limit.js';
 
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 100);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 1000);
@@ -84,6 +87,31 @@ const HOP_TRIGGERS = `
   CREATE TRIGGER bench_update_hop AFTER INSERT OR UPDATE ON telegram_updates FOR EACH ROW EXECUTE FUNCTION bench_update_hop();
   DROP TRIGGER IF EXISTS bench_send_hop ON telegram_sends;
   CREATE TRIGGER bench_send_hop AFTER INSERT OR UPDATE ON telegram_sends FOR EACH ROW WHEN (NEW.op = 'copy_message') EXECUTE FUNCTION bench_send_hop();`;
+
+/**
+ * The rows a relay pass changes (the tables its statements write, and what their triggers
+ * write): the rows it adds go, the ones it changes are put back. Tables the benchmark keeps
+ * small are kept whole.
+ */
+const RELAY_ROWS = (since: Date): KeptRows[] => {
+  const after = { scope: 'created_at >= ?', bindings: [since], how: 'replace' } as const;
+  const ofEvents = (table: string): KeptRows => ({ table, scope: 'event_id IN (SELECT id FROM events WHERE created_at >= ?)', bindings: [since], how: 'replace' });
+  return [
+    ofEvents('webhook_fanout_queue'),
+    ofEvents('escalation_queue'),
+    { table: 'message_telegram_refs', scope: 'message_id IN (SELECT id FROM messages WHERE created_at >= ?)', bindings: [since], how: 'replace' },
+    { table: 'telegram_sends', ...after },
+    { table: 'messages', ...after },
+    { table: 'events', ...after },
+    { table: 'telegram_updates', scope: 'received_at >= ?', bindings: [since], how: 'replace' },
+    { table: 'telegram_rate_windows', scope: 'true', how: 'replace' },
+    { table: 'telegram_chats', scope: 'true', how: 'replace' },
+    { table: 'contact_chats', scope: 'true', how: 'replace' },
+    { table: 'accounts', scope: 'true', how: 'update' },
+    { table: 'tickets', scope: 'true', how: 'update' },
+    { table: 'sla_clocks', scope: 'true', how: 'update', key: 'ticket_id' },
+  ];
+};
 
 const HOPS = ['poll', 'store', 'handle', 'claim', 'copy'] as const;
 
@@ -199,11 +227,54 @@ async function main(): Promise<void> {
     for (const h of HOPS) process.stderr.write(`  ${h.padEnd(6)} p50 ${String(hops[h].p50_ms).padStart(5)} ms  p99 ${String(hops[h].p99_ms).padStart(5)} ms  max ${String(hops[h].max_ms).padStart(5)} ms\n`);
     const memory = serviceMemory(env.pid);
     process.stderr.write(`service memory: ${JSON.stringify(memory)}\n`);
+
+    // ---- 3. Against the limit: the statements of relays, replayed by pgbench
+    await env.stopService();
+    const limit = await relayLimit(env, fake, { token: mainBot.token, chatId: mainGroup.id }, pairs, intervalMs, relay.p50_ms);
     console.log(JSON.stringify({ throughput, relay: { ...relay, hops }, memory }, null, 2));
+    console.log(`\n${limit}`);
   } finally {
     await env.close();
     await fake.close();
   }
+}
+
+/**
+ * The relays' limit: with the service stopped, the Telegram side runs in this process while every relay
+ * customer writes once more, paced as in 2; the rows the pass changed are put back and pgbench
+ * replays its statements (bench/limit.ts `replayLimit`). Everything the Telegram side sent in
+ * that time is in the pass, its idle polls included.
+ */
+async function relayLimit(env: BenchEnv, fake: FakeBotApi, main: { token: string; chatId: number }, pairs: { bot: FakeBot; u: FakeUser }[], intervalMs: number, relayP50Ms: number): Promise<string> {
+  const { knex } = env;
+  const config = loadConfig({ NODE_ENV: 'production', TELEGRAM_API_ROOT: fake.url, TELEGRAM_BOT_TOKEN: main.token, TELEGRAM_SUPPORT_CHAT_ID: String(main.chatId) });
+  // As large as the service's pool: every bot's poller holds a connection of its own (its lock).
+  const db = createKnex(env.databaseUrl, 10);
+  const logger = createLogger('silent');
+  const services = createServices({ config, db, logger, clock: systemClock });
+  const telegram = createTelegram({ config, db, logger, clock: systemClock, services });
+  const since = new Date();
+  const kept = await keepRows(knex, RELAY_ROWS(since));
+  const copiesBefore = fake.callsTo('copyMessage').filter((c) => c.status === 200).length;
+  await sleep(61_000); // the groups' 20/min windows start empty again
+  const pass = await captureStatements(async () => {
+    await telegram.start();
+    for (const { bot, u } of pairs) {
+      fake.userSends(bot, u, 'relay, captured');
+      await sleep(intervalMs);
+    }
+    await until('every captured relay copied', () => fake.callsTo('copyMessage').filter((c) => c.status === 200).length >= copiesBefore + pairs.length, 120_000);
+    await telegram.stop();
+  });
+  await db.destroy();
+  const writes = new Set(pass.statements.map((st) => /^\s*(?:insert\s+into|update|delete\s+from)\s+"?(\w+)/i.exec(st.text)?.[1]).filter(Boolean));
+  process.stderr.write(`captured ${pass.statements.length} statements; tables written: ${[...writes].join(', ')}\n`);
+  await kept.restore();
+  const result = await replayLimit(
+    { databaseUrl: env.databaseUrl, postmasterPid: env.postmasterPid, seconds: Number(process.env.BENCH_REPLAY_SECONDS ?? 10) },
+    { name: `${pairs.length} relays, one per customer (items: relays; service: one at a time, 1000 ÷ the relay's p50 ms)`, items: pairs.length, statements: pass.statements, writes: true, serviceItemsPerSecond: Math.round((1000 / relayP50Ms) * 10) / 10 },
+  );
+  return replayTable([result]);
 }
 
 /** Per hop (HOPS), p50/p99/max over the relayed messages, from the fake's log and bench_hops. */

@@ -6,6 +6,11 @@
  *  2. Latency: tickets created through the API at BENCH_RATE per second (default 50) for
  *     BENCH_SECONDS (default 15); each ticket.created is timed from the API's answer to its
  *     arrival at the receiver.
+ *  3. Against the limit: the service stopped, one pass of the webhook worker (fan-out and
+ *     delivery of BENCH_REPLAY_EVENTS events, default 1,000, to one endpoint) runs in this
+ *     process and its statements are captured; the rows it changed are put back and pgbench
+ *     replays the statements (bench/limit.ts `replayLimit`, BENCH_REPLAY_SECONDS per mode),
+ *     next to the service's deliveries/s to one endpoint from 1.
  * BENCH_DATABASE_URL runs it on an existing PostgreSQL.
  */
 import http from 'node:http';
@@ -15,11 +20,16 @@ import { createServices } from '../src/container.js';
 import { newId } from '../src/lib/ids.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createLogger } from '../src/lib/logger.js';
-import { startBenchEnv } from './harness.js';
+import { createKnex } from '../src/db/knex.js';
+import { createWebhookWorker } from '../src/webhooks/webhook-worker.js';
+import { keepRows, startBenchEnv } from './harness.js';
+import { captureStatements, replayLimit, replayTable } from './limit.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const RATE = Number(process.env.BENCH_RATE ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const REPLAY_EVENTS = Number(process.env.BENCH_REPLAY_EVENTS ?? 1_000);
+const REPLAY_SECONDS = Number(process.env.BENCH_REPLAY_SECONDS ?? 10);
 
 /** A receiver that answers 200 and notes when each delivery (by webhook-id and ticket id) arrived. */
 async function startReceiver() {
@@ -76,7 +86,7 @@ try {
   const first = await post('/v1/tickets', { contact: { email: 'bench@example.com', name: 'Bench Customer' }, subject: 'Payload sample', description: 'x'.repeat(300) });
   const payload = JSON.stringify(await first.json());
 
-  async function throughput(endpoints: number): Promise<void> {
+  async function throughput(endpoints: number): Promise<number> {
     const ids: string[] = [];
     for (let i = 0; i < endpoints; i++) {
       const r = await post('/v1/webhooks', { url: receiver.url(`/t${endpoints}/${i}`), events: ['ticket.updated'] });
@@ -96,9 +106,10 @@ try {
     process.stderr.write(`throughput, ${endpoints} endpoint(s): ${total} deliveries in ${seconds.toFixed(1)} s = ${rate}/s\n`);
     rows.push(`| ${EVENTS} events × ${endpoints} endpoint(s), committed at once | ${total} | ${seconds.toFixed(1)} | **${rate}** | | |`);
     for (const id of ids) await fetch(`${env.baseUrl}/v1/webhooks/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } });
+    return rate;
   }
 
-  await throughput(1);
+  const oneEndpointRate = await throughput(1);
   await throughput(4);
 
   // Latency: ticket.created, from the API's 201 to the receiver.
@@ -125,8 +136,42 @@ try {
   process.stderr.write(`latency at ${RATE} tickets/s: p50 ${p50} ms, p99 ${p99} ms, missing ${missing}\n`);
   rows.push(`| ticket.created at ${RATE}/s for ${SECONDS} s (API answer → receiver) | ${answered.size} | | | ${p50} | ${p99} |`);
 
+  // 3. Against the limit: one pass of the worker in this process, the service stopped.
+  const replayEndpoint = (await (await post('/v1/webhooks', { url: receiver.url('/replay'), events: ['ticket.updated'] })).json()).id as string;
+  await env.stopService();
+  await knex.raw(`
+    INSERT INTO events (id, workspace_id, type, actor_type, payload, created_at)
+    SELECT unnest(?::text[]), ?, 'ticket.updated', 'system', ?::jsonb, ?`,
+  [Array.from({ length: REPLAY_EVENTS }, () => newId('evt')), ws.id, payload, new Date()]);
+  const kept = await keepRows(knex, [
+    { table: 'webhook_deliveries', scope: 'endpoint_id = ?', bindings: [replayEndpoint], how: 'replace' },
+    { table: 'webhook_fanout_queue', scope: 'true', how: 'replace' },
+    { table: 'webhook_endpoints', scope: 'id = ?', bindings: [replayEndpoint], how: 'update' },
+  ]);
+  // On one connection, so the statements are captured in the order PostgreSQL ran them and a
+  // replay on one connection meets the rows as the pass did (with ten, claims running side by
+  // side skip each other's locked rows, which one connection never sees). The work per delivery
+  // (claims as large as the worker's free slots, the recording) is the service's; the rate to
+  // compare with is the service's own, measured above.
+  const workerDb = createKnex(env.databaseUrl, 1);
+  const worker = createWebhookWorker({ db: workerDb, logger: createLogger('silent'), clock: systemClock, config: config.webhooks, webhooks: services.webhooks });
+  receiver.reset();
+  const t0 = performance.now();
+  const pass = await captureStatements(() => worker.drain());
+  const passSeconds = (performance.now() - t0) / 1000;
+  await worker.stop();
+  await workerDb.destroy();
+  if (receiver.count !== REPLAY_EVENTS) throw new Error(`the pass delivered ${receiver.count} of ${REPLAY_EVENTS}`);
+  process.stderr.write(`one worker pass in this process: ${REPLAY_EVENTS} deliveries in ${passSeconds.toFixed(2)} s\n`);
+  await kept.restore();
+  const replay = await replayLimit(
+    { databaseUrl: env.databaseUrl, postmasterPid: env.postmasterPid, seconds: REPLAY_SECONDS },
+    { name: `worker pass: fan-out + delivery of ${REPLAY_EVENTS} events to one endpoint (items: deliveries; service: the 1-endpoint throughput above)`, items: REPLAY_EVENTS, statements: pass.statements, writes: true, serviceItemsPerSecond: oneEndpointRate },
+  );
+
   console.log('| scenario | deliveries | seconds | deliveries/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|');
   console.log(rows.join('\n'));
+  console.log(`\nAgainst the limit (the statements of one worker pass, captured in the benchmark process):\n\n${replayTable([replay])}`);
 } finally {
   await receiver.close();
   await env.close();

@@ -55,7 +55,8 @@ export function createAssignmentService(deps: { clock: Clock; tickets: TicketSer
     if (!chosen) return null;
     const at = clock.now();
     const body = { agent_id: chosen.id, ...(teamId !== view.ticket.teamId ? { team_id: teamId } : {}), ...(note ? { note } : {}) };
-    const after = await tickets.assign(db, workspaceId, view.ticket.id, body, actor, { strategy, view });
+    // The candidates were locked and seen active above: the ticket service need not read the agent again.
+    const after = await tickets.assign(db, workspaceId, view.ticket.id, body, actor, { strategy, view, agentLocked: true });
     await agents.touchAssigned(db, chosen.id, at);
     if (strategy === 'round_robin') await assignmentStore.saveRotation(db, workspaceId, scope, chosen.id);
     return after;

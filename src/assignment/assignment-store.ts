@@ -23,9 +23,13 @@ export const assignmentStore = {
    * each sees the pick before it.
    */
   async lockRotation(db: Db, workspaceId: string, scope: string): Promise<string | null> {
+    const locked = () => db('assignment_rotations').select('last_agent_id').where({ workspace_id: workspaceId, scope }).forUpdate().first();
+    // Every pick but a scope's first finds the row: one statement under the team's queue of picks.
+    const row = await locked();
+    if (row) return row.last_agent_id;
+    // The first: two at once both insert, one waits for the other's commit and inserts nothing.
     await db('assignment_rotations').insert({ workspace_id: workspaceId, scope }).onConflict(['workspace_id', 'scope']).ignore();
-    const row = await db('assignment_rotations').select('last_agent_id').where({ workspace_id: workspaceId, scope }).forUpdate().first();
-    return row.last_agent_id;
+    return (await locked()).last_agent_id;
   },
 
   async saveRotation(db: Db, workspaceId: string, scope: string, agentId: string): Promise<void> {

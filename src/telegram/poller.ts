@@ -30,9 +30,11 @@ export function startPoller(deps: {
   const retryMs = deps.retryMs ?? 5_000;
   let running = true;
 
+  /** Waits `ms`, or until stop(); the abort listener goes with the wait (a failing bot pauses again and again). */
   const pause = (ms: number) => new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    const onAbort = () => { clearTimeout(t); resolve(); };
+    const t = setTimeout(() => { abort.signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+    abort.signal.addEventListener('abort', onAbort, { once: true });
   });
 
   /** The last failure logged: a repeat (say a revoked token, every retry) is logged at debug only. */

@@ -268,9 +268,13 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
      * chose the agent, for the event's details. Capacity and eligibility are the assignment
      * module's to check; this only refuses inactive agents, unknown ids and closed tickets.
      */
-    async assign(db: Db, workspaceId: string, id: string, body: { agent_id?: string | null; team_id?: string | null; note?: string }, actor: Actor, opts: { strategy?: string | null; view?: TicketView } = {}): Promise<TicketView> {
+    /**
+     * `view`: the ticket as the caller read it, locked. `agentLocked`: the caller has locked the
+     * agent and seen it active in this transaction (a strategy's pick), so it is not read again.
+     */
+    async assign(db: Db, workspaceId: string, id: string, body: { agent_id?: string | null; team_id?: string | null; note?: string }, actor: Actor, opts: { strategy?: string | null; view?: TicketView; agentLocked?: boolean } = {}): Promise<TicketView> {
       const view = opts.view ?? await service.get(db, workspaceId, id, { forUpdate: true });
-      if (body.agent_id) await activeAgent(db, workspaceId, body.agent_id);
+      if (body.agent_id && !opts.agentLocked) await activeAgent(db, workspaceId, body.agent_id);
       if (body.team_id) await teamInWorkspace(db, workspaceId, body.team_id);
       if (view.ticket.status === 'closed') throw new AppError('conflict', 'A closed ticket cannot be reassigned');
       const before = view.ticket;
