@@ -240,7 +240,8 @@ async function main(): Promise<void> {
 }
 
 /**
- * The relays' limit: with the service stopped, the Telegram side runs in this process while every relay
+ * The relays' limit: with the service stopped, the Telegram side runs in this process (its work
+ * on one connection, besides the pollers' locks) while every relay
  * customer writes once more, paced as in 2; the rows the pass changed are put back and pgbench
  * replays its statements (bench/limit.ts `replayLimit`). Everything the Telegram side sent in
  * that time is in the pass, its idle polls included.
@@ -248,8 +249,9 @@ async function main(): Promise<void> {
 async function relayLimit(env: BenchEnv, fake: FakeBotApi, main: { token: string; chatId: number }, pairs: { bot: FakeBot; u: FakeUser }[], intervalMs: number, relayP50Ms: number): Promise<string> {
   const { knex } = env;
   const config = loadConfig({ NODE_ENV: 'production', TELEGRAM_API_ROOT: fake.url, TELEGRAM_BOT_TOKEN: main.token, TELEGRAM_SUPPORT_CHAT_ID: String(main.chatId) });
-  // As large as the service's pool: every bot's poller holds a connection of its own (its lock).
-  const db = createKnex(env.databaseUrl, 10);
+  // One connection carries every statement (the pollers' locks have one of their own): captured
+  // in the order PostgreSQL ran them, as the one-connection replay runs them.
+  const db = createKnex(env.databaseUrl, 1);
   const logger = createLogger('silent');
   const services = createServices({ config, db, logger, clock: systemClock });
   const telegram = createTelegram({ config, db, logger, clock: systemClock, services });

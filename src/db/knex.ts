@@ -78,9 +78,13 @@ export function createKnex(connectionString: string, poolMax = 10, log?: KnexLog
  * and waiting for a pooled connection stay bounded. Destroy it after use.
  */
 export function unboundedKnex(db: Knex, poolMax = 2): Knex {
-  const m = made.get(db);
-  const url = m?.connectionString ?? (db.client.config.connection as { connectionString: string }).connectionString;
-  return createKnex(url, poolMax, m?.log, { ...m?.bounds, statementTimeoutMs: 0, idleInTransactionTimeoutMs: 0, queryTimeoutMs: 0 });
+  const { connectionString, log, bounds } = connectionOf(db);
+  return createKnex(connectionString, poolMax, log, { ...bounds, statementTimeoutMs: 0, idleInTransactionTimeoutMs: 0, queryTimeoutMs: 0 });
+}
+
+/** The database `db` opens and its bounds: for a connection of one's own to the same database (outside its pool). */
+export function connectionOf(db: Knex): { connectionString: string; log?: KnexLog; bounds: DatabaseBounds } {
+  return made.get(db) ?? { connectionString: (db.client.config.connection as { connectionString: string }).connectionString, bounds: DEFAULT_DATABASE_BOUNDS };
 }
 
 /** pg's own error when a query had no answer within query_timeout (it carries no code). */

@@ -14,6 +14,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { BotApi } from './bot-api.js';
 import { ALLOWED_UPDATES, startPoller, type Poller } from './poller.js';
+import { createSessionLocks, type SessionLocks } from '../db/session-locks.js';
 import { classifyTelegramError } from './telegram-errors.js';
 import { webhookSecretFor } from './webhook-secret.js';
 import { inTransaction } from '../db/transaction.js';
@@ -95,6 +96,8 @@ export function createBotRuntime(deps: {
   const { db, api, config, clock } = deps;
   const logger = deps.logger.child({ component: 'telegram' });
   const running = new Map<string, { token: string; poller: Poller | null }>();
+  // The pollers' locks, on a connection of their own (from start() to stop()).
+  let locks: SessionLocks | null = null;
   let timer: NodeJS.Timeout | null = null;
   let reconciling: Promise<void> = Promise.resolve();
 
@@ -114,7 +117,7 @@ export function createBotRuntime(deps: {
     }
     return {
       token: a.token,
-      poller: startPoller({ db, logger, clock, api, accountId: a.id, token: a.token, timeoutSeconds: config.telegram.pollTimeoutSeconds, onStored: deps.onUpdateStored }),
+      poller: startPoller({ db, locks: locks!, logger, clock, api, accountId: a.id, token: a.token, timeoutSeconds: config.telegram.pollTimeoutSeconds, onStored: deps.onUpdateStored }),
     };
   }
 
@@ -141,6 +144,7 @@ export function createBotRuntime(deps: {
 
   const runtime: BotRuntime = {
     async start() {
+      locks = createSessionLocks(db, logger);
       await syncDefaultAccount(db, deps.accounts, config, logger);
       await runtime.reconcile();
       timer = setInterval(() => { void runtime.reconcile(); }, deps.reconcileIntervalMs);
@@ -155,6 +159,8 @@ export function createBotRuntime(deps: {
       await reconciling;
       await Promise.all([...running.values()].map((b) => b.poller?.stop()));
       running.clear();
+      await locks?.close();
+      locks = null;
     },
   };
   return runtime;

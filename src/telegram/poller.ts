@@ -1,11 +1,14 @@
 /**
- * Long polling for one bot. One replica polls a bot at a time (a session advisory lock:
- * Telegram answers 409 to a second getUpdates), and the offset only moves past updates once
- * they are stored — which is why this is not Telegraf's own polling loop: that one confirms a
- * batch even when its handler failed, and a failed insert would lose the update.
+ * Long polling for one bot. One replica polls a bot at a time (a session advisory lock, on
+ * the process's lock connection, never a pooled one: Telegram answers 409 to a second
+ * getUpdates), and the offset only moves past updates once they are stored — which is why
+ * this is not Telegraf's own polling loop: that one confirms a batch even when its handler
+ * failed, and a failed insert would lose the update. The lock is checked before every
+ * getUpdates: a poller whose lock went with its connection stops until it has it again.
  */
-import { lockKey, NOT_ACQUIRED, withSessionAdvisoryLock } from '../db/advisory-lock.js';
+import { lockKey } from '../db/advisory-lock.js';
 import type { Knex } from '../db/knex.js';
+import type { SessionLocks } from '../db/session-locks.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { BotApi } from './bot-api.js';
@@ -20,10 +23,11 @@ export interface Poller {
 }
 
 export function startPoller(deps: {
-  db: Knex; logger: Logger; clock: Clock; api: BotApi; accountId: string; token: string;
+  db: Knex; locks: SessionLocks; logger: Logger; clock: Clock; api: BotApi; accountId: string; token: string;
   timeoutSeconds: number; onStored: () => void; retryMs?: number;
 }): Poller {
-  const { db, clock, api, accountId } = deps;
+  const { db, locks, clock, api, accountId } = deps;
+  const key = lockKey(POLLER_LOCK, accountId);
   const logger = deps.logger.child({ component: 'telegram-poller', account_id: accountId });
   const telegram = api.client(deps.token);
   const abort = new AbortController();
@@ -40,10 +44,11 @@ export function startPoller(deps: {
   /** The last failure logged: a repeat (say a revoked token, every retry) is logged at debug only. */
   let lastFailure: string | null = null;
 
+  /** Polls while this process holds the bot's lock. */
   async function poll(): Promise<void> {
     let offset: number | undefined;
     let webhookCleared = false;
-    while (running) {
+    while (running && locks.holds(key)) {
       try {
         if (!webhookCleared) {
           // getUpdates is refused while a webhook is set; pending updates are kept.
@@ -75,12 +80,14 @@ export function startPoller(deps: {
 
   const done = (async () => {
     while (running) {
-      const outcome = await withSessionAdvisoryLock(db, lockKey(POLLER_LOCK, accountId), { wait: false }, poll).catch((err) => {
-        logger.error({ err }, 'polling stopped by an error');
-        return null;
+      const mine = await locks.tryLock(key).catch((err: Error) => {
+        logger.warn({ reason: err.message }, 'cannot take the bot\'s polling lock: trying again');
+        return false;
       });
-      if (outcome === NOT_ACQUIRED || outcome === null) await pause(retryMs); // another replica polls this bot
+      if (mine) await poll().catch((err) => logger.error({ err }, 'polling stopped by an error'));
+      if (running) await pause(retryMs); // another replica polls this bot, or the lock was lost
     }
+    await locks.unlock(key);
   })();
 
   return {

@@ -182,11 +182,15 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
     }
   }
 
-  /** Our message ids behind the Telegram messages a row copies (album items join a row later). */
-  async function messageIdsOf(s: QueuedSend): Promise<string[]> {
+  /**
+   * Our message ids behind the Telegram messages a row copies (album items join a row later).
+   * Read in `tx`, the transaction recording the outcome: a read through the pool from inside it
+   * would hold one connection while waiting for another, and a busy pool would deadlock.
+   */
+  async function messageIdsOf(tx: Db, s: QueuedSend): Promise<string[]> {
     const ids = new Set<string>(s.messageId ? [s.messageId] : []);
     if (s.op === 'copy_message' && s.payload.from_chat_id !== undefined) {
-      for (const id of await topics.messageIdsOf(db, s.accountId, Number(s.payload.from_chat_id), (s.payload.message_ids ?? []).map(Number))) ids.add(id);
+      for (const id of await topics.messageIdsOf(tx, s.accountId, Number(s.payload.from_chat_id), (s.payload.message_ids ?? []).map(Number))) ids.add(id);
     }
     return [...ids];
   }
@@ -219,7 +223,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
       const pairs: [number, number][] = copies.length === ids.length ? ids.map((id, i) => [id, copies[i].message_id]) : [];
       return async (tx) => {
         await topics.recordCopies(tx, s.accountId, Number(s.payload.from_chat_id), target, pairs);
-        for (const id of await messageIdsOf(s)) await messages.markSent(tx, id, clock.now());
+        for (const id of await messageIdsOf(tx, s)) await messages.markSent(tx, id, clock.now());
       };
     },
 
@@ -397,7 +401,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
   /** The customer blocked the bot (or left Telegram): contact blocked, messages failed, agents told in the topic. */
   async function recipientBlocked(tx: Db, s: QueuedSend, f: Failure): Promise<void> {
     const reason = blockedReason(f);
-    const ids = await messageIdsOf(s);
+    const ids = await messageIdsOf(tx, s);
     const failed = [];
     for (const id of ids) {
       const m = await messages.markFailed(tx, id, reason, clock.now());
@@ -414,7 +418,7 @@ export function createSendExecutor(deps: { db: Db; logger: Logger; clock: Clock;
   }
 
   async function failMessages(tx: Db, s: QueuedSend, reason: string): Promise<void> {
-    for (const id of await messageIdsOf(s)) await messages.markFailed(tx, id, reason, clock.now());
+    for (const id of await messageIdsOf(tx, s)) await messages.markFailed(tx, id, reason, clock.now());
   }
 
   function backoffMs(failures: number): number {

@@ -61,7 +61,7 @@ const FAST_PACING = { perChat: { limit: 1, windowMs: 50 }, perGroup: { limit: 20
 
 /**
  * Registers before/after hooks for a describe block: a fresh database and a harness on it,
- * stopped before the database is dropped (the poller holds a connection until it stops).
+ * stopped before the database is dropped (the pollers' lock connection stays open until it stops).
  */
 export function useTelegramHarness(opts: HarnessOptions = {}): { readonly h: TelegramHarness } {
   let database: TestDatabase | undefined;

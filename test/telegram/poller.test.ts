@@ -1,37 +1,101 @@
 /**
- * The poller's own loop (src/telegram/poller.ts), against a Bot API that always fails: it keeps
- * retrying, paced, without piling up listeners on its stop signal (one per pause was a leak: a
- * bot whose token was revoked pauses every minute for as long as the service runs).
+ * The poller's own loop (src/telegram/poller.ts) and its lock (src/db/session-locks.ts), against
+ * Bot APIs of our own making: one that always fails, one that answers an empty long poll.
  */
 import assert from 'node:assert/strict';
+import { createKnex } from '../../src/db/knex.js';
+import { createSessionLocks, type SessionLocks } from '../../src/db/session-locks.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { createLogger } from '../../src/lib/logger.js';
 import type { BotApi } from '../../src/telegram/bot-api.js';
-import { startPoller } from '../../src/telegram/poller.js';
+import { startPoller, type Poller } from '../../src/telegram/poller.js';
 import { useTestDatabase } from '../helpers/test-db.js';
 
-describe('the poller against a Bot API that keeps failing', () => {
-  const db = useTestDatabase();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const logger = createLogger('silent');
 
-  it('retries every retryMs and leaves no listener behind per pause', async () => {
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A Bot API whose getUpdates answers [] after `ms` (an idle long poll), counting the calls. */
+function idleApi(ms = 20): { api: BotApi; calls: () => number } {
+  let calls = 0;
+  const api = { client: () => ({ callApi: async (method: string) => { if (method === 'getUpdates') { calls++; await sleep(ms); } return method === 'getUpdates' ? [] : true; } }) } as unknown as BotApi;
+  return { api, calls: () => calls };
+}
+
+describe('the poller', () => {
+  const db = useTestDatabase();
+  const pollers: Poller[] = [];
+  const lockSets: SessionLocks[] = [];
+  const locks = () => { const l = createSessionLocks(db.knex, logger, { heartbeatMs: 50 }); lockSets.push(l); return l; };
+  const poll = (deps: { api: BotApi; locks: SessionLocks; accountId?: string; db?: typeof db.knex; retryMs?: number }) => {
+    const p = startPoller({ db: deps.db ?? db.knex, locks: deps.locks, logger, clock: systemClock, api: deps.api, accountId: deps.accountId ?? 'acc_poller_test', token: '1:x', timeoutSeconds: 1, onStored: () => {}, retryMs: deps.retryMs ?? 20 });
+    pollers.push(p);
+    return p;
+  };
+  /** The backends holding our advisory locks, and how many each holds. */
+  const lockHolders = async () => (await db.knex.raw(`SELECT a.application_name, count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() GROUP BY 1`)).rows as { application_name: string; n: number }[];
+
+  afterEach(async () => {
+    for (const p of pollers.splice(0)) await p.stop();
+    for (const l of lockSets.splice(0)) await l.close();
+  });
+
+  it('retries every retryMs against a failing API and leaves no listener behind per pause', async () => {
     let calls = 0;
     const failing = { client: () => ({ callApi: async () => { calls++; throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }); } }) } as unknown as BotApi;
     const warnings: Error[] = [];
     const onWarning = (w: Error) => { warnings.push(w); };
     process.on('warning', onWarning);
     try {
-      const poller = startPoller({
-        db: db.knex, logger: createLogger('silent'), clock: systemClock, api: failing, accountId: 'acc_poller_test', token: '1:x',
-        timeoutSeconds: 1, onStored: () => {}, retryMs: 2,
-      });
-      const started = Date.now();
-      while (calls < 40 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 10));
-      await poller.stop();
+      const p = poll({ api: failing, locks: locks(), retryMs: 2 });
+      await until('40 calls', () => calls >= 40);
+      await p.stop();
       await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
     } finally {
       process.off('warning', onWarning);
     }
-    assert.ok(calls >= 40, `it kept retrying (${calls} calls)`);
     assert.deepEqual(warnings.map((w) => w.name), [], 'no MaxListenersExceededWarning on the stop signal');
+  });
+
+  it('takes no pooled connection: ten pollers on a pool of two leave it free, their locks all on one connection', async () => {
+    const small = createKnex(db.current.url, 2, undefined, { acquireTimeoutMs: 2_000 });
+    try {
+      const shared = locks();
+      const apis = Array.from({ length: 10 }, () => idleApi(200));
+      apis.forEach(({ api }, i) => poll({ api, locks: shared, accountId: `acc_many_${i}`, db: small }));
+      await until('every bot polling', () => apis.every((a) => a.calls() > 0));
+      const answers = await Promise.all(Array.from({ length: 4 }, () => small.raw('SELECT 1 AS one')));
+      assert.equal(answers.length, 4, 'the pool still serves queries');
+      assert.deepEqual(await lockHolders(), [{ application_name: 'topicdesk-locks', n: 10 }]);
+    } finally {
+      for (const p of pollers.splice(0)) await p.stop();
+      await small.destroy();
+    }
+  });
+
+  it('one replica polls a bot; when its lock connection dies the other takes over, and the first stops', async () => {
+    const a = idleApi();
+    const b = idleApi();
+    const first = locks();
+    poll({ api: a.api, locks: first });
+    await until('the first polling', () => a.calls() > 0);
+    poll({ api: b.api, locks: locks() });
+    await sleep(200);
+    assert.equal(b.calls(), 0, 'the second waits while the first holds the lock');
+
+    await db.knex.raw(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+    await until('the second polling', () => b.calls() > 0);
+    await sleep(100); // a getUpdates of the first's that was in flight may still end
+    const firstCalls = a.calls();
+    await sleep(300);
+    assert.equal(a.calls(), firstCalls, 'the first no longer polls');
   });
 });
