@@ -4,15 +4,18 @@
  *  1. Throughput: BENCH_TICKETS unassigned tickets (default 6,000) in a team of 10 agents;
  *     10 connections POST /v1/tickets/{id}/assign {"strategy":"round_robin"}, each request a
  *     different ticket, for BENCH_SECONDS (default 10). Every pick of the team queues on the
- *     team's rotation row, so this is the rate of one serialised pick. Checked: the agents'
- *     counts differ by at most one. Interleaved with pgbench running the statements of assign
- *     requests with as many connections (bench/limit.ts; BENCH_LIMIT_ROUNDS rounds).
+ *     team's rotation row, so this is the rate of one serialised pick. Interleaved with pgbench
+ *     running the statements of assign requests with as many connections (bench/limit.ts;
+ *     BENCH_LIMIT_ROUNDS rounds). Then the rotation's exactness on its own: every ticket
+ *     unassigned, 1,000 picks at 10 connections, and the spread of the agents' counts (0: 100
+ *     each).
  *  2. Distribution latency: a team that auto-assigns round robin, 5 agents with room for one
  *     ticket each, all busy, and a queue of waiting tickets. BENCH_SAMPLES times (default 200):
  *     resolve one agent's ticket through the API (room appears) and time from the API's answer
  *     until the queue's head is assigned (polled every 2 ms).
  * BENCH_DATABASE_URL runs it on an existing PostgreSQL.
  */
+import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.js';
 import { createServices } from '../src/container.js';
 import { SYSTEM } from '../src/kernel/actor.js';
@@ -84,8 +87,17 @@ async function main(): Promise<void> {
       // The agent each pick chose (the next in the rotation) is replayed as it was chosen.
       keep: (value) => rr.agentIds.includes(value),
     });
+    // Exactness on its own (pgbench's replays above pick fixed agents): every ticket unassigned,
+    // then 1,000 picks at 10 connections, each a different ticket: 100 per agent.
+    await knex('tickets').where({ team_id: rr.id }).update({ assignee_id: null });
+    let k = 0;
+    const picks = Math.min(1000, ids.length);
+    await autocannon({
+      url: baseUrl, connections: 10, amount: picks,
+      requests: [{ method: 'POST', headers: auth, setupRequest: (req) => ({ ...req, path: `/v1/tickets/${ids[k++]}/assign`, body: assign }) }],
+    });
     const counts = (await knex('tickets').select('assignee_id').count({ n: '*' }).where({ team_id: rr.id }).whereNotNull('assignee_id').groupBy('assignee_id')).map((r: any) => Number(r.n));
-    const spread = Math.max(...counts) - Math.min(...counts);
+    const spread = counts.length === rr.agentIds.length ? Math.max(...counts) - Math.min(...counts) : `only ${counts.length} agents picked`;
     const throughput = { requests: result.requests, per_second: result.rps, p50_ms: result.p50, p99_ms: result.p99, non_2xx: result.non2xx, agents_spread: spread };
     process.stderr.write(`round robin: ${JSON.stringify(throughput)}\n`);
 

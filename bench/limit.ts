@@ -379,7 +379,7 @@ export async function runPgbench(bin: string, opts: { databaseUrl: string; scrip
   const aborted = (err.match(/aborted in command/g) ?? []).length;
   const error = aborted || code !== 0 ? (/ERROR:.*$/m.exec(err)?.[0] ?? err.trim().split('\n').pop()) : undefined;
   const postgresCpuMsPerTx = cpuBefore !== null && cpuAfter !== null && latencies.length ? Math.round(((cpuAfter - cpuBefore) / latencies.length) * 1000) / 1000 : undefined;
-  return { tps: Math.round(tps * 10) / 10, transactions: latencies.length, p50: round1(percentile(latencies, 50)), p99: round1(percentile(latencies, 99)), aborted, error, postgresCpuMsPerTx };
+  return { tps: Math.round(tps * 1000) / 1000, transactions: latencies.length, p50: round1(percentile(latencies, 50)), p99: round1(percentile(latencies, 99)), aborted, error, postgresCpuMsPerTx };
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -550,11 +550,18 @@ export interface ReplayResult {
  */
 export async function replayLimit(
   ctx: { databaseUrl: string; postmasterPid?: number | null; seconds: number },
-  work: { name: string; items: number; statements: Statement[]; writes: boolean; serviceItemsPerSecond: number },
+  work: {
+    name: string; items: number; statements: Statement[]; writes: boolean; serviceItemsPerSecond: number;
+    /**
+     * Run first in every pass, inside its transaction: what a rollback does not undo, put back
+     * (a sequence's setval, so rows get the ids the pass gave them and later statements find them).
+     */
+    setup?: Statement[];
+  },
 ): Promise<ReplayResult> {
-  const body = work.statements.filter((st) => !TRANSACTION_CONTROL.test(st.text));
+  const body = [...(work.setup ?? []), ...work.statements.filter((st) => !TRANSACTION_CONTROL.test(st.text))];
   const commits = work.statements.filter((st) => /^\s*(commit|end)\b/i.test(st.text)).length;
-  const result: ReplayResult = { name: work.name, items: work.items, statements: body.length, commits, serviceItemsPerSecond: work.serviceItemsPerSecond, seconds: ctx.seconds, warnings: [] };
+  const result: ReplayResult = { name: work.name, items: work.items, statements: body.length - (work.setup?.length ?? 0), commits, serviceItemsPerSecond: work.serviceItemsPerSecond, seconds: ctx.seconds, warnings: [] };
   const bin = findPgbench();
   if (!bin) {
     result.warnings.push('no pgbench (BENCH_LIMIT=0, or none found): service only');
@@ -618,7 +625,11 @@ export async function checkReplay(databaseUrl: string, statements: Statement[]):
 }
 
 /** Items/s pgbench reached replaying the pass (its passes/s × items per pass). */
-const replayRate = (r: ReplayResult, p?: PgbenchResult) => (p?.tps ? Math.round(p.tps * r.items) : undefined);
+const replayRate = (r: ReplayResult, p?: PgbenchResult) => {
+  if (!p?.tps) return undefined;
+  const rate = p.tps * r.items;
+  return rate < 100 ? Math.round(rate * 10) / 10 : Math.round(rate);
+};
 const replayRatio = (r: ReplayResult, p?: PgbenchResult) => { const rate = replayRate(r, p); return rate ? (r.serviceItemsPerSecond / rate).toFixed(2) : ''; };
 const perItem = (r: ReplayResult, p?: PgbenchResult) => (p?.postgresCpuMsPerTx !== undefined ? Math.round((p.postgresCpuMsPerTx / r.items) * 1000) / 1000 : '');
 
