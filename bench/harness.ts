@@ -128,19 +128,23 @@ export async function keepRows(knex: Knex, parts: KeptRows[]): Promise<{ restore
   const columns = async (table: string) => (await knex('information_schema.columns').select('column_name')
     .where({ table_name: table, table_schema: 'public', is_generated: 'NEVER' }).orderBy('ordinal_position')).map((r: { column_name: string }) => `"${r.column_name}"`);
   return {
+    /** In one transaction, with triggers off (putting rows back must not queue work of its own). */
     async restore() {
-      for (const k of kept) if (k.how === 'replace') await knex.raw(`DELETE FROM ${k.table} WHERE ${k.scope}`, (k.bindings ?? []) as never);
-      for (const k of [...kept].reverse()) {
-        const cols = await columns(k.table);
-        if (k.how === 'replace') {
-          await knex.raw(`INSERT INTO ${k.table} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM ${k.copy}`);
-        } else {
-          const key = `"${k.key ?? 'id'}"`;
-          await knex.raw(`UPDATE ${k.table} x SET (${cols.join(', ')}) = (SELECT ${cols.map((c) => `s.${c}`).join(', ')} FROM ${k.copy} s WHERE s.${key} = x.${key})
+      await knex.transaction(async (tx) => {
+        await tx.raw('SET LOCAL session_replication_role = replica');
+        for (const k of kept) if (k.how === 'replace') await tx.raw(`DELETE FROM ${k.table} WHERE ${k.scope}`, (k.bindings ?? []) as never);
+        for (const k of [...kept].reverse()) {
+          const cols = await columns(k.table);
+          if (k.how === 'replace') {
+            await tx.raw(`INSERT INTO ${k.table} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM ${k.copy}`);
+          } else {
+            const key = `"${k.key ?? 'id'}"`;
+            await tx.raw(`UPDATE ${k.table} x SET (${cols.join(', ')}) = (SELECT ${cols.map((c) => `s.${c}`).join(', ')} FROM ${k.copy} s WHERE s.${key} = x.${key})
                            WHERE x.${key} IN (SELECT ${key} FROM ${k.copy})`);
+          }
         }
-      }
-      for (const k of kept) await knex.raw(`DROP TABLE ${k.copy}`);
+        for (const k of kept) await tx.raw(`DROP TABLE ${k.copy}`);
+      });
     },
   };
 }

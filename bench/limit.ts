@@ -216,25 +216,50 @@ function splitStatements(text: string): string[] {
   return out;
 }
 
+/** A colon pgbench would read as the start of a variable (it takes any non-ASCII byte as a name too). */
+const VARIABLE_COLON = /:(?=[A-Za-z_\u0080-\uffff])/g;
+const hasVariableColon = (text: string) => new RegExp(VARIABLE_COLON.source).test(text);
+
 /**
  * The statement with nothing pgbench would take for a variable: a `:word` inside a string literal
  * (a to_char format's `HH24:MI`) is written `\x3a` in an E'' literal — the same value — and
- * comments are left out.
+ * comments are left out. Quoted identifiers and dollar-quoted strings are kept as they are (a
+ * `:word` in one is then reported by pgbenchScript's check).
  */
 function hideColons(text: string): string {
   let out = '';
   for (let i = 0; i < text.length; i++) {
     const ch = text[i];
-    if (ch === '-' && text[i + 1] === '-') {
+    const dollar = ch === '$' ? /^\$[A-Za-z_]*\$/.exec(text.slice(i))?.[0] : undefined;
+    if (dollar) {
+      const end = text.indexOf(dollar, i + dollar.length);
+      const j = end < 0 ? text.length : end + dollar.length;
+      out += text.slice(i, j);
+      i = j - 1;
+    } else if (ch === '"') {
+      const end = text.indexOf('"', i + 1);
+      const j = end < 0 ? text.length : end + 1;
+      out += text.slice(i, j);
+      i = j - 1;
+    } else if (ch === '-' && text[i + 1] === '-') {
       const end = text.indexOf('\n', i);
       i = (end < 0 ? text.length : end) - 1;
+    } else if (ch === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = (end < 0 ? text.length : end + 2) - 1;
     } else if (ch === "'") {
-      let j = i + 1;
-      while (j < text.length && (text[j] !== "'" || text[j + 1] === "'")) j += text[j] === "'" ? 2 : 1;
-      const body = text.slice(i + 1, j);
       const escaped = /(^|[^A-Za-z0-9_])[eE]$/.test(out);
-      if (/:[A-Za-z_]/.test(body)) {
-        const b = (escaped ? body : body.replace(/\\/g, '\\\\')).replace(/:(?=[A-Za-z_])/g, '\\x3a');
+      let j = i + 1;
+      while (j < text.length) {
+        if (escaped && text[j] === '\\') j += 2; // E'it\'s'
+        else if (text[j] === "'" && text[j + 1] === "'") j += 2;
+        else if (text[j] === "'") break;
+        else j++;
+      }
+      const body = text.slice(i + 1, j);
+      // U&'…' has escapes of its own: left as it is (the check below reports a `:word` in it).
+      if (hasVariableColon(body) && !/[uU]&$/.test(out)) {
+        const b = (escaped ? body : body.replace(/\\/g, '\\\\')).replace(VARIABLE_COLON, '\\x3a');
         out += `${escaped ? '' : 'E'}'${b}'`;
       } else {
         out += text.slice(i, j + 1);
@@ -263,7 +288,7 @@ export function pgbenchScript(prefix: string, a: Statement[], b: Statement[], ke
     // A long value (an array of 1,000 ids, a JSON document) goes into the text as a literal: -D
     // arguments that long would not fit on pgbench's command line.
     // Escaped (E'…'): pgbench would take a `:word` in the text for a variable, `\x3a` is a colon.
-    if (inline || v.length > LONGEST_DEFINE) return `E'${v.replace(/\\/g, '\\\\').replace(/'/g, "''").replace(/:(?=[A-Za-z_])/g, '\\x3a')}'`;
+    if (inline || v.length > LONGEST_DEFINE) return `E'${v.replace(/\\/g, '\\\\').replace(/'/g, "''").replace(VARIABLE_COLON, '\\x3a')}'`;
     let name = constants.get(v);
     if (!name) {
       name = `${prefix}c${constants.size + 1}`;
@@ -295,8 +320,9 @@ export function pgbenchScript(prefix: string, a: Statement[], b: Statement[], ke
       if (va === vb || vb === null || TIMESTAMP.test(va) || /^[[{]/.test(va) || keep(va)) return constant(va, inline);
       return varying(va);
     });
+    if (inline && new Set(text.match(/:[A-Za-z_]\w*/g)).size > 255) warnings.push(`${prefix}: statement ${i + 1} has more than 255 values that differ between the captures: pgbench refuses it`);
     if (/^\s*\\/m.test(text)) warnings.push(`${prefix}: statement ${i + 1} has a backslash, which pgbench may read as a meta-command`);
-    if (/(^|[^:]):[A-Za-z_]/.test(text.replace(new RegExp(`:${prefix}[cv]\\d+`, 'g'), ''))) {
+    if (/(^|[^:]):[A-Za-z_\u0080-\uffff]/.test(text.replace(new RegExp(`:${prefix}[cv]\\d+`, 'g'), ''))) {
       warnings.push(`${prefix}: statement ${i + 1} has a :name pgbench would take for a variable`);
     }
     const parts = s.values.length ? [text] : splitStatements(text);
@@ -520,8 +546,11 @@ export function limitTable(results: LimitResult[]): string {
 // ---------------------------------------------------------------------------------------------
 // Work that is not a request (a worker's pass, a sweep, a report): its statements replayed
 
-/** Transaction control as knex sends it: the replay runs the pass in one transaction of its own. */
-const TRANSACTION_CONTROL = /^\s*(begin|start transaction|commit|end|rollback)\b[^;]*;?\s*$/i;
+/**
+ * Transaction control as knex sends it: the replay runs the pass in one transaction of its own.
+ * ROLLBACK TO SAVEPOINT stays (it undoes part of the pass in the replay too).
+ */
+const TRANSACTION_CONTROL = /^\s*(begin|start transaction|commit|end|rollback(?!\s+to\b))\b[^;]*;?\s*$/i;
 
 export interface ReplayResult {
   name: string;
@@ -561,12 +590,14 @@ export async function replayLimit(
 ): Promise<ReplayResult> {
   const body = [...(work.setup ?? []), ...work.statements.filter((st) => !TRANSACTION_CONTROL.test(st.text))];
   const commits = work.statements.filter((st) => /^\s*(commit|end)\b/i.test(st.text)).length;
+  const rollbacks = work.statements.filter((st) => /^\s*rollback\b(?!\s+to\b)/i.test(st.text)).length;
   const result: ReplayResult = { name: work.name, items: work.items, statements: body.length - (work.setup?.length ?? 0), commits, serviceItemsPerSecond: work.serviceItemsPerSecond, seconds: ctx.seconds, warnings: [] };
   const bin = findPgbench();
   if (!bin) {
     result.warnings.push('no pgbench (BENCH_LIMIT=0, or none found): service only');
     return result;
   }
+  if (rollbacks) result.warnings.push(`the pass rolled back ${rollbacks} transaction(s): the replay keeps their writes`);
   result.warnings.push(...(await checkReplay(ctx.databaseUrl, body)));
   const script = pgbenchScript('r', body, body);
   if (work.writes) script.text = `BEGIN;\n${script.text}ROLLBACK;\n`;

@@ -249,8 +249,9 @@ async function main(): Promise<void> {
 async function relayLimit(env: BenchEnv, fake: FakeBotApi, main: { token: string; chatId: number }, pairs: { bot: FakeBot; u: FakeUser }[], intervalMs: number, relayP50Ms: number): Promise<string> {
   const { knex } = env;
   const config = loadConfig({ NODE_ENV: 'production', TELEGRAM_API_ROOT: fake.url, TELEGRAM_BOT_TOKEN: main.token, TELEGRAM_SUPPORT_CHAT_ID: String(main.chatId) });
-  // One connection carries every statement (the pollers' locks have one of their own): captured
-  // in the order PostgreSQL ran them, as the one-connection replay runs them.
+  // One connection carries the work (the pollers' locks have one of their own, whose few
+  // statements — a lock per bot, a heartbeat every 10 s — are captured too): captured in the
+  // order PostgreSQL ran them, as the one-connection replay runs them.
   const db = createKnex(env.databaseUrl, 1);
   const logger = createLogger('silent');
   const services = createServices({ config, db, logger, clock: systemClock });

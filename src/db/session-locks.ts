@@ -23,6 +23,10 @@ export interface SessionLocks {
   close(): Promise<void>;
 }
 
+/** When the server drops the session of a client gone silent: ~25 s of keepalive, 30 s of unacknowledged data. */
+const SERVER_SIDE_TIMEOUTS = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c tcp_user_timeout=30000';
+const HEARTBEAT_DEADLINE_MS = 10_000;
+
 export interface SessionLockOptions {
   /** How often the connection proves, with a round trip, that it (and so every lock) is alive. */
   heartbeatMs?: number;
@@ -63,13 +67,18 @@ export function createSessionLocks(db: Knex, logger: Logger, opts: SessionLockOp
         connectionString,
         application_name: 'topicdesk-locks',
         connectionTimeoutMillis: bounds.connectTimeoutMs,
-        query_timeout: bounds.queryTimeoutMs || undefined,
+        // The heartbeat needs a deadline even where statements have none (queryTimeoutMs 0).
+        query_timeout: bounds.queryTimeoutMs || HEARTBEAT_DEADLINE_MS,
         keepAlive: true,
         keepAliveInitialDelayMillis: bounds.keepAliveInitialDelayMs,
+        // The server must notice a vanished client soon too, or the locks outlive it (its TCP
+        // keepalive defaults to 2 hours): then another replica can take the bots over.
+        options: SERVER_SIDE_TIMEOUTS,
       });
       c.on('error', (err) => lose(c, err.message));
       try {
         await c.connect();
+        if (closed) throw new Error('session locks are closed');
       } catch (err) {
         void c.end().catch(() => undefined);
         throw err;

@@ -15,7 +15,8 @@
  *    waits until `resumeWhenFree` slots are free again.
  *  - without `run`: the claim step does the work itself (say, claims and handles an update
  *    in one transaction) and reports how much it did in `done`; `concurrency` such loops
- *    run side by side.
+ *    run side by side, and when the queue is empty only the first polls: the others wait for
+ *    a wake().
  * After a claim that found something (or says `more`), a loop claims again at once; else it
  * sleeps until `nextAt` or for `pollIntervalMs`, whichever comes first. A wake() that comes
  * while a loop is busy is kept for its next sleep, so new work never waits a poll interval.
@@ -74,7 +75,8 @@ export interface QueueWorker {
 
 /** A loop's sleep: wake() cuts it short, or, while the loop is busy, is kept for the next one. */
 interface Pause {
-  wait(ms: number): Promise<void>;
+  /** Sleeps `ms`, or until wake() when `ms` is null. */
+  wait(ms: number | null): Promise<void>;
   wake(): void;
   /** A claim is about to start: a wake from before it is answered by that claim. */
   clear(): void;
@@ -102,7 +104,7 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
           return Promise.resolve();
         }
         return new Promise((resolve) => {
-          const timer = setTimeout(done, Math.max(0, ms));
+          const timer = ms === null ? undefined : setTimeout(done, Math.max(0, ms));
           function done() {
             clearTimeout(timer);
             cut = null;
@@ -160,7 +162,12 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
     return { count, more: claimed.more ?? count > 0, nextAt: claimed.nextAt ?? null };
   }
 
-  async function loop(pause: Pause): Promise<void> {
+  /**
+   * One loop. Side by side (without `run`), only the first polls when the queue is empty: the
+   * others sleep until a wake-up (new work in this process) — N loops polling would cost N claims
+   * per poll interval while idle, for nothing the first would not find.
+   */
+  async function loop(pause: Pause, polls: boolean): Promise<void> {
     while (running) {
       const slots = free();
       if (slots <= 0) {
@@ -174,6 +181,7 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
         pause.clear();
         const { more, nextAt } = await claimOnce(slots);
         if (more) sleepMs = null;
+        else if (!polls) sleepMs = Infinity;
         else {
           const untilDue = nextAt ? nextAt.getTime() - clock.now().getTime() : pollIntervalMs;
           sleepMs = Math.min(pollIntervalMs, Math.max(1, untilDue));
@@ -182,7 +190,7 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
         logger.error({ err }, opts.claimErrorMessage);
         sleepMs = errorBackoffMs;
       }
-      if (sleepMs !== null) await pause.wait(sleepMs);
+      if (sleepMs !== null) await pause.wait(sleepMs === Infinity ? null : sleepMs);
     }
   }
 
@@ -191,7 +199,7 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
       if (running) return;
       running = true;
       pauses = Array.from({ length: run ? 1 : concurrency }, createPause);
-      loops = pauses.map((p) => loop(p));
+      loops = pauses.map((p, i) => loop(p, i === 0));
     },
     async stop() {
       running = false;

@@ -267,8 +267,6 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
      * Sets the assignee and/or team (null clears). `strategy`: the assignment strategy that
      * chose the agent, for the event's details. Capacity and eligibility are the assignment
      * module's to check; this only refuses inactive agents, unknown ids and closed tickets.
-     */
-    /**
      * `view`: the ticket as the caller read it, locked. `agentLocked`: the caller has locked the
      * agent and seen it active in this transaction (a strategy's pick), so it is not read again.
      */

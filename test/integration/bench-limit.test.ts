@@ -42,13 +42,13 @@ describe('bench/limit.ts: pgbench scripts from captured statements', () => {
   it("keeps a string literal's `:word` (a to_char format) and drops a comment's", async () => {
     const st: Statement = {
       text: `INSERT INTO bench_probe (v) -- why: a comment pgbench would read :variables in
-             SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || E'\\\\:x' || 'it''s:y'`,
+             SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || E'\\\\:x' || 'it''s:y' || ' Статус:Открыт'`,
       values: ['2026-01-02 03:04:05+00'],
     };
     const script = pgbenchScript('t', [st], [st]);
     assert.deepEqual(script.warnings, []);
     runOnce(script);
-    assert.deepEqual(await probed(), ['2026-01-02T03:04:05\\:xit\'s:y']);
+    assert.deepEqual(await probed(), ['2026-01-02T03:04:05\\:xit\'s:y Статус:Открыт']);
   });
 
   it('writes long constants into the text (quotes, backslashes, colons and all) and the same value arrives', async () => {

@@ -81,6 +81,25 @@ describe('the poller', () => {
     }
   });
 
+  it('session locks closed while connecting leave no connection and no heartbeat behind', async () => {
+    const live = new Set<unknown>();
+    const realSet = global.setInterval;
+    const realClear = global.clearInterval;
+    global.setInterval = ((...args: Parameters<typeof setInterval>) => { const t = realSet(...args); live.add(t); return t; }) as typeof setInterval;
+    global.clearInterval = ((t: Parameters<typeof clearInterval>[0]) => { live.delete(t); realClear(t); }) as typeof clearInterval;
+    try {
+      const l = createSessionLocks(db.knex, logger, { heartbeatMs: 20 });
+      const taking = l.tryLock(4242).catch((err: Error) => err);
+      await l.close();
+      assert.match(String(await taking), /closed/);
+      assert.equal(live.size, 0, 'no heartbeat left running');
+    } finally {
+      global.setInterval = realSet;
+      global.clearInterval = realClear;
+    }
+    await until('no lock connection left', async () => (await db.knex.raw("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'topicdesk-locks' AND datname = current_database()")).rows[0].n === 0);
+  });
+
   it('one replica polls a bot; when its lock connection dies the other takes over, and the first stops', async () => {
     const a = idleApi();
     const b = idleApi();

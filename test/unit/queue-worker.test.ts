@@ -379,7 +379,8 @@ describe('queue worker (src/jobs/queue-worker.ts)', function () {
       const w2 = worker<string>({ concurrency: 2, claim: async () => { calls++; return { items: [] }; }, run: async () => undefined });
       w.start();
       w2.start();
-      await waitFor('every loop asleep', () => calls === 4 && timers() >= before + 4, 5000);
+      // Asleep: w's first loop and w2's loop on a timer each; w's other two loops wait for a wake, timerless.
+      await waitFor('every loop asleep', () => calls === 4 && timers() >= before + 2, 5000);
       await Promise.all([w.stop(), w2.stop()]);
       assert.equal(timers(), before);
     });
@@ -429,6 +430,34 @@ describe('queue worker (src/jobs/queue-worker.ts)', function () {
       await waitFor('3 woken', () => gates.length === 6, 5000);
       assert.equal(maxActive, 3);
       for (const g of gates.slice(3)) g.resolve({ done: 0 });
+    });
+
+    it('while the queue is empty only the first loop polls (no two empty claims overlap); a wake() brings them all', async () => {
+      let calls = 0;
+      let active = 0;
+      let overlapping = 0;
+      let counting = false;
+      const w = worker<never>({
+        concurrency: 4, pollIntervalMs: 1,
+        claim: async () => {
+          calls++;
+          active++;
+          if (counting && active > 1) overlapping++;
+          await new Promise((r) => setTimeout(r, 5));
+          active--;
+          return { done: 0 };
+        },
+      });
+      w.start();
+      await waitFor('the first claim of every loop', () => calls >= 4 && active === 0, 5000);
+      counting = true;
+      const started = calls;
+      await waitFor('30 polls', () => calls >= started + 30, 10_000);
+      counting = false;
+      assert.equal(overlapping, 0, 'one loop polls: four would overlap claims all the time');
+      const before = calls;
+      w.wake();
+      await waitFor('every loop woken', () => active === 4 || calls >= before + 4, 5000);
     });
 
     it('a loop that did something claims again at once', async () => {
