@@ -183,33 +183,75 @@ const MOST_VARIABLES = 250;
 
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/;
 
+/** A piece of a statement's text: SQL, or something whose characters are not SQL to scan. */
+interface SqlPiece {
+  kind: 'code' | 'comment' | 'identifier' | 'dollar' | 'string';
+  text: string;
+  /** A string literal's prefix: E'…' (backslash escapes) or U&'…' (escapes of its own). */
+  prefix?: 'E' | 'U&';
+}
+
+/** A statement's text cut into code, comments, quoted identifiers and literals: the one lexer of the two below. */
+function sqlPieces(text: string): SqlPiece[] {
+  const pieces: SqlPiece[] = [];
+  let code = '';
+  for (let i = 0; i < text.length;) {
+    const ch = text[i];
+    const upTo = (found: number, length: number) => (found < 0 ? text.length : found + length);
+    const dollar = ch === '$' ? /^\$[A-Za-z_]*\$/.exec(text.slice(i))?.[0] : undefined;
+    let piece: SqlPiece;
+    let end: number;
+    if (dollar) {
+      end = upTo(text.indexOf(dollar, i + dollar.length), dollar.length);
+      piece = { kind: 'dollar', text: '' };
+    } else if (ch === '"') {
+      end = upTo(text.indexOf('"', i + 1), 1);
+      piece = { kind: 'identifier', text: '' };
+    } else if (ch === '-' && text[i + 1] === '-') {
+      end = upTo(text.indexOf('\n', i), 0);
+      piece = { kind: 'comment', text: '' };
+    } else if (ch === '/' && text[i + 1] === '*') {
+      end = upTo(text.indexOf('*/', i + 2), 2);
+      piece = { kind: 'comment', text: '' };
+    } else if (ch === "'") {
+      const prefix = /(^|[^A-Za-z0-9_])[eE]$/.test(code) ? 'E' : /[uU]&$/.test(code) ? 'U&' : undefined;
+      let j = i + 1;
+      while (j < text.length) {
+        if (prefix === 'E' && text[j] === '\\') j += 2; // E'it\'s'
+        else if (text[j] === "'" && text[j + 1] === "'") j += 2;
+        else if (text[j] === "'") break;
+        else j++;
+      }
+      end = Math.min(text.length, j + 1);
+      piece = { kind: 'string', text: '', prefix };
+    } else {
+      code += ch;
+      i++;
+      continue;
+    }
+    if (code) pieces.push({ kind: 'code', text: code });
+    code = '';
+    pieces.push({ ...piece, text: text.slice(i, end) });
+    i = end;
+  }
+  if (code) pieces.push({ kind: 'code', text: code });
+  return pieces;
+}
+
 /** Statements of one query text, split at top-level semicolons (outside quotes and comments). */
 function splitStatements(text: string): string[] {
   const out: string[] = [];
   let cur = '';
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    const tag = ch === '$' ? /^\$[A-Za-z_]*\$/.exec(text.slice(i))?.[0] : undefined;
-    if (tag) {
-      const end = text.indexOf(tag, i + tag.length);
-      const j = end < 0 ? text.length : end + tag.length;
-      cur += text.slice(i, j);
-      i = j - 1;
-    } else if (ch === "'" || ch === '"') {
-      const end = text.indexOf(ch, i + 1);
-      const j = end < 0 ? text.length : end;
-      cur += text.slice(i, j + 1);
-      i = j;
-    } else if (ch === '-' && text[i + 1] === '-') {
-      const end = text.indexOf('\n', i);
-      const j = end < 0 ? text.length : end;
-      cur += text.slice(i, j);
-      i = j - 1;
-    } else if (ch === ';') {
+  for (const piece of sqlPieces(text)) {
+    if (piece.kind !== 'code') {
+      cur += piece.text;
+      continue;
+    }
+    const [first, ...rest] = piece.text.split(';');
+    cur += first;
+    for (const next of rest) {
       if (cur.trim()) out.push(cur.trim());
-      cur = '';
-    } else {
-      cur += ch;
+      cur = next;
     }
   }
   if (cur.trim()) out.push(cur.trim());
@@ -223,53 +265,18 @@ const hasVariableColon = (text: string) => new RegExp(VARIABLE_COLON.source).tes
 /**
  * The statement with nothing pgbench would take for a variable: a `:word` inside a string literal
  * (a to_char format's `HH24:MI`) is written `\x3a` in an E'' literal — the same value — and
- * comments are left out. Quoted identifiers and dollar-quoted strings are kept as they are (a
- * `:word` in one is then reported by pgbenchScript's check).
+ * comments are left out. Quoted identifiers, dollar-quoted and U&'' strings are kept as they are
+ * (a `:word` in one is then reported by pgbenchScript's check).
  */
 function hideColons(text: string): string {
-  let out = '';
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    const dollar = ch === '$' ? /^\$[A-Za-z_]*\$/.exec(text.slice(i))?.[0] : undefined;
-    if (dollar) {
-      const end = text.indexOf(dollar, i + dollar.length);
-      const j = end < 0 ? text.length : end + dollar.length;
-      out += text.slice(i, j);
-      i = j - 1;
-    } else if (ch === '"') {
-      const end = text.indexOf('"', i + 1);
-      const j = end < 0 ? text.length : end + 1;
-      out += text.slice(i, j);
-      i = j - 1;
-    } else if (ch === '-' && text[i + 1] === '-') {
-      const end = text.indexOf('\n', i);
-      i = (end < 0 ? text.length : end) - 1;
-    } else if (ch === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2);
-      i = (end < 0 ? text.length : end + 2) - 1;
-    } else if (ch === "'") {
-      const escaped = /(^|[^A-Za-z0-9_])[eE]$/.test(out);
-      let j = i + 1;
-      while (j < text.length) {
-        if (escaped && text[j] === '\\') j += 2; // E'it\'s'
-        else if (text[j] === "'" && text[j + 1] === "'") j += 2;
-        else if (text[j] === "'") break;
-        else j++;
-      }
-      const body = text.slice(i + 1, j);
-      // U&'…' has escapes of its own: left as it is (the check below reports a `:word` in it).
-      if (hasVariableColon(body) && !/[uU]&$/.test(out)) {
-        const b = (escaped ? body : body.replace(/\\/g, '\\\\')).replace(VARIABLE_COLON, '\\x3a');
-        out += `${escaped ? '' : 'E'}'${b}'`;
-      } else {
-        out += text.slice(i, j + 1);
-      }
-      i = j;
-    } else {
-      out += ch;
-    }
-  }
-  return out;
+  return sqlPieces(text).map((p) => {
+    if (p.kind === 'comment') return '';
+    if (p.kind !== 'string' || p.prefix === 'U&') return p.text;
+    const body = p.text.slice(1, p.text.endsWith("'") && p.text.length > 1 ? -1 : undefined);
+    if (!hasVariableColon(body)) return p.text;
+    const escaped = p.prefix === 'E' ? body : body.replace(/\\/g, '\\\\');
+    return `${p.prefix === 'E' ? '' : 'E'}'${escaped.replace(VARIABLE_COLON, '\\x3a')}'`;
+  }).join('');
 }
 
 /**

@@ -75,8 +75,8 @@ export interface QueueWorker {
 
 /** A loop's sleep: wake() cuts it short, or, while the loop is busy, is kept for the next one. */
 interface Pause {
-  /** Sleeps `ms`, or until wake() when `ms` is null. */
-  wait(ms: number | null): Promise<void>;
+  /** Sleeps `ms` (Infinity: until wake()). */
+  wait(ms: number): Promise<void>;
   wake(): void;
   /** A claim is about to start: a wake from before it is answered by that claim. */
   clear(): void;
@@ -104,7 +104,7 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
           return Promise.resolve();
         }
         return new Promise((resolve) => {
-          const timer = ms === null ? undefined : setTimeout(done, Math.max(0, ms));
+          const timer = ms === Infinity ? undefined : setTimeout(done, Math.max(0, ms));
           function done() {
             clearTimeout(timer);
             cut = null;
@@ -190,7 +190,7 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
         logger.error({ err }, opts.claimErrorMessage);
         sleepMs = errorBackoffMs;
       }
-      if (sleepMs !== null) await pause.wait(sleepMs === Infinity ? null : sleepMs);
+      if (sleepMs !== null) await pause.wait(sleepMs);
     }
   }
 

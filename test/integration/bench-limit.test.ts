@@ -66,6 +66,14 @@ describe('bench/limit.ts: pgbench scripts from captured statements', () => {
     assert.deepEqual(await probed(), values);
   });
 
+  it('sends a query of several statements as one pipeline, split only at semicolons of SQL', async () => {
+    const st: Statement = { text: "INSERT INTO bench_probe (v) VALUES ('a;b'); INSERT INTO bench_probe (v) VALUES ($x$c;d$x$) -- e;f\n;", values: [] };
+    const script = pgbenchScript('t', [st], [st]);
+    assert.match(script.text, /\\startpipeline\n.*\n.*\n\\endpipeline/);
+    runOnce(script);
+    assert.deepEqual(await probed(), ['a;b', 'c;d']);
+  });
+
   it('draws a value that differs between the captures anew per transaction, unless kept', async () => {
     const first = [insert('key-1'), insert('agent-a')];
     const second = [insert('key-2'), insert('agent-b')];
