@@ -33,6 +33,7 @@ import { systemClock } from './lib/clock.js';
 import { bufferedStdout, createLogger } from './lib/logger.js';
 import { createWebhookWorker, type WebhookWorker } from './webhooks/webhook-worker.js';
 import { createTelegram, type Telegram } from './telegram/telegram.js';
+import { createSessionLocks, type SessionLocks } from './db/session-locks.js';
 
 /** How long shutdown waits for in-flight requests before closing their connections. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
   let assignmentWorker: QueueWorker | undefined;
   let escalationWorker: QueueWorker | undefined;
   let telegram: Telegram | undefined;
+  let locks: SessionLocks | undefined;
   let started = false;
   let stopping = false;
 
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
       await webhookWorker?.stop();
       await assignmentWorker?.stop();
       await escalationWorker?.stop();
+      await locks?.close();
       await database?.close();
     } catch (err) {
       logger.error({ err }, 'shutdown failed');
@@ -121,11 +124,13 @@ async function main(): Promise<void> {
 
   const deps = { config, db, logger, clock: systemClock };
   const services = createServices(deps);
-  const tg = createTelegram({ config, db, logger, clock: systemClock, services });
+  // One connection per replica for the long-held advisory locks: the bots' pollers' and the cron jobs'.
+  locks = createSessionLocks(db, logger);
+  const tg = createTelegram({ config, db, logger, clock: systemClock, services, locks });
   const ops = createOpsMetrics();
   const app = createApp(deps, { services, processMetrics: true, ops, onTelegramUpdate: () => tg.updates.wake() });
   scheduler = createScheduler({
-    db, logger, onOutcome: ops.jobFinished,
+    db, logger, locks, onOutcome: ops.jobFinished,
     jobs: [
       cleanupJob({
         schedule: config.jobs.cleanup,

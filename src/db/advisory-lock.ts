@@ -8,26 +8,20 @@ export interface PinnedConnection {
   query(sql: string, params?: unknown[]): Promise<QueryResult>;
 }
 
-export const NOT_ACQUIRED = Symbol('advisory lock not acquired');
-
 /** A 64-bit lock key (kept a safe JS integer) for a name within a namespace of our own. */
 export function lockKey(namespace: number, name: string): number {
   return namespace * 2 ** 32 + crc32(name);
 }
 
 /**
- * Runs `fn` while this process holds the session-level advisory lock `key`, on one pinned
- * connection (a session lock belongs to the connection that took it, so a pool must not hand
- * it to anyone else meanwhile). `wait: false` answers NOT_ACQUIRED instead of queueing.
- * If the unlock fails the connection is discarded, never pooled: a session still holding
- * the lock would shut every replica out.
+ * Runs `fn` while this process holds the session-level advisory lock `key` (waiting for it),
+ * on one pinned connection (a session lock belongs to the connection that took it, so a pool
+ * must not hand it to anyone else meanwhile). For short, one-off holds that need a pooled
+ * connection anyway (migrations at start-up); locks held for long live on the lock connection
+ * of src/db/session-locks.ts instead. If the unlock fails the connection is discarded, never
+ * pooled: a session still holding the lock would shut every replica out.
  */
-export async function withSessionAdvisoryLock<T>(
-  db: Knex,
-  key: number,
-  opts: { wait: boolean; onUnlockError?: (err: unknown) => void },
-  fn: (conn: PinnedConnection) => Promise<T>,
-): Promise<T | typeof NOT_ACQUIRED> {
+export async function withSessionAdvisoryLock<T>(db: Knex, key: number, fn: (conn: PinnedConnection) => Promise<T>): Promise<T> {
   const raw = (await db.client.acquireConnection()) as PinnedConnection & { __knex__disposed?: unknown };
   // Queries here bypass knex, so its hook never sees them: a connection whose answer never came is discarded here.
   const conn: PinnedConnection = {
@@ -38,18 +32,12 @@ export async function withSessionAdvisoryLock<T>(
   };
   let locked = false;
   try {
-    if (opts.wait) {
-      await conn.query('SELECT pg_advisory_lock($1)', [key]);
-      locked = true;
-    } else {
-      locked = (await conn.query('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok;
-      if (!locked) return NOT_ACQUIRED;
-    }
+    await conn.query('SELECT pg_advisory_lock($1)', [key]);
+    locked = true;
     return await fn(conn);
   } finally {
     if (locked) {
       await conn.query('SELECT pg_advisory_unlock($1)', [key]).catch((err: unknown) => {
-        opts.onUnlockError?.(err);
         raw.__knex__disposed = err; // knex's pool then destroys rather than reuses it
       });
     }

@@ -55,7 +55,7 @@ export class MigrationError extends Error {
 export async function migrateLatest(db: Knex): Promise<string[]> {
   const unbounded = unboundedKnex(db, 2);
   try {
-    const applied = await withSessionAdvisoryLock(unbounded, MIGRATION_LOCK_ID, { wait: true }, async () => {
+    return await withSessionAdvisoryLock(unbounded, MIGRATION_LOCK_ID, async () => {
       const migrationSource = new DirectoryMigrationSource();
       // We hold the advisory lock, so no other replica is migrating: a set knex lock row can
       // only be left by a migrator that died mid-run, and would fail every start from now on.
@@ -63,7 +63,6 @@ export async function migrateLatest(db: Knex): Promise<string[]> {
       const [, names] = await unbounded.migrate.latest({ migrationSource });
       return names as string[];
     });
-    return applied as string[]; // waiting for the lock always acquires it
   } finally {
     await unbounded.destroy();
   }

@@ -3,8 +3,10 @@
  *
  * node-cron fires the tick in every replica. Each replica then:
  *  1. skips if this process is still running the job (no self-overlap);
- *  2. takes a session advisory lock for the job on one pinned connection — held for the
- *     whole run, so no two replicas ever run the same job at the same time;
+ *  2. takes a session advisory lock for the job on the process's lock connection
+ *     (src/db/session-locks.ts, not a pooled one: a job would otherwise hold two pooled
+ *     connections, its lock's and its work's) — held for the whole run, so no two replicas
+ *     ever run the same job at the same time;
  *  3. claims the `(job, tick)` row in job_runs with INSERT … ON CONFLICT DO NOTHING — so a
  *     replica whose clock is late cannot run a tick another replica already ran.
  * A lock alone is not enough (a late replica would re-run a finished tick) and a row alone
@@ -12,8 +14,9 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import { hostname } from 'node:os';
-import { NOT_ACQUIRED, lockKey, withSessionAdvisoryLock } from '../db/advisory-lock.js';
+import { lockKey } from '../db/advisory-lock.js';
 import type { Knex } from '../db/knex.js';
+import { createSessionLocks, type SessionLocks } from '../db/session-locks.js';
 import type { Logger } from '../lib/logger.js';
 
 export interface JobContext {
@@ -51,9 +54,13 @@ export function createScheduler(deps: {
   db: Knex; logger: Logger; jobs: Job[]; runnerId?: string;
   /** Every tick's outcome, also 'failed' when the tick could not run at all (metrics: job failures). */
   onOutcome?: (job: string, outcome: TickOutcome) => void;
+  /** The process's lock connection (shared with the bots' pollers); without one the scheduler opens its own. */
+  locks?: SessionLocks;
 }): Scheduler {
   const { db, jobs } = deps;
   const logger = deps.logger.child({ component: 'scheduler' });
+  const ownLocks = deps.locks ? null : createSessionLocks(db, logger);
+  const locks = deps.locks ?? ownLocks!;
   const runner = deps.runnerId ?? `${hostname()}:${process.pid}`;
   const running = new Map<string, Promise<TickOutcome>>();
   const abort = new AbortController();
@@ -82,27 +89,28 @@ export function createScheduler(deps: {
   }
 
   async function execute(job: Job, tick: Date): Promise<TickOutcome> {
-    const outcome = await withSessionAdvisoryLock(db, lockKey(LOCK_NAMESPACE, job.name), {
-      wait: false,
-      onUnlockError: (err) => logger.error({ err, job: job.name }, 'could not release the job lock; discarding the connection'),
-    }, async (conn): Promise<TickOutcome> => {
-      const claim = await conn.query(
-        'INSERT INTO job_runs (job, tick, runner) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1',
+    // Held here already only if this same job runs here, which runTick rules out first.
+    const key = lockKey(LOCK_NAMESPACE, job.name);
+    if (!(await locks.tryLock(key))) return 'locked-elsewhere';
+    try {
+      const claim = await db.raw(
+        'INSERT INTO job_runs (job, tick, runner) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1',
         [job.name, tick, runner],
       );
       if (claim.rowCount === 0) return 'already-ran';
       try {
         await job.run({ db, logger: logger.child({ job: job.name }), tick, signal: abort.signal });
-        await conn.query(`UPDATE job_runs SET status = 'succeeded', finished_at = now() WHERE job = $1 AND tick = $2`, [job.name, tick]);
+        await db.raw(`UPDATE job_runs SET status = 'succeeded', finished_at = now() WHERE job = ? AND tick = ?`, [job.name, tick]);
         return 'ran';
       } catch (err) {
         logger.error({ err, job: job.name, tick }, 'job failed');
-        await conn.query(`UPDATE job_runs SET status = 'failed', finished_at = now(), error = $3 WHERE job = $1 AND tick = $2`,
-          [job.name, tick, String((err as Error)?.message ?? err).slice(0, 2000)]);
+        await db.raw(`UPDATE job_runs SET status = 'failed', finished_at = now(), error = ? WHERE job = ? AND tick = ?`,
+          [String((err as Error)?.message ?? err).slice(0, 2000), job.name, tick]);
         return 'failed';
       }
-    });
-    return outcome === NOT_ACQUIRED ? 'locked-elsewhere' : outcome;
+    } finally {
+      await locks.unlock(key);
+    }
   }
 
   function runTick(jobName: string, tick: Date): Promise<TickOutcome> {
@@ -141,6 +149,7 @@ export function createScheduler(deps: {
       tasks = [];
       abort.abort();
       await Promise.allSettled([...running.values()]);
+      await ownLocks?.close();
     },
   };
 }

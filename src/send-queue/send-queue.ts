@@ -224,19 +224,27 @@ export const sendQueue = {
 
   /**
    * Claims what may be sent now without breaking order or a flood limit, and returns it with
-   * the earliest time something else becomes sendable (for the worker's sleep). One
-   * transaction: expired leases go back to the queue, candidates are locked SKIP LOCKED,
+   * the earliest time something else becomes sendable (for the worker's sleep). When there is
+   * anything to do, one transaction: expired leases go back to the queue, candidates are locked SKIP LOCKED,
    * the pacing windows of their keys are locked in key order, and the chosen rows leave with
    * a lease.
    */
   async claim(db: Db, opts: { now: Date; limit: number; leaseMs: number; rules: PacingRules; aheadMs?: number }): Promise<{ claimed: QueuedSend[]; nextAt: Date | null }> {
     const { now, rules } = opts;
     const aheadMs = opts.aheadMs ?? 0;
+    // One look first, outside a transaction: expired leases (rare: a worker died), anything due,
+    // and the earliest row due later. An idle claim ends here, one statement instead of five.
+    const look = (await db.raw(
+      `SELECT EXISTS (SELECT 1 FROM telegram_sends WHERE status = 'sending' AND lease_until < ?) AS expired,
+              EXISTS (SELECT 1 FROM telegram_sends WHERE status = 'queued' AND next_attempt_at <= ?) AS due,
+              (SELECT min(next_attempt_at) FROM telegram_sends WHERE status = 'queued' AND next_attempt_at > ?) AS upcoming`,
+      [now, now, now],
+    )).rows[0] as { expired: boolean; due: boolean; upcoming: Date | null };
+    const upcoming = look.upcoming ? new Date(look.upcoming).getTime() : null;
+    if (!look.expired && !look.due) return { claimed: [], nextAt: upcoming === null ? null : new Date(upcoming) };
     return inTransaction(db, async (tx) => {
-      // Expired leases are rare (a worker died): one look for them, and the savepoint with its
-      // three statements only when there is one (fewer round trips on every claim).
-      const expired = (await tx.raw(`SELECT EXISTS (SELECT 1 FROM telegram_sends WHERE status = 'sending' AND lease_until < ?) AS any`, [now])).rows[0].any;
-      if (expired) await requeueing(tx, async (sp) => {
+      // The savepoint with its three statements only when a lease has expired.
+      if (look.expired) await requeueing(tx, async (sp) => {
         await sp.raw(`${MERGE_INTO_NEWER_TRANSFER_NOTE} AND o.lease_until < ?`, [now]);
         await sp.raw(`${MERGE_INTO_NEWER_SLA_NOTICE} AND o.lease_until < ?`, [now]);
         await sp.raw(
@@ -313,8 +321,9 @@ export const sendQueue = {
           [new Date(t + opts.leaseMs), chosen.map((r) => r.id)],
         );
       }
-      const upcoming = (await tx.raw(`SELECT min(next_attempt_at) AS at FROM telegram_sends WHERE status = 'queued' AND next_attempt_at > ?`, [now])).rows[0].at;
-      if (upcoming) nextAt = nextAt === null ? new Date(upcoming).getTime() : Math.min(nextAt, new Date(upcoming).getTime());
+      // Rows due later were due later before this claim too: it only takes rows due now, and
+      // expired leases go back as due now.
+      if (upcoming !== null) nextAt = nextAt === null ? upcoming : Math.min(nextAt, upcoming);
       return {
         claimed: chosen.map((r) => ({ ...toSend(r), attempts: r.attempts + 1, slotAt: new Date(slotOf.get(Number(r.id))!) })),
         nextAt: nextAt === null ? null : new Date(nextAt),

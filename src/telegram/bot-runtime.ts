@@ -92,11 +92,13 @@ export async function checkSetup(db: Knex, api: BotApi, accounts: AccountService
 
 export function createBotRuntime(deps: {
   db: Knex; logger: Logger; clock: Clock; api: BotApi; config: Config; accounts: AccountService; onUpdateStored: () => void; reconcileIntervalMs: number;
+  /** The process's lock connection (shared with the scheduler); without one the runtime opens its own from start() to stop(). */
+  locks?: SessionLocks;
 }): BotRuntime {
   const { db, api, config, clock } = deps;
   const logger = deps.logger.child({ component: 'telegram' });
   const running = new Map<string, { token: string; poller: Poller | null }>();
-  // The pollers' locks, on a connection of their own (from start() to stop()).
+  // The pollers' locks, on a connection that is no pool's.
   let locks: SessionLocks | null = null;
   let timer: NodeJS.Timeout | null = null;
   let reconciling: Promise<void> = Promise.resolve();
@@ -144,7 +146,7 @@ export function createBotRuntime(deps: {
 
   const runtime: BotRuntime = {
     async start() {
-      locks = createSessionLocks(db, logger);
+      locks = deps.locks ?? createSessionLocks(db, logger);
       await syncDefaultAccount(db, deps.accounts, config, logger);
       await runtime.reconcile();
       timer = setInterval(() => { void runtime.reconcile(); }, deps.reconcileIntervalMs);
@@ -159,7 +161,7 @@ export function createBotRuntime(deps: {
       await reconciling;
       await Promise.all([...running.values()].map((b) => b.poller?.stop()));
       running.clear();
-      await locks?.close();
+      if (locks !== deps.locks) await locks?.close();
       locks = null;
     },
   };

@@ -6,6 +6,7 @@
 import type { Config } from '../config.js';
 import type { Services } from '../container.js';
 import type { Knex } from '../db/knex.js';
+import type { SessionLocks } from '../db/session-locks.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { createBotApi, type BotApi } from './bot-api.js';
@@ -24,7 +25,7 @@ export interface Telegram {
   stop(): Promise<void>;
 }
 
-export function createTelegram(deps: { config: Config; db: Knex; logger: Logger; clock: Clock; services: Services }): Telegram {
+export function createTelegram(deps: { config: Config; db: Knex; logger: Logger; clock: Clock; services: Services; locks?: SessionLocks }): Telegram {
   const { config, db, logger, clock, services } = deps;
   const t = config.telegram;
   const api = createBotApi({ db, accounts: services.accounts, apiRoot: t.apiRoot, timeoutMs: t.callTimeoutMs });
@@ -41,7 +42,7 @@ export function createTelegram(deps: { config: Config; db: Knex; logger: Logger;
     db, logger, clock, services, api, onHandled: () => sends.wake(),
     settings: { concurrency: t.updates.concurrency, pollIntervalMs: t.updates.pollIntervalMs, maxAttempts: t.updates.maxAttempts, albumGatherMs: t.albumGatherMs },
   });
-  const runtime = createBotRuntime({ db, logger, clock, api, config, accounts: services.accounts, onUpdateStored: () => updates.wake(), reconcileIntervalMs: t.reconcileIntervalMs });
+  const runtime = createBotRuntime({ db, logger, clock, api, config, accounts: services.accounts, onUpdateStored: () => updates.wake(), reconcileIntervalMs: t.reconcileIntervalMs, locks: deps.locks });
   return {
     api, sends, updates, runtime,
     async start() {

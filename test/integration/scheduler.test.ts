@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import cron from 'node-cron';
 import { Writable } from 'node:stream';
 import { createKnex, type Knex } from '../../src/db/knex.js';
+import { createSessionLocks } from '../../src/db/session-locks.js';
 import { createScheduler, type Job, type JobContext, type Scheduler} from '../../src/jobs/scheduler.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { useTestDatabase } from '../helpers/test-db.js';
@@ -207,6 +208,43 @@ describe('scheduler', function () {
       assert.equal(ctx.tick.getTime(), tick.getTime());
       assert.equal(ctx.signal.aborted, false);
       assert.equal(typeof ctx.logger.info, 'function');
+    });
+
+    it('holds its job locks on the lock connection, not the pool: three jobs at once on a pool of ONE connection all run', async () => {
+      // Before: each job's lock pinned a pooled connection for the whole run, so a job's own
+      // queries waited for a second one (here: the acquire timeout, then 'failed').
+      const one = createKnex(db.current.url, 1, undefined, { acquireTimeoutMs: 1_000 });
+      const locks = createSessionLocks(one, logger);
+      try {
+        const release = deferred();
+        const started: string[] = [];
+        const job = (name: string): Job => ({
+          name, schedule: '* * * * * *',
+          async run(c) {
+            started.push(name);
+            await release.promise;
+            await c.db.raw('SELECT pg_sleep(0.01)');
+          },
+        });
+        const s = createScheduler({ db: one, logger, locks, jobs: ['one_a', 'one_b', 'one_c'].map(job), runnerId: 'replica-one' });
+        schedulers.push(s);
+        const tick = new Date('2030-07-02T00:00:00Z');
+        const outcomes = Promise.all(['one_a', 'one_b', 'one_c'].map((n) => s.runTick(n, tick)));
+        await waitFor('all three jobs to be running', () => started.length === 3);
+        const { rows } = await db.knex.raw(
+          `SELECT a.application_name, count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            GROUP BY 1`);
+        assert.deepEqual(rows, [{ application_name: 'topicdesk-locks', n: 3 }], 'the three locks, on the one lock connection');
+        release.resolve();
+        assert.deepEqual(await outcomes, ['ran', 'ran', 'ran']);
+        assert.equal(await advisoryLocksHeld(), 0);
+        await s.stop();
+        assert.equal(await locks.tryLock(42), true, 'a lock connection it was given stays open after stop()');
+      } finally {
+        await locks.close();
+        await one.destroy();
+      }
     });
 
     it('rejects runTick for a job it does not have', async () => {

@@ -584,6 +584,29 @@ describe('telegram send queue', () => {
     const idle = () => eventually(async () => Number((await db('telegram_sends').whereIn('status', ['queued', 'sending']).count({ n: '*' }))[0].n) === 0, 'an empty queue', 20_000);
     const sentTexts = (user: FakeUser) => fake.messagesIn(user.id, { botId: bot.id }).filter((m) => m.from?.is_bot).map((m) => m.text as string);
 
+    it('a claim with nothing due is one statement, no transaction, and says when the next row is due; once due, the row is claimed', async () => {
+      await idle();
+      const { contactId } = await customer();
+      const m = await queue(contactId, 'later');
+      const later = new Date(Date.now() + 60_000);
+      await db('telegram_sends').where({ message_id: m.id }).update({ next_attempt_at: later });
+      const sent: string[] = [];
+      const record = (q: { sql: string }) => { sent.push(q.sql); };
+      db.on('query', record);
+      try {
+        const idleClaim = await sendQueue.claim(db, { now: new Date(), limit: 8, leaseMs: 30_000, rules: FAST });
+        assert.deepEqual(idleClaim.claimed, []);
+        assert.equal(idleClaim.nextAt?.getTime(), later.getTime());
+        assert.equal(sent.length, 1, `one statement, no BEGIN: ${sent.join(' | ')}`);
+        const dueClaim = await sendQueue.claim(db, { now: new Date(later.getTime() + 1), limit: 8, leaseMs: 30_000, rules: FAST });
+        assert.deepEqual(dueClaim.claimed.map((c) => c.messageId), [m.id]);
+        assert.ok(sent.some((s) => /^BEGIN/i.test(s)), 'a claim that takes rows is a transaction');
+      } finally {
+        db.removeListener('query', record);
+        await db('telegram_sends').where({ message_id: m.id }).update({ status: 'cancelled', lease_until: null, done_at: new Date() });
+      }
+    });
+
     it('a row whose worker died after claiming is sent by another worker once the lease expires (at most one duplicate: the dead worker may have reached Telegram); the dead claim\'s late outcome is refused', async () => {
       const { user } = await customer();
       const contact = await db('contacts').where({ telegram_user_id: user.id }).first();
