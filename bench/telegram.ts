@@ -223,6 +223,12 @@ async function main(): Promise<void> {
     latencies.sort((a, b) => a - b);
     const relay = { samples: latencies.length, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), max_ms: latencies.at(-1), rate_limited_429: fake.rateLimited.length - before429 - throughput.rate_limited_429 };
     process.stderr.write(`relay: ${JSON.stringify(relay)}\n`);
+    // The target is zero: name any 429 with what that chat had been sent in the minute before it.
+    for (const c of fake.rateLimited.slice(before429 + throughput.rate_limited_429)) {
+      const chat = String(c.params.chat_id);
+      const before = fake.calls.filter((x) => String(x.params.chat_id) === chat && x.at < c.at && x.at >= c.at - 60_000 && x.status === 200);
+      process.stderr.write(`  429: ${c.method} → ${chat} (${c.response?.description}); that chat's successful calls in the minute before: ${before.length} (${[...new Set(before.map((x) => x.method))].join(', ')})\n`);
+    }
     const hops = await hopBreakdown(env.knex, fake, sent, copies);
     for (const h of HOPS) process.stderr.write(`  ${h.padEnd(6)} p50 ${String(hops[h].p50_ms).padStart(5)} ms  p99 ${String(hops[h].p99_ms).padStart(5)} ms  max ${String(hops[h].max_ms).padStart(5)} ms\n`);
     const memory = serviceMemory(env.pid);

@@ -18,6 +18,11 @@ export interface SessionLocks {
   tryLock(key: number): Promise<boolean>;
   /** Whether this process holds `key` (false from the moment its connection failed). */
   holds(key: number): boolean;
+  /**
+   * Aborted the moment this process stops holding `key` (unlocked, or its connection failed);
+   * already aborted when it does not hold it. For work in flight under the lock to stop at once.
+   */
+  lost(key: number): AbortSignal;
   /** Lets `key` go (nothing to do when the connection is gone: so is the lock). */
   unlock(key: number): Promise<void>;
   close(): Promise<void>;
@@ -35,7 +40,9 @@ export interface SessionLockOptions {
 export function createSessionLocks(db: Knex, logger: Logger, opts: SessionLockOptions = {}): SessionLocks {
   const { connectionString, bounds } = connectionOf(db);
   const heartbeatMs = opts.heartbeatMs ?? 10_000;
-  const held = new Set<number>();
+  // Each held key, with what aborts its `lost` signal.
+  const held = new Map<number, AbortController>();
+  const release = (key: number) => { held.get(key)?.abort(); held.delete(key); };
   let client: pg.Client | null = null;
   let connecting: Promise<pg.Client> | null = null;
   let heartbeat: NodeJS.Timeout | null = null;
@@ -55,7 +62,7 @@ export function createSessionLocks(db: Knex, logger: Logger, opts: SessionLockOp
     if (heartbeat) clearInterval(heartbeat);
     heartbeat = null;
     if (held.size) logger.warn({ reason, locks: held.size }, 'the session-lock connection failed: its locks are released, their holders stop and take them again');
-    held.clear();
+    for (const key of [...held.keys()]) release(key);
     void c.end().catch(() => undefined);
   }
 
@@ -100,7 +107,7 @@ export function createSessionLocks(db: Knex, logger: Logger, opts: SessionLockOp
       try {
         const ok = (await query(c, 'SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok === true;
         // Held only if the connection that answered is still the one in use.
-        if (ok && client === c) held.add(key);
+        if (ok && client === c) held.set(key, new AbortController());
         return ok && client === c;
       } catch (err) {
         lose(c, (err as Error).message);
@@ -110,8 +117,12 @@ export function createSessionLocks(db: Knex, logger: Logger, opts: SessionLockOp
 
     holds: (key) => held.has(key),
 
+    lost: (key) => held.get(key)?.signal ?? AbortSignal.abort(),
+
     async unlock(key) {
-      if (!held.delete(key) || !client) return;
+      if (!held.has(key)) return;
+      release(key);
+      if (!client) return;
       const c = client;
       await query(c, 'SELECT pg_advisory_unlock($1)', [key]).catch((err: Error) => lose(c, err.message));
     },
@@ -120,7 +131,7 @@ export function createSessionLocks(db: Knex, logger: Logger, opts: SessionLockOp
       closed = true;
       if (heartbeat) clearInterval(heartbeat);
       heartbeat = null;
-      held.clear();
+      for (const key of [...held.keys()]) release(key);
       const c = client ?? (connecting ? await connecting.catch(() => null) : null);
       client = null;
       await c?.end().catch(() => undefined);

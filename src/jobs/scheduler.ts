@@ -17,13 +17,17 @@ import { hostname } from 'node:os';
 import { lockKey } from '../db/advisory-lock.js';
 import type { Knex } from '../db/knex.js';
 import { createSessionLocks, type SessionLocks } from '../db/session-locks.js';
+import { linkedSignal } from '../lib/linked-signal.js';
 import type { Logger } from '../lib/logger.js';
 
 export interface JobContext {
   db: Knex;
   logger: Logger;
   tick: Date;
-  /** Aborted on shutdown: long jobs should stop between batches. */
+  /**
+   * Aborted on shutdown, and when the job's lock is lost with the lock connection (another
+   * replica may then run the job's next tick): long jobs should stop between batches.
+   */
   signal: AbortSignal;
 }
 
@@ -98,8 +102,9 @@ export function createScheduler(deps: {
         [job.name, tick, runner],
       );
       if (claim.rowCount === 0) return 'already-ran';
+      const stop = linkedSignal(abort.signal, locks.lost(key));
       try {
-        await job.run({ db, logger: logger.child({ job: job.name }), tick, signal: abort.signal });
+        await job.run({ db, logger: logger.child({ job: job.name }), tick, signal: stop.signal });
         await db.raw(`UPDATE job_runs SET status = 'succeeded', finished_at = now() WHERE job = ? AND tick = ?`, [job.name, tick]);
         return 'ran';
       } catch (err) {
@@ -107,6 +112,8 @@ export function createScheduler(deps: {
         await db.raw(`UPDATE job_runs SET status = 'failed', finished_at = now(), error = ? WHERE job = ? AND tick = ?`,
           [String((err as Error)?.message ?? err).slice(0, 2000), job.name, tick]);
         return 'failed';
+      } finally {
+        stop.dispose();
       }
     } finally {
       await locks.unlock(key);

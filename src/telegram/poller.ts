@@ -3,13 +3,16 @@
  * the process's lock connection, never a pooled one: Telegram answers 409 to a second
  * getUpdates), and the offset only moves past updates once they are stored — which is why
  * this is not Telegraf's own polling loop: that one confirms a batch even when its handler
- * failed, and a failed insert would lose the update. The lock is checked before every
- * getUpdates: a poller whose lock went with its connection stops until it has it again.
+ * failed, and a failed insert would lose the update. A poller whose lock went with its
+ * connection stops at once — its long poll in flight is cut, or the replica that takes over
+ * would get Telegram's 409 until it ended — and polls again once it has the lock back.
+ * (A cut getUpdates loses nothing: updates are confirmed only by the next call's offset.)
  */
 import { lockKey } from '../db/advisory-lock.js';
 import type { Knex } from '../db/knex.js';
 import type { SessionLocks } from '../db/session-locks.js';
 import type { Clock } from '../lib/clock.js';
+import { linkedSignal } from '../lib/linked-signal.js';
 import type { Logger } from '../lib/logger.js';
 import type { BotApi } from './bot-api.js';
 import { POLLER_LOCK } from './bot-context.js';
@@ -46,23 +49,33 @@ export function startPoller(deps: {
 
   /** Polls while this process holds the bot's lock. */
   async function poll(): Promise<void> {
+    // Calls end on stop() or when the lock is lost, whichever comes first.
+    const calls = linkedSignal(abort.signal, locks.lost(key));
+    try {
+      await pollWhileHeld(calls.signal);
+    } finally {
+      calls.dispose();
+    }
+  }
+
+  async function pollWhileHeld(signal: AbortSignal): Promise<void> {
     let offset: number | undefined;
     let webhookCleared = false;
     while (running && locks.holds(key)) {
       try {
         if (!webhookCleared) {
           // getUpdates is refused while a webhook is set; pending updates are kept.
-          await telegram.callApi('deleteWebhook', { drop_pending_updates: false }, { signal: abort.signal as any });
+          await telegram.callApi('deleteWebhook', { drop_pending_updates: false }, { signal: signal as any });
           webhookCleared = true;
         }
-        const updates = await telegram.callApi('getUpdates', { offset, timeout: deps.timeoutSeconds, allowed_updates: ALLOWED_UPDATES } as any, { signal: abort.signal as any }) as any[];
+        const updates = await telegram.callApi('getUpdates', { offset, timeout: deps.timeoutSeconds, allowed_updates: ALLOWED_UPDATES } as any, { signal: signal as any }) as any[];
         lastFailure = null;
         if (!updates.length) continue;
         await updateInbox.store(db, accountId, updates, clock.now());
         offset = Math.max(...updates.map((u) => u.update_id)) + 1;
         deps.onStored();
       } catch (err) {
-        if (!running) return;
+        if (!running || signal.aborted) return;
         const f = classifyTelegramError(err);
         const conflict = /conflict/i.test(f.reason);
         // A rejected token stays rejected until someone replaces it: ask again only now and then.
@@ -78,10 +91,13 @@ export function startPoller(deps: {
     }
   }
 
+  // While the lock connection cannot connect, every bot fails to take its lock every retryMs: said once, until it works again.
+  let lockFailing = false;
   const done = (async () => {
     while (running) {
-      const mine = await locks.tryLock(key).catch((err: Error) => {
-        logger.warn({ reason: err.message }, 'cannot take the bot\'s polling lock: trying again');
+      const mine = await locks.tryLock(key).then((ok) => { lockFailing = false; return ok; }, (err: Error) => {
+        logger[lockFailing ? 'debug' : 'warn']({ reason: err.message }, 'cannot take the bot\'s polling lock: trying again');
+        lockFailing = true;
         return false;
       });
       if (mine) await poll().catch((err) => logger.error({ err }, 'polling stopped by an error'));

@@ -247,6 +247,36 @@ describe('scheduler', function () {
       }
     });
 
+    it('aborts a running job\'s signal when its lock goes with the lock connection (another replica may run the next tick)', async () => {
+      const locks = createSessionLocks(knexA, logger, { heartbeatMs: 50 });
+      try {
+        let sawAbort = false;
+        const running = deferred();
+        const s = createScheduler({
+          db: knexA, logger, locks, runnerId: 'replica-a',
+          jobs: [{
+            name: 'long_sweep', schedule: '* * * * * *',
+            async run({ signal }) {
+              if (sawAbort) return; // the next tick: nothing to wait for
+              running.resolve();
+              await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+              sawAbort = true;
+            },
+          }],
+        });
+        schedulers.push(s);
+        const outcome = s.runTick('long_sweep', new Date('2030-07-03T00:00:00Z'));
+        await running.promise;
+        // Through knexA: its database is this describe's, not necessarily the current test's.
+        await knexA.raw(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'topicdesk-locks' AND datname = current_database()`);
+        assert.equal(await outcome, 'ran', 'the job stopped between batches, as a long job should');
+        assert.equal(sawAbort, true);
+        assert.equal(await s.runTick('long_sweep', new Date('2030-07-03T00:00:01Z')), 'ran', 'the next tick takes the lock on a new connection');
+      } finally {
+        await locks.close();
+      }
+    });
+
     it('rejects runTick for a job it does not have', async () => {
       const { a } = replicas({ schedule: '* * * * * *', async run() {} });
       await assert.rejects(a.runTick('no-such-job', new Date()), /no job named no-such-job/);

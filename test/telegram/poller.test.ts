@@ -3,6 +3,7 @@
  * Bot APIs of our own making: one that always fails, one that answers an empty long poll.
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { createKnex } from '../../src/db/knex.js';
 import { createSessionLocks, type SessionLocks } from '../../src/db/session-locks.js';
 import { systemClock } from '../../src/lib/clock.js';
@@ -27,6 +28,33 @@ function idleApi(ms = 20): { api: BotApi; calls: () => number } {
   let calls = 0;
   const api = { client: () => ({ callApi: async (method: string) => { if (method === 'getUpdates') { calls++; await sleep(ms); } return method === 'getUpdates' ? [] : true; } }) } as unknown as BotApi;
   return { api, calls: () => calls };
+}
+
+/** A Bot API whose getUpdates is a long poll of `ms` that ends early, as fetch does, when its signal aborts. */
+function longPollApi(ms: number): { api: BotApi; calls: () => number; cut: () => number } {
+  let calls = 0;
+  let cut = 0;
+  const getUpdates = (signal: AbortSignal) => new Promise<unknown[]>((resolve, reject) => {
+    const t = setTimeout(() => resolve([]), ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); cut++; reject(Object.assign(new Error('The operation was aborted.'), { name: 'AbortError' })); }, { once: true });
+  });
+  const api = {
+    client: () => ({
+      callApi: async (method: string, _payload: unknown, opts: { signal: AbortSignal }) => {
+        if (method !== 'getUpdates') return true;
+        calls++;
+        return getUpdates(opts.signal);
+      },
+    }),
+  } as unknown as BotApi;
+  return { api, calls: () => calls, cut: () => cut };
+}
+
+/** A logger whose lines are kept, parsed. */
+function recordingLogger(): { logger: ReturnType<typeof createLogger>; lines: { level: number; msg: string }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  const sink = new Writable({ write(chunk, _e, cb) { for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb(); } });
+  return { logger: createLogger('debug', sink), lines };
 }
 
 describe('the poller', () => {
@@ -100,9 +128,10 @@ describe('the poller', () => {
     await until('no lock connection left', async () => (await db.knex.raw("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'topicdesk-locks' AND datname = current_database()")).rows[0].n === 0);
   });
 
-  it('one replica polls a bot; when its lock connection dies the other takes over, and the first stops', async () => {
-    const a = idleApi();
-    const b = idleApi();
+  it('one replica polls a bot; when its lock connection dies the first\'s long poll in flight is cut at once, the other takes over, and the first stops', async () => {
+    // Long polls of 30 s: a first that let its call run on would overlap the second (Telegram: 409).
+    const a = longPollApi(30_000);
+    const b = longPollApi(30_000);
     const first = locks();
     poll({ api: a.api, locks: first });
     await until('the first polling', () => a.calls() > 0);
@@ -111,10 +140,48 @@ describe('the poller', () => {
     assert.equal(b.calls(), 0, 'the second waits while the first holds the lock');
 
     await db.knex.raw(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+    await until('the first\'s call in flight to be cut', () => a.cut() === 1, 3_000);
     await until('the second polling', () => b.calls() > 0);
-    await sleep(100); // a getUpdates of the first's that was in flight may still end
     const firstCalls = a.calls();
     await sleep(300);
     assert.equal(a.calls(), firstCalls, 'the first no longer polls');
+  });
+
+  it('lost(key): aborted when the lock is let go or its connection fails, already aborted when not held', async () => {
+    const l = locks();
+    assert.equal(l.lost(7001).aborted, true, 'not held');
+    assert.equal(await l.tryLock(7001), true);
+    assert.equal(await l.tryLock(7002), true);
+    const first = l.lost(7001);
+    const second = l.lost(7002);
+    assert.equal(first.aborted, false);
+    await l.unlock(7001);
+    assert.equal(first.aborted, true, 'unlocked');
+    assert.equal(second.aborted, false, 'the other lock is still held');
+    await db.knex.raw(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'topicdesk-locks' AND datname = current_database()`);
+    await until('the connection\'s failure to be noticed', () => second.aborted, 3_000);
+    assert.equal(l.holds(7002), false);
+    assert.equal(await l.tryLock(7002), true, 'taken again on a new connection');
+    assert.equal(l.lost(7002).aborted, false);
+  });
+
+  it('says once, not every retry, that the lock connection cannot connect', async () => {
+    const unreachable = createKnex('postgres://postgres@127.0.0.1:1/nowhere', 1);
+    const { logger: recording, lines } = recordingLogger();
+    const l = createSessionLocks(unreachable, recording);
+    lockSets.push(l);
+    try {
+      const { api, calls } = idleApi();
+      const p = startPoller({ db: unreachable, locks: l, logger: recording, clock: systemClock, api, accountId: 'acc_unreachable', token: '1:x', timeoutSeconds: 1, onStored: () => {}, retryMs: 5 });
+      pollers.push(p);
+      const attempts = () => lines.filter((x) => /polling lock/.test(x.msg)).length;
+      await until('ten attempts', () => attempts() >= 10);
+      await p.stop();
+      assert.equal(calls(), 0, 'never polled without the lock');
+      assert.equal(lines.filter((x) => /polling lock/.test(x.msg) && x.level === 40).length, 1, 'one warning');
+      assert.ok(lines.filter((x) => /polling lock/.test(x.msg) && x.level === 20).length >= 9, 'the repeats at debug');
+    } finally {
+      await unreachable.destroy();
+    }
   });
 });
