@@ -20,7 +20,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../lib/logger.js';
 import { toContact, type Contact } from '../contacts/contact.js';
 import { sendQueue } from '../send-queue/send-queue.js';
-import { lockKey } from '../db/advisory-lock.js';
+import { LOCK_NAMESPACES, lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
 import { AppError, notFound } from '../kernel/errors.js';
 import type { PageRequest } from '../kernel/pagination.js';
@@ -30,7 +30,7 @@ import { accountStore, type Account, type AccountRecord, type RunnableAccount } 
 import { botIdOf, verifyBotToken, type BotIdentity } from './bot-token.js';
 
 /** lockKey namespace of the transaction lock that serialises changes to a workspace's bots. */
-export const ACCOUNTS_LOCK = 424_244;
+export const ACCOUNTS_LOCK = LOCK_NAMESPACES.accountsOfWorkspace;
 
 /** Supergroup (and channel) chat ids are -100 followed by the chat's own id. */
 const SUPERGROUP_MAX = -1_000_000_000_001;

@@ -12,7 +12,7 @@
  * - team names are unique per workspace, any case (409);
  * - every id a body names (team_ids, agent_ids) is of the workspace, else 404 naming it.
  */
-import { lockKey } from '../db/advisory-lock.js';
+import { LOCK_NAMESPACES, lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
 import { inTransaction } from '../db/transaction.js';
 import { AppError, notFound } from '../kernel/errors.js';
@@ -23,7 +23,7 @@ import type { CreateAgentBody, CreateTeamBody, ListAgentsQuery, PatchAgentBody, 
 import { agentStore, membershipStore, teamStore, type Agent, type Team } from './agent-store.js';
 
 /** lockKey namespace of the transaction lock that serialises creating and linking a workspace's agents. */
-export const AGENTS_LOCK = 424_245;
+export const AGENTS_LOCK = LOCK_NAMESPACES.agentsOfWorkspace;
 
 /** An agent as the API shows it: with its teams and how many open tickets it has. */
 export interface AgentView extends Agent {

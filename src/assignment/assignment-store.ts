@@ -2,11 +2,11 @@
  * The assignment module's tables: round-robin rotations (assignment_rotations) and queue kicks
  * (queue_kicks, written by the triggers of migration 20261204000300).
  */
-import { lockKey } from '../db/advisory-lock.js';
+import { LOCK_NAMESPACES, lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
 
 /** With "workspace:team" (or "workspace:none"), the lock of a queue's manual order. */
-const QUEUE_ORDER_LOCK = 424_250;
+const QUEUE_ORDER_LOCK = LOCK_NAMESPACES.queueOrder;
 
 /** A claimed kick: the team whose queue to work off, and which kick the claim saw. */
 export interface Kick {

@@ -8,6 +8,22 @@ export interface PinnedConnection {
   query(sql: string, params?: unknown[]): Promise<QueryResult>;
 }
 
+/**
+ * Every advisory-lock namespace of the service, one number each: two modules sharing one would
+ * serialise each other's unrelated work whenever their names' checksums met. (agents was 424_245,
+ * the customers' number, until 2026-12-05.)
+ */
+export const LOCK_NAMESPACES = {
+  job: 424_242,
+  webhookEndpointLimit: 424_243,
+  accountsOfWorkspace: 424_244,
+  customer: 424_245,
+  poller: 424_246,
+  agentsOfWorkspace: 424_247,
+  queueOrder: 424_250,
+  slaDefaultPolicy: 424_260,
+} as const;
+
 /** A 64-bit lock key (kept a safe JS integer) for a name within a namespace of our own. */
 export function lockKey(namespace: number, name: string): number {
   return namespace * 2 ** 32 + crc32(name);

@@ -14,7 +14,10 @@ import type { Logger } from '../lib/logger.js';
 import { connectionOf, type Knex } from './knex.js';
 
 export interface SessionLocks {
-  /** Takes `key` without waiting: true when this process holds it now (also when it already did). */
+  /**
+   * Takes `key` without waiting: true when this process holds it now (also when it already did).
+   * One holder per key in a process: the first unlock lets it go for everyone who asked.
+   */
   tryLock(key: number): Promise<boolean>;
   /** Whether this process holds `key` (false from the moment its connection failed). */
   holds(key: number): boolean;
@@ -100,19 +103,32 @@ export function createSessionLocks(db: Knex, logger: Logger, opts: SessionLockOp
     return connecting;
   }
 
+  /** Asks the server for `key`. */
+  async function take(key: number): Promise<boolean> {
+    const c = await connection();
+    try {
+      const ok = (await query(c, 'SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok === true;
+      // Held only if the connection that answered is still the one in use.
+      if (ok && client === c) held.set(key, new AbortController());
+      return ok && client === c;
+    } catch (err) {
+      lose(c, (err as Error).message);
+      throw err;
+    }
+  }
+  // Two asks for one key at once share one answer: the server counts a session's locks, and a
+  // second pg_try_advisory_lock would leave the key held there after our one unlock.
+  const asking = new Map<number, Promise<boolean>>();
+
   return {
-    async tryLock(key) {
-      if (held.has(key)) return true;
-      const c = await connection();
-      try {
-        const ok = (await query(c, 'SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok === true;
-        // Held only if the connection that answered is still the one in use.
-        if (ok && client === c) held.set(key, new AbortController());
-        return ok && client === c;
-      } catch (err) {
-        lose(c, (err as Error).message);
-        throw err;
+    tryLock(key) {
+      if (held.has(key)) return Promise.resolve(true);
+      let answer = asking.get(key);
+      if (!answer) {
+        answer = take(key).finally(() => asking.delete(key));
+        asking.set(key, answer);
       }
+      return answer;
     },
 
     holds: (key) => held.has(key),
@@ -124,7 +140,11 @@ export function createSessionLocks(db: Knex, logger: Logger, opts: SessionLockOp
       release(key);
       if (!client) return;
       const c = client;
-      await query(c, 'SELECT pg_advisory_unlock($1)', [key]).catch((err: Error) => lose(c, err.message));
+      await query(c, 'SELECT pg_advisory_unlock($1)', [key]).catch((err: Error) => {
+        // Dropping the connection is what lets the server release the key.
+        logger.warn({ reason: err.message, key }, 'could not release an advisory lock: closing the lock connection');
+        lose(c, err.message);
+      });
     },
 
     async close() {

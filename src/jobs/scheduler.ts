@@ -6,7 +6,9 @@
  *  2. takes a session advisory lock for the job on the process's lock connection
  *     (src/db/session-locks.ts, not a pooled one: a job would otherwise hold two pooled
  *     connections, its lock's and its work's) — held for the whole run, so no two replicas
- *     ever run the same job at the same time;
+ *     run the same job at the same time while that connection lives (when it fails, the run's
+ *     signal aborts: a job that works in batches stops, and jobs are written to survive an
+ *     overlap anyway);
  *  3. claims the `(job, tick)` row in job_runs with INSERT … ON CONFLICT DO NOTHING — so a
  *     replica whose clock is late cannot run a tick another replica already ran.
  * A lock alone is not enough (a late replica would re-run a finished tick) and a row alone
@@ -14,7 +16,7 @@
  */
 import cron, { type ScheduledTask } from 'node-cron';
 import { hostname } from 'node:os';
-import { lockKey } from '../db/advisory-lock.js';
+import { LOCK_NAMESPACES, lockKey } from '../db/advisory-lock.js';
 import type { Knex } from '../db/knex.js';
 import { createSessionLocks, type SessionLocks } from '../db/session-locks.js';
 import { linkedSignal } from '../lib/linked-signal.js';
@@ -40,7 +42,6 @@ export interface Job {
 
 export type TickOutcome = 'ran' | 'failed' | 'already-ran' | 'locked-elsewhere' | 'running-here';
 
-const LOCK_NAMESPACE = 424_242; // with the job's name, makes the job's advisory lock key (lockKey)
 
 export interface Scheduler {
   /** Schedules every job with node-cron; a no-op when already started or stopped. */
@@ -94,7 +95,7 @@ export function createScheduler(deps: {
 
   async function execute(job: Job, tick: Date): Promise<TickOutcome> {
     // Held here already only if this same job runs here, which runTick rules out first.
-    const key = lockKey(LOCK_NAMESPACE, job.name);
+    const key = lockKey(LOCK_NAMESPACES.job, job.name);
     if (!(await locks.tryLock(key))) return 'locked-elsewhere';
     try {
       const claim = await db.raw(

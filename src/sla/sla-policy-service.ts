@@ -13,7 +13,7 @@
  * The SLA engine asks `policyFor` (team → default → none) and `findById`.
  */
 import type { AgentService } from '../agents/agent-service.js';
-import { lockKey } from '../db/advisory-lock.js';
+import { LOCK_NAMESPACES, lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
 import { inTransaction } from '../db/transaction.js';
 import { AppError, notFound, type FieldError } from '../kernel/errors.js';
@@ -28,7 +28,7 @@ import { slaPolicyStore, type SlaPolicy, type SlaPolicyChanges } from './sla-pol
 export type { SlaPolicy, SlaTarget } from './sla-policy-store.js';
 
 /** lockKey namespace of the transaction lock that serialises changes of a workspace's default policy. */
-export const SLA_POLICIES_LOCK = 424_260;
+export const SLA_POLICIES_LOCK = LOCK_NAMESPACES.slaDefaultPolicy;
 
 export const DEFAULT_WARN_AT_PERCENT = 80;
 

@@ -5,6 +5,7 @@
  */
 import type { RunnableAccount } from '../accounts/account-store.js';
 import type { Services } from '../container.js';
+import { LOCK_NAMESPACES } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
 import type { Workspace } from '../tickets/ticket-service.js';
 import { sendQueue } from '../send-queue/send-queue.js';
@@ -66,5 +67,5 @@ export function attachmentsOf(m: any): Record<string, unknown>[] {
 export const textOf = (m: any): string => m.text ?? m.caption ?? '';
 
 /** Customer and agent locks and other advisory locks of the Telegram module. */
-export const CUSTOMER_LOCK = 424_245;
-export const POLLER_LOCK = 424_246;
+export const CUSTOMER_LOCK = LOCK_NAMESPACES.customer;
+export const POLLER_LOCK = LOCK_NAMESPACES.poller;

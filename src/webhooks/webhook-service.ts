@@ -8,7 +8,7 @@
  * events from before it was disabled still are, however late the fan-out runs.
  */
 import type { Config } from '../config.js';
-import { lockKey } from '../db/advisory-lock.js';
+import { LOCK_NAMESPACES, lockKey } from '../db/advisory-lock.js';
 import type { Db } from '../db/knex.js';
 import { eventRow, eventOutbox } from '../events/event-outbox.js';
 import { SYSTEM } from '../kernel/actor.js';
@@ -24,7 +24,7 @@ import { generateSecret, secretProblem } from './webhook-signing.js';
 import { presentDelivery, presentEndpoint, toEndpoint, webhookStore, type Endpoint } from './webhook-store.js';
 
 /** lockKey namespace of the transaction lock that serialises endpoint creation within a workspace. */
-const ENDPOINT_LIMIT_LOCK = 424_243;
+const ENDPOINT_LIMIT_LOCK = LOCK_NAMESPACES.webhookEndpointLimit;
 
 export interface WithSecret {
   endpoint: Endpoint;

@@ -165,6 +165,15 @@ describe('the poller', () => {
     assert.equal(l.lost(7002).aborted, false);
   });
 
+  it('two asks for one key at once take it once: one unlock lets it go on the server', async () => {
+    const l = locks();
+    assert.deepEqual(await Promise.all([l.tryLock(7101), l.tryLock(7101)]), [true, true]);
+    await l.unlock(7101);
+    assert.deepEqual(await lockHolders(), [], 'the server holds nothing (a second pg_try_advisory_lock would have counted twice)');
+    const other = locks();
+    assert.equal(await other.tryLock(7101), true, 'another process can take it');
+  });
+
   it('says once, not every retry, that the lock connection cannot connect', async () => {
     const unreachable = createKnex('postgres://postgres@127.0.0.1:1/nowhere', 1);
     const { logger: recording, lines } = recordingLogger();

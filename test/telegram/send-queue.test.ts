@@ -607,6 +607,22 @@ describe('telegram send queue', () => {
       }
     });
 
+    it('a claim that takes rows also says when the next row is due', async () => {
+      await idle();
+      const { contactId } = await customer();
+      const now = await queue(contactId, 'now');
+      const later = await queue(contactId, 'later');
+      const at = new Date(Date.now() + 60_000);
+      await db('telegram_sends').where({ message_id: later.id }).update({ next_attempt_at: at });
+      try {
+        const claim = await sendQueue.claim(db, { now: new Date(), limit: 8, leaseMs: 30_000, rules: FAST });
+        assert.deepEqual(claim.claimed.map((c) => c.messageId), [now.id]);
+        assert.equal(claim.nextAt?.getTime(), at.getTime());
+      } finally {
+        await db('telegram_sends').whereIn('message_id', [now.id, later.id]).update({ status: 'cancelled', lease_until: null, done_at: new Date() });
+      }
+    });
+
     it('a row whose worker died after claiming is sent by another worker once the lease expires (at most one duplicate: the dead worker may have reached Telegram); the dead claim\'s late outcome is refused', async () => {
       const { user } = await customer();
       const contact = await db('contacts').where({ telegram_user_id: user.id }).first();
