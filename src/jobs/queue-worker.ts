@@ -165,9 +165,11 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
   /**
    * One loop. Side by side (without `run`), only the first polls when the queue is empty: the
    * others sleep until a wake-up (new work in this process) — N loops polling would cost N claims
-   * per poll interval while idle, for nothing the first would not find.
+   * per poll interval while idle, for nothing the first would not find. When its polling finds
+   * work (due later, or stored by another replica), it wakes the others to share it.
    */
   async function loop(pause: Pause, polls: boolean): Promise<void> {
+    let polling = false; // the last claim found nothing
     while (running) {
       const slots = free();
       if (slots <= 0) {
@@ -180,6 +182,8 @@ export function createQueueWorker<T>(opts: QueueWorkerOptions<T>): QueueWorker {
       try {
         pause.clear();
         const { more, nextAt } = await claimOnce(slots);
+        if (polls && polling && more) for (const p of pauses) if (p !== pause) p.wake();
+        polling = !more;
         if (more) sleepMs = null;
         else if (!polls) sleepMs = Infinity;
         else {

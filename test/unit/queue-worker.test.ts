@@ -460,6 +460,29 @@ describe('queue worker (src/jobs/queue-worker.ts)', function () {
       await waitFor('every loop woken', () => active === 4 || calls >= before + 4, 5000);
     });
 
+    it('work the polling loop finds (no wake: due later, or stored by another replica) is shared by every loop', async () => {
+      let backlog = 0;
+      let active = 0;
+      let maxActive = 0;
+      const w = worker<never>({
+        concurrency: 4, pollIntervalMs: 1,
+        claim: async () => {
+          if (backlog <= 0) return { done: 0 };
+          backlog--;
+          active++;
+          maxActive = Math.max(maxActive, active);
+          await new Promise((r) => setTimeout(r, 5));
+          active--;
+          return { done: 1 };
+        },
+      });
+      w.start();
+      await pause();
+      backlog = 40;
+      await waitFor('the backlog worked off', () => backlog <= 0 && active === 0, 5000);
+      assert.equal(maxActive, 4, 'all four loops took part');
+    });
+
     it('a loop that did something claims again at once', async () => {
       let work = 5;
       let calls = 0;
