@@ -91,7 +91,7 @@ export function createApp(deps: Deps, opts: AppOptions) {
   ];
 
   const router = new Router<AppState>();
-  const authenticateKey = authenticate({ db, defaultRateLimitPerMinute: config.rateLimit.defaultPerMinute, lastUsedWriteIntervalSeconds: config.apiKeys.lastUsedWriteIntervalSeconds });
+  const authenticateKey = authenticate({ db, defaultRateLimitPerMinute: config.rateLimit.defaultPerMinute, authenticateRequest: services.apiKeys.authenticateRequest });
   const parseBody = jsonBody(config.http.bodyLimitBytes);
   const idempotencyOptions = { lockTimeoutMs: config.idempotency.lockTimeoutMs, retentionHours: config.idempotency.retentionHours };
   mountRoutes(router, routes, {

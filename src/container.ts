@@ -33,7 +33,8 @@ export interface Deps {
 
 export function createServices(deps: Deps) {
   const { clock } = deps;
-  const workspaces = createWorkspaceService({ clock });
+  // A renamed workspace shows at once in its keys' requests on this replica (bound late: keys build on workspaces).
+  const workspaces = createWorkspaceService({ clock, onUpdated: (id) => apiKeys.forgetWorkspace(id) });
   const contacts = createContactService({ clock });
   // Tickets post notes through messages, and messages build on tickets: the port is bound late.
   const notes = { add: (...args: Parameters<TicketNotes['add']>) => messages.addNote(...args) };
@@ -61,7 +62,8 @@ export function createServices(deps: Deps) {
     clock, tickets, assignment, agents, canned, workspaces, maxFiringsPerTicketPerHour: deps.config.escalation.maxFiringsPerTicketPerHour,
   });
   const apiKeys = createApiKeyService({
-    clock, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, defaultRateLimitPerMinute: deps.config.rateLimit.defaultPerMinute, workspaces,
+    clock, db: deps.db, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, defaultRateLimitPerMinute: deps.config.rateLimit.defaultPerMinute,
+    lastUsedWriteIntervalSeconds: deps.config.apiKeys.lastUsedWriteIntervalSeconds, workspaces,
   });
   return {
     workspaces,

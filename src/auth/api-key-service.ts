@@ -17,6 +17,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { expandScopes, type Scope } from '../kernel/scopes.js';
 import { inTransaction } from '../db/transaction.js';
 import { boundedLimits, type KeyLimits } from './api-key-bounds.js';
+import { createKeyLeases } from './key-leases.js';
 
 export function keyStatus(k: ApiKeyRow, now: Date): 'active' | 'expired' | 'revoked' {
   if (k.revokedAt) return 'revoked';
@@ -68,8 +69,23 @@ export interface CreatedKey {
   mode: 'live' | 'test';
 }
 
-export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: number; defaultRateLimitPerMinute: number; workspaces: WorkspaceService }) {
+export interface ApiKeyServiceDeps {
+  clock: Clock;
+  /** The process's pool: requests' keys are looked up (and counted) on it, outside any transaction. */
+  db: Db;
+  rotationOverlapHours: number;
+  defaultRateLimitPerMinute: number;
+  /** A key's last use is written at most this often. */
+  lastUsedWriteIntervalSeconds: number;
+  workspaces: WorkspaceService;
+}
+
+export function createApiKeyService(deps: ApiKeyServiceDeps) {
   const { clock } = deps;
+  const leases = createKeyLeases({
+    defaultLimit: deps.defaultRateLimitPerMinute,
+    renew: (hash, chunk) => apiKeyStore.authenticate(deps.db, hash, deps.lastUsedWriteIntervalSeconds, chunk),
+  });
 
   async function grantorOf(db: Db, workspaceId: string, keyId: string): Promise<Grantor> {
     const key = await apiKeyStore.findById(db, workspaceId, keyId);
@@ -166,9 +182,19 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
       return paginate(apiKeyStore.listQuery(db, workspaceId, includeRevoked), [['created_at', 'desc'], ['id', 'desc']], page, apiKeyStore.toRow);
     },
 
+    /**
+     * The active key behind a token's hash, with this request counted in the key's rate-limit
+     * window (from this replica's lease on a busy key: key-leases.ts); null for no such key.
+     */
+    authenticateRequest: (hash: Buffer) => leases.use(hash),
+
+    /** A workspace's name or mode changed: requests see it at once on this replica. */
+    forgetWorkspace: (workspaceId: string) => leases.forgetWorkspace(workspaceId),
+
     async revoke(db: Db, workspaceId: string, id: string): Promise<ApiKeyRow> {
       const key = await apiKeyStore.revoke(db, workspaceId, id, clock.now());
       if (!key) throw notFound('API key');
+      leases.forgetKey(id);
       return key;
     },
 
@@ -180,7 +206,7 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
       // One transaction: either the replacement exists and the old key's end is set, or neither.
       // The old key's row stays locked until commit: concurrent rotations (and a revoke racing
       // this one) are serialised, so a key is replaced at most once and never after its revocation.
-      return inTransaction(db, async (trx) => {
+      const rotated = await inTransaction(db, async (trx) => {
         const old = await apiKeyStore.findById(trx, workspaceId, id, { forUpdate: true });
         if (!old) throw notFound('API key');
         const status = keyStatus(old, clock.now());
@@ -194,6 +220,8 @@ export function createApiKeyService(deps: { clock: Clock; rotationOverlapHours: 
         await apiKeyStore.expireBy(trx, workspaceId, old.id, new Date(clock.now().getTime() + overlapMs));
         return { ...created, old: (await apiKeyStore.findById(trx, workspaceId, old.id))! };
       });
+      leases.forgetKey(id); // its expiry moved (to now, with no overlap)
+      return rotated;
     },
   };
 }

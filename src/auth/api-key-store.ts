@@ -44,6 +44,22 @@ function toRow(r: any): ApiKeyRow {
   };
 }
 
+/** A key found by the auth statement, with what a lease on it needs. */
+export interface LeasedKey extends AuthenticatedKey {
+  /** The start of the counted window (PostgreSQL's clock), to give unused numbers back to. */
+  windowStart: Date;
+  /** Milliseconds until the window ends, measured by PostgreSQL's clock. */
+  windowResetMs: number;
+  /** Milliseconds until the key expires (null: never). */
+  expiresInMs: number | null;
+}
+
+/** How many requests one auth statement counts, and the unused numbers it gives back. */
+export interface AuthChunk {
+  take: number;
+  giveBack: { windowStart: Date; count: number } | null;
+}
+
 export interface NewApiKey {
   id: string;
   workspaceId: string;
@@ -70,9 +86,11 @@ const AUTHENTICATE_SQL = `WITH k AS (
   FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
   WHERE k.key_hash = ? AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
 ), hit AS (
+  -- counts a chunk of requests; a replica's unused numbers of this same window are given back
   INSERT INTO rate_limit_counters AS c (bucket, window_start, count)
-  SELECT 'key:' || k.id, date_trunc('minute', now()), 1 FROM k
-  ON CONFLICT (bucket, window_start) DO UPDATE SET count = c.count + 1
+  SELECT 'key:' || k.id, date_trunc('minute', now()), ?::int FROM k
+  ON CONFLICT (bucket, window_start) DO UPDATE SET count = greatest(EXCLUDED.count,
+    c.count + EXCLUDED.count - CASE WHEN c.window_start = ?::timestamptz THEN ?::int ELSE 0 END)
   RETURNING count, window_start
 ), touched AS (  -- runs although nothing reads it: data-modifying CTEs always do
   UPDATE api_keys SET last_used_at = now()
@@ -81,8 +99,9 @@ const AUTHENTICATE_SQL = `WITH k AS (
     AND (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => ?))
   RETURNING api_keys.id
 )
-SELECT k.*, hit.count AS window_count,
-       ceil(extract(epoch FROM hit.window_start + interval '1 minute' - now()))::int AS window_reset_seconds
+SELECT k.*, hit.count AS window_count, hit.window_start,
+       (extract(epoch FROM hit.window_start + interval '1 minute' - now()) * 1000)::float8 AS window_reset_ms,
+       (extract(epoch FROM k.expires_at - now()) * 1000)::float8 AS expires_in_ms
 FROM k, hit`;
 
 export const apiKeyStore = {
@@ -148,13 +167,16 @@ export const apiKeyStore = {
   },
 
   /**
-   * The hot path of every API request, in one round trip: find the live key by the
-   * hash of its token, count this request in the key's fixed one-minute window, and
+   * The hot path of API requests, in one round trip: find the live key by the hash of its
+   * token, count `chunk.take` requests in the key's fixed one-minute window (this request and,
+   * for a busy key, the next ones this replica serves from its lease: key-leases.ts), and
    * record last use at most once per `lastUsedIntervalSeconds` (no write per request).
    * Time comes from the database clock so every replica agrees on windows and expiry.
    */
-  async authenticate(db: Db, keyHash: Buffer, lastUsedIntervalSeconds: number): Promise<AuthenticatedKey | null> {
-    const { rows } = await prepared(db, AUTHENTICATE_NAME, AUTHENTICATE_SQL, [keyHash, lastUsedIntervalSeconds]);
+  async authenticate(db: Db, keyHash: Buffer, lastUsedIntervalSeconds: number, chunk: AuthChunk = { take: 1, giveBack: null }): Promise<LeasedKey | null> {
+    const { take, giveBack } = chunk;
+    const { rows } = await prepared(db, AUTHENTICATE_NAME, AUTHENTICATE_SQL,
+      [keyHash, take, giveBack?.windowStart ?? null, giveBack?.count ?? 0, lastUsedIntervalSeconds]);
     const r = rows[0];
     if (!r) return null;
     return {
@@ -162,7 +184,10 @@ export const apiKeyStore = {
       keyHash: r.key_hash,
       workspace: { id: r.workspace_id, name: r.ws_name, mode: r.ws_mode },
       windowCount: r.window_count,
-      windowResetSeconds: Math.max(1, r.window_reset_seconds),
+      windowResetSeconds: Math.max(1, Math.ceil(r.window_reset_ms / 1000)),
+      windowStart: r.window_start,
+      windowResetMs: Math.max(0, r.window_reset_ms),
+      expiresInMs: r.expires_in_ms,
     };
   },
 };

@@ -4,14 +4,15 @@ import type { Knex } from '../db/knex.js';
 import { AppError } from '../kernel/errors.js';
 import { enforceRateLimit } from '../http/rate-limit.js';
 import type { AppState } from '../http/route.js';
-import { apiKeyStore } from './api-key-store.js';
+import type { AuthenticatedKey } from './api-key-store.js';
 import { hashToken, keyModeOf, parseToken } from './api-key-token.js';
 import type { Scope } from '../kernel/scopes.js';
 
 export interface AuthenticateOptions {
   db: Knex;
   defaultRateLimitPerMinute: number;
-  lastUsedWriteIntervalSeconds: number;
+  /** The key behind a token's hash, this request counted (ApiKeyService.authenticateRequest). */
+  authenticateRequest: (hash: Buffer) => Promise<AuthenticatedKey | null>;
 }
 
 // One message for every failure: callers learn nothing about which keys exist.
@@ -29,7 +30,7 @@ export function authenticate(opts: AuthenticateOptions): Middleware<AppState> {
     const token = m?.[1];
     if (!token || !parseToken(token)) throw unauthorized();
     const hash = hashToken(token);
-    const found = await apiKeyStore.authenticate(opts.db, hash, opts.lastUsedWriteIntervalSeconds);
+    const found = await opts.authenticateRequest(hash);
     // The lookup is by hash already; comparing the stored digest in constant time
     // keeps it safe should the lookup ever become a prefix match.
     if (!found || !timingSafeEqual(found.keyHash, hash)) throw unauthorized();

@@ -33,7 +33,7 @@ export function canonicalTimeZone(name: string): string {
   return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
 }
 
-export function createWorkspaceService(deps: { clock: Clock }) {
+export function createWorkspaceService(deps: { clock: Clock; onUpdated?: (workspaceId: string) => void }) {
   return {
     create(db: Db, input: { name: string; sandbox: boolean }): Promise<Workspace> {
       const name = input.name.trim();
@@ -64,6 +64,7 @@ export function createWorkspaceService(deps: { clock: Clock }) {
         digestTime: body.digest_time,
       }, deps.clock.now());
       if (!w) throw notFound('Workspace');
+      deps.onUpdated?.(id);
       return w;
     },
   };

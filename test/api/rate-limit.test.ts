@@ -182,4 +182,61 @@ describe('rate limits', () => {
     assert.equal(fresh.body.rate_limit_per_minute, 2);
     assertRateHeaders(await me(`Bearer ${fresh.body.token}`).expect(200), 2, 1);
   });
+
+  describe('a busy key, served from its lease (key-leases.ts)', () => {
+    /** Enough requests at once that the key is counted in chunks. */
+    async function burst(auth: string, app: TestApp = t, n = 120) {
+      const results = [];
+      for (let wave = 0; wave < n / 40; wave++) results.push(...await Promise.all(Array.from({ length: 40 }, () => me(auth, app))));
+      return results;
+    }
+
+    it('still counts Remaining down by one per request: no number twice, and the shared count is every request', async () => {
+      const key = await makeKey(db.knex, t.services);
+      const results = await burst(key.auth);
+      assert.ok(results.every((r) => r.status === 200));
+      const remaining = results.map((r) => Number(r.headers['x-ratelimit-remaining'])).sort((a, b) => b - a);
+      assert.deepEqual(remaining, Array.from({ length: 120 }, (_, i) => 599 - i));
+      const row = await db.knex('rate_limit_counters').where({ bucket: `key:${key.id}` }).first();
+      assert.ok(row.count >= 120, 'every request was counted before it was answered');
+    });
+
+    it('a key revoked on this replica is refused at once, even right after a burst', async () => {
+      const key = await makeKey(db.knex, t.services);
+      const admin = await makeKey(db.knex, t.services, { rateLimitPerMinute: 10 });
+      await burst(key.auth);
+      await t.request.delete(`/v1/api-keys/${key.id}`).set('Authorization', admin.auth).expect(200);
+      await me(key.auth).expect(401);
+    });
+
+    it('a key rotated without overlap on this replica is refused at once, even right after a burst', async () => {
+      const key = await makeKey(db.knex, t.services);
+      const admin = await makeKey(db.knex, t.services, { rateLimitPerMinute: 10 });
+      await burst(key.auth);
+      await t.request.post(`/v1/api-keys/${key.id}/rotate`).set('Authorization', admin.auth).send({ overlap_hours: 0 }).expect(201);
+      await me(key.auth).expect(401);
+    });
+
+    it('a workspace renamed on this replica shows in the next /v1/me, even right after a burst', async () => {
+      const key = await makeKey(db.knex, t.services);
+      await burst(key.auth);
+      const name = `Renamed ${Date.now()}`;
+      await t.request.patch('/v1/workspace').set('Authorization', key.auth).send({ name }).expect(200);
+      assert.equal((await me(key.auth).expect(200)).body.workspace.name, name);
+    });
+
+    it('a key revoked on another replica is refused here once a lease\'s life (1 s) has passed', async () => {
+      const knex2 = createKnex(db.current.url, 4);
+      try {
+        const replica = createTestApp(knex2);
+        const key = await makeKey(db.knex, t.services);
+        await burst(key.auth);
+        await replica.services.apiKeys.revoke(knex2, 'ws_default', key.id);
+        await new Promise((r) => setTimeout(r, 1100));
+        await me(key.auth).expect(401);
+      } finally {
+        await knex2.destroy();
+      }
+    });
+  });
 });
