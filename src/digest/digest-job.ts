@@ -9,8 +9,8 @@ export function digestJob(opts: { schedule: string; digest: DigestService }): Jo
   return {
     name: 'digest',
     schedule: opts.schedule,
-    async run({ db, logger, tick }) {
-      const { queued } = await opts.digest.sendDue(db, tick, logger);
+    async run({ db, logger, tick, signal }) {
+      const { queued } = await opts.digest.sendDue(db, tick, logger, signal);
       if (queued) logger.info({ queued }, 'daily digests queued');
     },
   };

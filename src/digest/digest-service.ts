@@ -69,10 +69,11 @@ export function createDigestService(deps: { metrics: MetricsService; tickets: Ti
      * (a late replica or a restart after digest_time still sends that day's, once). One
      * workspace failing does not hold back the others; the run fails afterwards (job failures).
      */
-    async sendDue(db: Db, now: Date, logger: Logger): Promise<{ queued: number }> {
+    async sendDue(db: Db, now: Date, logger: Logger, signal?: AbortSignal): Promise<{ queued: number }> {
       let queued = 0;
       const failed: string[] = [];
       for (const ws of await workspaces.list(db)) {
+        if (signal?.aborted) break; // the workspaces left are the next tick's (one digest per local date)
         const localDate = dueDate(ws, now);
         if (!localDate) continue;
         try {

@@ -26,7 +26,8 @@ export function systemRoutes(deps: { db: Knex; registry: Registry; beforeScrape?
             new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('readyz timeout')), 2000); }),
           ]).finally(() => clearTimeout(timer));
         } catch {
-          throw new AppError('service_unavailable', 'The database is not reachable');
+          // Retry-After as on every other answer that the database is away (src/http/errors.ts).
+          throw new AppError('service_unavailable', 'The database is not reachable', { headers: { 'Retry-After': '5' } });
         }
         ctx.body = { status: 'ok' };
       },

@@ -7,8 +7,8 @@
  *     (src/db/session-locks.ts, not a pooled one: a job would otherwise hold two pooled
  *     connections, its lock's and its work's) — held for the whole run, so no two replicas
  *     run the same job at the same time while that connection lives (when it fails, the run's
- *     signal aborts: a job that works in batches stops, and jobs are written to survive an
- *     overlap anyway);
+ *     signal aborts: a job that works in batches stops and the run is recorded 'aborted', and
+ *     jobs are written to survive an overlap anyway);
  *  3. claims the `(job, tick)` row in job_runs with INSERT … ON CONFLICT DO NOTHING — so a
  *     replica whose clock is late cannot run a tick another replica already ran.
  * A lock alone is not enough (a late replica would re-run a finished tick) and a row alone
@@ -40,7 +40,8 @@ export interface Job {
   run(ctx: JobContext): Promise<void>;
 }
 
-export type TickOutcome = 'ran' | 'failed' | 'already-ran' | 'locked-elsewhere' | 'running-here';
+/** 'aborted': the job ran and returned after its signal fired; what it left is the next tick's. */
+export type TickOutcome = 'ran' | 'aborted' | 'failed' | 'already-ran' | 'locked-elsewhere' | 'running-here';
 
 
 export interface Scheduler {
@@ -106,6 +107,11 @@ export function createScheduler(deps: {
       const stop = linkedSignal(abort.signal, locks.lost(key));
       try {
         await job.run({ db, logger: logger.child({ job: job.name }), tick, signal: stop.signal });
+        if (stop.signal.aborted) {
+          const why = abort.signal.aborted ? 'stopped: the service is shutting down' : 'stopped: its lock was lost (another replica may run the next tick)';
+          await db.raw(`UPDATE job_runs SET status = 'aborted', finished_at = now(), error = ? WHERE job = ? AND tick = ?`, [why, job.name, tick]);
+          return 'aborted';
+        }
         await db.raw(`UPDATE job_runs SET status = 'succeeded', finished_at = now() WHERE job = ? AND tick = ?`, [job.name, tick]);
         return 'ran';
       } catch (err) {

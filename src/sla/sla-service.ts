@@ -173,11 +173,12 @@ export function createSlaService(deps: { clock: Clock; tickets: TicketService; p
      * `batchSize` tickets, each batch one transaction. Returns how many tickets it looked at
      * and how many marks it recorded.
      */
-    async sweep(db: Knex, now: Date, opts: { batchSize?: number; maxBatches?: number } = {}): Promise<{ tickets: number; marks: number }> {
+    async sweep(db: Knex, now: Date, opts: { batchSize?: number; maxBatches?: number; signal?: AbortSignal } = {}): Promise<{ tickets: number; marks: number }> {
       const batchSize = opts.batchSize ?? 1000;
       let swept = 0;
       let recorded = 0;
       for (let batch = 0; batch < (opts.maxBatches ?? 100); batch++) {
+        if (opts.signal?.aborted) break; // stopping, or another replica may sweep now: leave the rest to it
         const ids = await slaStore.dueTicketIds(db, now, batchSize);
         if (!ids.length) break;
         const done = await inTransaction(db, async (tx) => {

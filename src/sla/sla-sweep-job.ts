@@ -10,9 +10,9 @@ export function slaSweepJob(opts: { schedule: string; sla: SlaService; onSwept?:
   return {
     name: 'sla-sweep',
     schedule: opts.schedule,
-    async run({ db, logger, tick }) {
+    async run({ db, logger, tick, signal }) {
       const started = performance.now();
-      const { tickets, marks } = await opts.sla.sweep(db, tick);
+      const { tickets, marks } = await opts.sla.sweep(db, tick, { signal });
       const ms = performance.now() - started;
       opts.onSwept?.(ms);
       if (marks) logger.info({ tickets, marks, ms: Math.round(ms) }, 'SLA warnings and breaches recorded');

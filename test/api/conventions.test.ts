@@ -239,7 +239,9 @@ describe('HTTP conventions', () => {
       const dead = createKnex('postgres://nobody:x@127.0.0.1:1/none', 1);
       try {
         const down = createTestApp(dead);
-        expectProblem(await down.request.get('/readyz'), 503, 'service_unavailable');
+        const probe = await down.request.get('/readyz');
+        expectProblem(probe, 503, 'service_unavailable');
+        assert.equal(probe.headers['retry-after'], '5');
         assert.equal((await down.request.get('/healthz')).status, 200);
         // Any API call while the database is away: 503 with Retry-After, not a 500.
         const res = await down.request.get('/v1/me').set('Authorization', auth);

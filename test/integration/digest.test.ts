@@ -82,6 +82,17 @@ describe('daily digest', () => {
     assert.deepEqual(days.rows.map((r: any) => r.d), ['2026-12-04', '2026-12-05']);
   });
 
+  it('queues nothing once its signal has aborted (stopping, or its lock lost); the next tick sends the day\'s digest', async () => {
+    const d = await desk({ timezone: 'UTC', digest_time: '06:00', lead_chat_id: LEAD });
+    clock.set('2026-12-04T06:30:00.000Z');
+    const stop = new AbortController();
+    stop.abort();
+    assert.deepEqual(await t.services.digest.sendDue(db.knex, clock.now(), t.deps.logger, stop.signal), { queued: 0 });
+    assert.equal((await d.digests()).length, 0);
+    await t.services.digest.sendDue(db.knex, clock.now(), t.deps.logger);
+    assert.equal((await d.digests()).length, 1);
+  });
+
   it('a replica whose check passed while another was taking the day queues nothing (the primary key decides)', async () => {
     const d = await desk({ timezone: 'UTC', digest_time: '06:00', lead_chat_id: LEAD });
     clock.set('2026-12-04T06:30:00.000Z');

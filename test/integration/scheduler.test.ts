@@ -269,8 +269,11 @@ describe('scheduler', function () {
         await running.promise;
         // Through knexA: its database is this describe's, not necessarily the current test's.
         await knexA.raw(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'topicdesk-locks' AND datname = current_database()`);
-        assert.equal(await outcome, 'ran', 'the job stopped between batches, as a long job should');
+        assert.equal(await outcome, 'aborted', 'the job stopped between batches, as a long job should');
         assert.equal(sawAbort, true);
+        const [cut] = await knexA('job_runs').where({ job: 'long_sweep' }).orderBy('tick');
+        assert.equal(cut.status, 'aborted', 'recorded as cut short, not as done');
+        assert.match(cut.error!, /lock was lost/);
         assert.equal(await s.runTick('long_sweep', new Date('2030-07-03T00:00:01Z')), 'ran', 'the next tick takes the lock on a new connection');
       } finally {
         await locks.close();
@@ -382,7 +385,8 @@ describe('scheduler', function () {
       assert.equal(bodies, 1);
       const rows = await runs(name);
       assert.equal(rows.length, 1);
-      assert.equal(rows[0].status, 'succeeded', 'the interrupted run was recorded before stop() resolved');
+      assert.equal(rows[0].status, 'aborted', 'the interrupted run was recorded, as cut short, before stop() resolved');
+      assert.match(rows[0].error!, /shutting down/);
       assert.ok(![...cron.getTasks().values()].some((t) => t.name === name), 'its cron task is gone');
       // Negative check: give cron more than one period to (wrongly) fire again.
       await new Promise((r) => setTimeout(r, 1_300));

@@ -94,6 +94,19 @@ describe('SLA clocks', () => {
   });
 
   describe('the sweep', () => {
+    it('stops before its next batch once its signal has aborted (stopping, or its lock lost): what is left is the next sweep\'s', async () => {
+      const d = await desk();
+      const tks = [await d.ticket(), await d.ticket(), await d.ticket()];
+      clock.set(at(61));
+      const stop = new AbortController();
+      stop.abort();
+      assert.deepEqual(await t.services.sla.sweep(db.knex, clock.now(), { batchSize: 1, signal: stop.signal }), { tickets: 0, marks: 0 });
+      assert.equal((await db.knex('sla_marks').whereIn('ticket_id', tks.map((x) => x.id))).length, 0);
+      await t.services.sla.sweep(db.knex, clock.now(), { batchSize: 1, maxBatches: 1000, signal: new AbortController().signal });
+      const marked = await db.knex('sla_marks').whereIn('ticket_id', tks.map((x) => x.id)).distinct('ticket_id');
+      assert.equal(marked.length, 3, 'the next sweep takes them all, a batch at a time');
+    });
+
     it('records the warning at warn_at_percent and the breach at the due time, once each, with events and filters', async () => {
       const d = await desk();
       const tk = await d.ticket();
