@@ -3,23 +3,25 @@
  *
  * The auth statement finds the key and counts the request in the key's shared window. Run for
  * every request, a busy key's requests queue on its counter row and each pays a round trip.
- * Here one statement counts a *chunk* of n requests for this replica, and the next n - 1
- * requests of that key on this replica are served from memory:
+ * Here one statement counts a *chunk* for this replica: every request of the key waiting for it
+ * and, for a busy key, about the next `horizonMs` of its traffic here, served from memory:
  *
  * - **The limit still holds across replicas**: a request is served only with a number the
- *   shared counter has already counted, so the requests served in a window never exceed
- *   the limit. Unused numbers are given back by the key's next renewal in the same window; a
- *   replica that stops seeing the key keeps at most one chunk (≈ 100 ms of its traffic),
- *   which other replicas then cannot use: their 429 may come that much early.
- * - **Exact near the limit**: chunks are only handed out while more than RESERVE requests
- *   remain, and only up to a quarter of what is left above it; keys whose limit is small
- *   (≤ 108 a minute) are counted one request at a time, as before.
- * - **Fresh enough**: a lease lives at most `maxAgeMs` (1 s), never past its window's end or
- *   the key's expiry. Revoking or rotating a key, or renaming its workspace, on this replica
- *   drops its leases at once (and counts it one request at a time for a few seconds, so a
- *   lookup racing the change's commit cannot cache the old state); another replica sees the
- *   change within `maxAgeMs`.
- * - A key seen at a low rate gets chunks of one: each request runs the statement as before.
+ *   shared counter has already counted, so the requests served in a window never exceed the
+ *   limit. Unused numbers are given back by the key's next statement in the same window (or lost
+ *   with it if it fails: never given back twice). A replica that stops seeing the key keeps at
+ *   most one chunk, which other replicas then cannot use: their 429 may come that much early.
+ * - **Near the limit nothing is counted ahead**: a chunk beyond the waiting requests is only
+ *   asked for while more than RESERVE numbers remained when this replica last looked, and only a
+ *   quarter of what was left above it; keys whose limit is small (≤ 108 a minute) are only ever
+ *   counted for requests already waiting, each as its own statement would have counted it.
+ * - **Fresh enough**: a lease lives at most `maxAgeMs` (1 s), never past its window's end or the
+ *   key's expiry, all counted from when its lookup began. Revoking or rotating a key, or renaming
+ *   its workspace, on this replica drops its leases at once; a lookup that began less than
+ *   `settleMs` after such a change (which may not have committed yet) serves only the requests
+ *   already waiting for it. Another replica sees the change within `maxAgeMs`.
+ * - `windowCount` is the shared count as this replica's chunk numbers it: it counts down by one
+ *   per request here, and may step back when another replica gives unused numbers back.
  */
 import type { AuthChunk, AuthenticatedKey, LeasedKey } from './api-key-store.js';
 
@@ -50,6 +52,8 @@ interface Lease {
   next: number;
   /** The last number this lease holds (the shared count when it was granted). */
   last: number;
+  /** Requests that arrived up to this one (by the slot's arrival count) may be served whatever validUntil says: they arrived before the lookup began. */
+  arrivedBy: number;
   validUntil: number;
   windowEndsAt: number;
 }
@@ -62,10 +66,17 @@ interface Slot {
    * database that times out would hold the last of them for the sum of their timeouts.
    */
   renewing?: Promise<{ found: boolean } | { error: unknown }>;
+  /** Requests of this key so far (each gets the next value as its arrival number). */
+  arrived: number;
+  /** Requests of this key inside use() now: served from the lease, or waiting for a renewal. */
+  unserved: number;
   /** Requests that asked for this key since the last renewal started, and when that was. */
   arrivals: number;
   renewedAt?: number;
 }
+
+/** How long a change is remembered after it settled: a lookup that began before it may still be answering. */
+const REMEMBER_CHANGES_MS = 60_000;
 
 export function createKeyLeases(opts: KeyLeaseOptions) {
   const now = opts.now ?? (() => performance.now());
@@ -73,32 +84,33 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
   const horizonMs = opts.horizonMs ?? 100;
   const settleMs = opts.settleMs ?? 5000;
   const slots = new Map<string, Slot>();
-  /** Key and workspace ids changed lately, and until when they are counted one request at a time. */
+  let sweptAt = -Infinity;
+  /** Key and workspace ids changed lately: until when a lookup that began may have read them as they were. */
   const settling = new Map<string, number>();
 
-  function isSettling(found: AuthenticatedKey, at: number): boolean {
-    for (const id of [found.key.id, found.workspace.id]) {
-      const until = settling.get(id);
-      if (until === undefined) continue;
-      if (until > at) return true;
-      settling.delete(id);
-    }
-    return false;
+  /** Whether a lookup that began at `began` may have read the key or its workspace before a change to them committed. */
+  function isSettling(found: AuthenticatedKey, began: number): boolean {
+    return [found.key.id, found.workspace.id].some((id) => (settling.get(id) ?? -Infinity) > began);
   }
 
   function settle(id: string): void {
     const at = now();
-    for (const [other, until] of settling) if (until <= at) settling.delete(other);
+    for (const [other, until] of settling) if (until + REMEMBER_CHANGES_MS <= at) settling.delete(other);
     settling.set(id, at + settleMs);
   }
 
-  /** How many numbers the next renewal asks for: one, unless the key is busy here and far from its limit. */
+  /**
+   * How many numbers the next renewal asks for: every request waiting for it (each is counted,
+   * as its own statement would have), and more only when the key is busy here and was far from
+   * its limit when this replica last looked.
+   */
   function chunkFor(slot: Slot, at: number): number {
+    const waiting = Math.min(slot.unserved, MAX_CHUNK);
     const lease = slot.lease;
-    if (!lease || slot.renewedAt === undefined || isSettling(lease.found, at)) return 1;
+    if (!lease || slot.renewedAt === undefined || isSettling(lease.found, at)) return waiting;
     const wanted = Math.ceil((slot.arrivals / Math.max(at - slot.renewedAt, 1)) * horizonMs);
     const cap = Math.floor((lease.limit - lease.last - RESERVE) / 4);
-    return wanted < 2 || cap < 2 ? 1 : Math.min(wanted, cap, MAX_CHUNK);
+    return wanted < 2 || cap < 2 ? waiting : Math.max(waiting, Math.min(wanted, cap, MAX_CHUNK));
   }
 
   function serve(lease: Lease, at: number): AuthenticatedKey {
@@ -111,8 +123,12 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
   async function renew(slot: Slot, id: string, hash: Buffer): Promise<AuthenticatedKey | null> {
     const at = now();
     const take = chunkFor(slot, at);
+    const arrivedBy = slot.arrived;
     const old = slot.lease;
     const unused = old ? Math.max(0, old.last - old.next + 1) : 0;
+    // Given back by this statement, or lost with it: its answer may be lost after it committed,
+    // and giving them back again would count less than was served.
+    if (old) old.next = old.last + 1;
     slot.arrivals = 0;
     slot.renewedAt = at;
     const found = await opts.renew(hash, { take, giveBack: unused > 0 ? { windowStart: old!.found.windowStart, count: unused } : null });
@@ -120,22 +136,29 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
       if (slots.get(id) === slot) slots.delete(id);
       return null;
     }
-    const granted = now();
+    // Times count from when the lookup began: the database's clock answered then, or later.
     const life = Math.min(maxAgeMs, found.windowResetMs, found.expiresInMs ?? Infinity);
     slot.lease = {
       found,
       limit: found.key.rateLimitPerMinute ?? opts.defaultLimit,
       next: found.windowCount - take + 1,
       last: found.windowCount,
-      // Looked up while its key or workspace was changing: serves this request only (the next gives the rest back).
-      validUntil: isSettling(found, granted) ? granted : granted + life,
-      windowEndsAt: granted + found.windowResetMs,
+      arrivedBy,
+      // Begun before a change to its key or workspace may have committed: it serves only the
+      // requests that were already waiting (as their own lookups would have), none that come later.
+      validUntil: isSettling(found, at) ? at : at + life,
+      windowEndsAt: at + found.windowResetMs,
     };
-    return serve(slot.lease, granted);
+    return serve(slot.lease, now());
   }
 
+  /** Drops idle slots of keys no longer used here (at most once a second). */
   function sweep(at: number): void {
-    for (const [id, slot] of slots) if (!slot.renewing && (!slot.lease || slot.lease.validUntil <= at)) slots.delete(id);
+    if (at - sweptAt < 1000) return;
+    sweptAt = at;
+    for (const [id, slot] of slots) {
+      if (slot.unserved === 0 && !slot.renewing && (!slot.lease || slot.lease.validUntil <= at)) slots.delete(id);
+    }
   }
 
   return {
@@ -148,25 +171,31 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
       let slot = slots.get(id);
       if (!slot) {
         if (slots.size >= 10_000) sweep(now());
-        slots.set(id, (slot = { arrivals: 0 }));
+        slots.set(id, (slot = { arrived: 0, unserved: 0, arrivals: 0 }));
       }
+      const arrival = ++slot.arrived;
       slot.arrivals++;
-      for (;;) {
-        const lease = slot.lease;
-        const at = now();
-        if (lease && lease.next <= lease.last && at < lease.validUntil) return serve(lease, at);
-        if (slot.renewing) {
-          const outcome = await slot.renewing;
-          if ('error' in outcome) throw outcome.error;
-          if (!outcome.found) return null;
-          continue;
+      slot.unserved++;
+      try {
+        for (;;) {
+          const lease = slot.lease;
+          const at = now();
+          if (lease && lease.next <= lease.last && (at < lease.validUntil || arrival <= lease.arrivedBy)) return serve(lease, at);
+          if (slot.renewing) {
+            const outcome = await slot.renewing;
+            if ('error' in outcome) throw outcome.error;
+            if (!outcome.found) return null;
+            continue;
+          }
+          const s = slot;
+          const attempt = renew(s, id, hash);
+          s.renewing = attempt
+            .then((found) => ({ found: found !== null }), (error: unknown) => ({ error }))
+            .finally(() => { s.renewing = undefined; });
+          return await attempt;
         }
-        const s = slot;
-        const attempt = renew(s, id, hash);
-        s.renewing = attempt
-          .then((found) => ({ found: found !== null }), (error: unknown) => ({ error }))
-          .finally(() => { s.renewing = undefined; });
-        return attempt;
+      } finally {
+        slot.unserved--;
       }
     },
 

@@ -21,6 +21,8 @@ function leasesOn(knex: Knex, opts: { maxAgeMs?: number } = {}) {
   let clock = 1_000_000;
   const statements: AuthChunk[] = [];
   let failNext = 0;
+  let loseAnswer = false;
+  let slowBy = 0;
   let gate: { opened: Promise<void>; held: () => void } | null = null;
   const leases = createKeyLeases({
     defaultLimit: 600,
@@ -38,7 +40,13 @@ function leasesOn(knex: Knex, opts: { maxAgeMs?: number } = {}) {
         failNext--;
         throw new Error('connection lost');
       }
-      return apiKeyStore.authenticate(knex, hash, 60, chunk);
+      const found = await apiKeyStore.authenticate(knex, hash, 60, chunk);
+      if (slowBy) { clock += slowBy; slowBy = 0; }
+      if (loseAnswer) {
+        loseAnswer = false;
+        throw new Error('connection lost after the commit');
+      }
+      return found;
     },
   });
   return {
@@ -46,6 +54,10 @@ function leasesOn(knex: Knex, opts: { maxAgeMs?: number } = {}) {
     statements,
     advance: (ms: number) => { clock += ms; },
     failNext: (n: number) => { failNext = n; },
+    /** The next statement runs and commits, and its answer is lost. */
+    loseNextAnswer: () => { loseAnswer = true; },
+    /** The next statement takes `ms` on the test's clock. */
+    slowNext: (ms: number) => { slowBy = ms; },
     /** Holds the next statement that asks for a chunk until `open()`; `held` resolves when it is waiting. */
     holdNextChunk() {
       let open!: () => void;
@@ -101,7 +113,7 @@ describe('key leases (a busy key counted in chunks)', () => {
     assert.equal(await counted(db.knex, key.id) - (last.take - 1), 301, 'given back: the count is the requests served, plus what the new lease holds');
   });
 
-  it('never serves more than the limit across two replicas, and hands out no chunk near it', async () => {
+  it('never serves more than the limit across two replicas, and counts nothing ahead near it', async () => {
     const limit = 400;
     const key = await makeKey(db.knex, t.services, { rateLimitPerMinute: limit });
     const hash = hashToken(key.token);
@@ -112,14 +124,24 @@ describe('key leases (a busy key counted in chunks)', () => {
       used.push(...await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).leases.use(hash))));
     }
     const numbers = used.map((u) => u!.windowCount);
-    assert.equal(new Set(numbers).size, numbers.length, 'no number served twice, whichever replica');
+    assert.equal(new Set(numbers).size, numbers.length, 'no number served twice, whichever replica (none was given back here)');
     const within = numbers.filter((n) => n <= limit).length;
     assert.ok(within <= limit);
-    assert.ok(within >= limit - 2 * (limit - RESERVE) / 4, `${within} served within the limit: at most a chunk per replica left unused`);
-    for (const s of [...a.statements, ...b.statements]) assert.ok(s.take <= (limit - RESERVE) / 4, `a chunk of ${s.take}`);
-    // past the limit every request is counted on its own, exactly as without leases
-    const tail = [...a.statements.slice(-5), ...b.statements.slice(-5)];
-    assert.ok(tail.every((s) => s.take === 1));
+    const chunk = (limit - RESERVE) / 4;
+    assert.ok(within >= limit - 2 * chunk, `${within} served within the limit: at most a chunk per replica left unused`);
+    for (const st of [...a.statements, ...b.statements]) assert.ok(st.take <= chunk + 30, `a chunk of ${st.take}`);
+    const total = await counted(db.knex, key.id);
+    assert.ok(total >= 600 && total <= 600 + 2 * chunk, `counted ${total} for 600 requests: past the limit only what was asked`);
+  });
+
+  it('concurrent requests of a key far from busy share a statement, each counted once: none waits for another\'s round trip', async () => {
+    const key = await makeKey(db.knex, t.services, { rateLimitPerMinute: 50 });
+    const l = leasesOn(db.knex);
+    const hash = hashToken(key.token);
+    const used = await Promise.all(Array.from({ length: 20 }, () => l.leases.use(hash)));
+    assert.deepEqual(used.map((u) => u!.windowCount).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.ok(l.statements.length <= 3, `20 requests at once took ${l.statements.length} statements, not one after another`);
+    assert.equal(await counted(db.knex, key.id), 20, 'exactly the requests: nothing counted ahead of a small limit');
   });
 
   it('a lease lives at most maxAgeMs: then the statement runs again and sees a key revoked elsewhere', async () => {
@@ -151,36 +173,68 @@ describe('key leases (a busy key counted in chunks)', () => {
     assert.equal(l.statements.length, before + 1, 'at its expiry the key is looked up again');
   });
 
-  it('forgetKey drops a key\'s lease at once, and counts it one request at a time while the change settles', async () => {
+  it('forgetKey drops a key\'s lease at once, and counts nothing ahead while the change settles', async () => {
     const key = await makeKey(db.knex, t.services, { rateLimitPerMinute: 100_000 });
     const l = leasesOn(db.knex);
     const hash = hashToken(key.token);
     for (let wave = 0; wave < 3; wave++) await Promise.all(Array.from({ length: 40 }, () => l.leases.use(hash)));
     l.leases.forgetKey(key.id);
-    const before = l.statements.length;
-    // a burst right after the change: each request asks PostgreSQL itself (the change may not have committed yet)
+    const before = await counted(db.knex, key.id);
+    // a burst right after the change: each lookup counts only the requests waiting for it
     for (let wave = 0; wave < 3; wave++) await Promise.all(Array.from({ length: 10 }, () => l.leases.use(hash)));
-    assert.equal(l.statements.length, before + 30);
-    assert.ok(l.statements.slice(before).every((s) => s.take === 1));
+    assert.equal(await counted(db.knex, key.id) - before, 30, 'no chunk ahead: every number counted was a request');
     await db.knex('api_keys').where({ id: key.id }).update({ revoked_at: db.knex.fn.now() });
     assert.equal(await l.leases.use(hash), null, 'the revocation is seen by the very next request');
   });
 
-  it('a chunk looked up while its key changes serves only the request that asked for it', async () => {
+  it('a chunk looked up while its key changes serves the requests already waiting for it, none that come later', async () => {
     const key = await makeKey(db.knex, t.services, { rateLimitPerMinute: 100_000 });
     const l = leasesOn(db.knex);
     const hash = hashToken(key.token);
     const hold = l.holdNextChunk();
-    // 40 at once: the first is counted alone, the second statement asks for a chunk for the rest
+    // 40 at once: the first is counted alone, the second statement counts a chunk for the rest
     const wave = Promise.all(Array.from({ length: 40 }, () => l.leases.use(hash)));
     await hold.isHeld;
     const asked = l.statements.length;
-    l.leases.forgetKey(key.id); // the key changes while that statement runs (it may have read the old row)
+    l.leases.forgetKey(key.id); // the key changes while that statement runs (it may read the old row)
+    const late = Promise.all(Array.from({ length: 5 }, () => l.leases.use(hash))); // after the lookup began
     hold.open();
     assert.ok((await wave).every((u) => u !== null));
+    assert.ok((await late).every((u) => u !== null));
     const after = l.statements.slice(asked);
-    assert.equal(after.length, 38, 'each request waiting on that chunk asked PostgreSQL itself');
-    assert.ok(after.every((s) => s.take === 1));
+    assert.equal(after.length, 1, 'the requests that came after the lookup began asked PostgreSQL again');
+    assert.equal(after[0].take, 5, 'all five in one statement, nothing ahead');
+  });
+
+  it('a lookup that fails after it may have committed gives nothing back twice: its unused numbers are lost, never counted below what was served', async () => {
+    const key = await makeKey(db.knex, t.services, { rateLimitPerMinute: 100_000 });
+    const l = leasesOn(db.knex);
+    const hash = hashToken(key.token);
+    let served = 0;
+    for (let wave = 0; wave < 3; wave++) served += (await Promise.all(Array.from({ length: 40 }, () => l.leases.use(hash)))).length;
+    l.advance(1001); // the lease has unused numbers, and runs out of time
+    l.loseNextAnswer();
+    await assert.rejects(l.leases.use(hash));
+    const retry = await l.leases.use(hash);
+    served += 1;
+    assert.equal(l.statements.at(-1)!.giveBack, null, 'the lost statement\'s give-back is not sent again');
+    assert.ok(retry!.windowCount >= served);
+    assert.ok(await counted(db.knex, key.id) >= served);
+  });
+
+  it('a slow lookup\'s lease counts its life from when the lookup began', async () => {
+    const key = await makeKey(db.knex, t.services, { rateLimitPerMinute: 100_000 });
+    const l = leasesOn(db.knex);
+    const hash = hashToken(key.token);
+    for (let wave = 0; wave < 2; wave++) await Promise.all(Array.from({ length: 40 }, () => l.leases.use(hash)));
+    l.advance(1001);
+    l.slowNext(900); // the next statement takes 900 ms (waiting on the counter row, say)
+    await l.leases.use(hash);
+    const slow = l.statements.at(-1)!;
+    assert.ok(slow.take > 1, 'the slow statement counted a chunk, with numbers left for later requests');
+    l.advance(150);
+    await l.leases.use(hash);
+    assert.equal(l.statements.length, l.statements.indexOf(slow) + 2, 'begun 1,050 ms ago: the lease has ended, although answered 150 ms ago');
   });
 
   it('forgetWorkspace drops the leases of the workspace\'s keys', async () => {
