@@ -52,13 +52,24 @@ export interface LeasedKey extends AuthenticatedKey {
   windowResetMs: number;
   /** Milliseconds until the key expires (null: never). */
   expiresInMs: number | null;
+  /** How many requests the statement counted (the last `taken` numbers up to windowCount). */
+  taken: number;
 }
 
 /** How many requests one auth statement counts, and the unused numbers it gives back. */
 export interface AuthChunk {
+  /** Requests waiting for this statement: always counted. */
+  waiting: number;
+  /** At most this many are counted (the waiting and a chunk ahead), as the key's shared count allows. */
   take: number;
   giveBack: { windowStart: Date; count: number } | null;
+  /** The limit of keys without their own, and how near it nothing is counted ahead. */
+  defaultLimit: number;
+  reserve: number;
 }
+
+/** One request, counted on its own (the dashboard's sign-in). */
+const ONE_REQUEST: AuthChunk = { waiting: 1, take: 1, giveBack: null, defaultLimit: 1, reserve: 0 };
 
 export interface NewApiKey {
   id: string;
@@ -85,10 +96,16 @@ const AUTHENTICATE_SQL = `WITH k AS (
          k.expires_at, k.revoked_at, k.last_used_at, k.rotated_from_id, k.created_at, w.name AS ws_name, w.mode AS ws_mode
   FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id
   WHERE k.key_hash = ? AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+), n AS (
+  -- the chunk: the requests waiting, and up to the asked-for more while a quarter of what the
+  -- shared count leaves above the reserve allows it (this replica's own view may be stale)
+  SELECT greatest(?::int, least(?::int,
+           (coalesce(k.rate_limit_per_minute, ?::int) - ?::int - coalesce(cur.count, 0)) / 4)) AS taken
+  FROM k LEFT JOIN rate_limit_counters cur ON cur.bucket = 'key:' || k.id AND cur.window_start = date_trunc('minute', now())
 ), hit AS (
-  -- counts a chunk of requests; a replica's unused numbers of this same window are given back
+  -- counts the chunk; a replica's unused numbers of this same window are given back
   INSERT INTO rate_limit_counters AS c (bucket, window_start, count)
-  SELECT 'key:' || k.id, date_trunc('minute', now()), ?::int FROM k
+  SELECT 'key:' || k.id, date_trunc('minute', now()), n.taken FROM k, n
   ON CONFLICT (bucket, window_start) DO UPDATE SET count = greatest(EXCLUDED.count,
     c.count + EXCLUDED.count - CASE WHEN c.window_start = ?::timestamptz THEN ?::int ELSE 0 END)
   RETURNING count, window_start
@@ -99,10 +116,10 @@ const AUTHENTICATE_SQL = `WITH k AS (
     AND (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => ?))
   RETURNING api_keys.id
 )
-SELECT k.*, hit.count AS window_count, hit.window_start,
+SELECT k.*, hit.count AS window_count, hit.window_start, n.taken,
        (extract(epoch FROM hit.window_start + interval '1 minute' - now()) * 1000)::float8 AS window_reset_ms,
        (extract(epoch FROM k.expires_at - now()) * 1000)::float8 AS expires_in_ms
-FROM k, hit`;
+FROM k, n, hit`;
 
 export const apiKeyStore = {
   async insert(db: Db, k: NewApiKey): Promise<ApiKeyRow> {
@@ -173,10 +190,10 @@ export const apiKeyStore = {
    * record last use at most once per `lastUsedIntervalSeconds` (no write per request).
    * Time comes from the database clock so every replica agrees on windows and expiry.
    */
-  async authenticate(db: Db, keyHash: Buffer, lastUsedIntervalSeconds: number, chunk: AuthChunk = { take: 1, giveBack: null }): Promise<LeasedKey | null> {
-    const { take, giveBack } = chunk;
+  async authenticate(db: Db, keyHash: Buffer, lastUsedIntervalSeconds: number, chunk: AuthChunk = ONE_REQUEST): Promise<LeasedKey | null> {
+    const { waiting, take, giveBack, defaultLimit, reserve } = chunk;
     const { rows } = await prepared(db, AUTHENTICATE_NAME, AUTHENTICATE_SQL,
-      [keyHash, take, giveBack?.windowStart ?? null, giveBack?.count ?? 0, lastUsedIntervalSeconds]);
+      [keyHash, waiting, take, defaultLimit, reserve, giveBack?.windowStart ?? null, giveBack?.count ?? 0, lastUsedIntervalSeconds]);
     const r = rows[0];
     if (!r) return null;
     return {
@@ -188,6 +205,7 @@ export const apiKeyStore = {
       windowStart: r.window_start,
       windowResetMs: Math.max(0, r.window_reset_ms),
       expiresInMs: r.expires_in_ms,
+      taken: r.taken,
     };
   },
 };

@@ -12,9 +12,10 @@
  *   with it if it fails: never given back twice). A replica that stops seeing the key keeps at
  *   most one chunk, which other replicas then cannot use: their 429 may come that much early.
  * - **Near the limit nothing is counted ahead**: a chunk beyond the waiting requests is only
- *   asked for while more than RESERVE numbers remained when this replica last looked, and only a
- *   quarter of what was left above it; keys whose limit is small (≤ 108 a minute) are only ever
- *   counted for requests already waiting, each as its own statement would have counted it.
+ *   counted while more than RESERVE numbers remain in the shared count (the statement checks,
+ *   whatever other replicas counted since this one last looked), and only a quarter of what is
+ *   left above it; keys whose limit is small (≤ 108 a minute) are only ever counted for requests
+ *   already waiting, each as its own statement would have counted it.
  * - **Fresh enough**: a lease lives at most `maxAgeMs` (1 s), never past its window's end or the
  *   key's expiry, all counted from when its lookup began. Revoking or rotating a key, or renaming
  *   its workspace, on this replica drops its leases at once; a lookup that began less than
@@ -30,6 +31,7 @@ export type RenewKey = (hash: Buffer, chunk: AuthChunk) => Promise<LeasedKey | n
 
 export interface KeyLeaseOptions {
   renew: RenewKey;
+  /** The limit of keys without their own. */
   defaultLimit: number;
   /** The longest a looked-up key is trusted without asking PostgreSQL again. */
   maxAgeMs?: number;
@@ -104,13 +106,14 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
    * as its own statement would have), and more only when the key is busy here and was far from
    * its limit when this replica last looked.
    */
-  function chunkFor(slot: Slot, at: number): number {
+  function chunkFor(slot: Slot, at: number): { waiting: number; take: number } {
     const waiting = Math.min(slot.unserved, MAX_CHUNK);
     const lease = slot.lease;
-    if (!lease || slot.renewedAt === undefined || isSettling(lease.found, at)) return waiting;
+    if (!lease || slot.renewedAt === undefined || isSettling(lease.found, at)) return { waiting, take: waiting };
     const wanted = Math.ceil((slot.arrivals / Math.max(at - slot.renewedAt, 1)) * horizonMs);
+    // The statement caps it again by the shared count, which other replicas move too.
     const cap = Math.floor((lease.limit - lease.last - RESERVE) / 4);
-    return wanted < 2 || cap < 2 ? waiting : Math.max(waiting, Math.min(wanted, cap, MAX_CHUNK));
+    return { waiting, take: wanted < 2 || cap < 2 ? waiting : Math.max(waiting, Math.min(wanted, cap, MAX_CHUNK)) };
   }
 
   function serve(lease: Lease, at: number): AuthenticatedKey {
@@ -122,7 +125,7 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
   /** Counts a new chunk for the key and serves the request that asked for it from it. */
   async function renew(slot: Slot, id: string, hash: Buffer): Promise<AuthenticatedKey | null> {
     const at = now();
-    const take = chunkFor(slot, at);
+    const { waiting, take } = chunkFor(slot, at);
     const arrivedBy = slot.arrived;
     const old = slot.lease;
     const unused = old ? Math.max(0, old.last - old.next + 1) : 0;
@@ -131,7 +134,10 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
     if (old) old.next = old.last + 1;
     slot.arrivals = 0;
     slot.renewedAt = at;
-    const found = await opts.renew(hash, { take, giveBack: unused > 0 ? { windowStart: old!.found.windowStart, count: unused } : null });
+    const found = await opts.renew(hash, {
+      waiting, take, defaultLimit: opts.defaultLimit, reserve: RESERVE,
+      giveBack: unused > 0 ? { windowStart: old!.found.windowStart, count: unused } : null,
+    });
     if (!found) {
       if (slots.get(id) === slot) slots.delete(id);
       return null;
@@ -141,7 +147,7 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
     slot.lease = {
       found,
       limit: found.key.rateLimitPerMinute ?? opts.defaultLimit,
-      next: found.windowCount - take + 1,
+      next: found.windowCount - found.taken + 1,
       last: found.windowCount,
       arrivedBy,
       // Begun before a change to its key or workspace may have committed: it serves only the

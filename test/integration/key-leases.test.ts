@@ -271,10 +271,26 @@ describe('key leases (a busy key counted in chunks)', () => {
   it('the statement gives numbers back only to the window they were taken in', async () => {
     const key = await makeKey(db.knex, t.services, { rateLimitPerMinute: 100_000 });
     const hash = hashToken(key.token);
-    const first = await apiKeyStore.authenticate(db.knex, hash, 60, { take: 10, giveBack: null });
-    assert.equal(first?.windowCount, 10);
+    const chunk = (take: number, giveBack: AuthChunk['giveBack'] = null): AuthChunk => ({ waiting: 1, take, giveBack, defaultLimit: 600, reserve: RESERVE });
+    const first = await apiKeyStore.authenticate(db.knex, hash, 60, chunk(10));
+    assert.deepEqual([first?.windowCount, first?.taken], [10, 10]);
     const stale = new Date(first!.windowStart.getTime() - 60_000);
-    assert.equal((await apiKeyStore.authenticate(db.knex, hash, 60, { take: 1, giveBack: { windowStart: stale, count: 5 } }))?.windowCount, 11);
-    assert.equal((await apiKeyStore.authenticate(db.knex, hash, 60, { take: 1, giveBack: { windowStart: first!.windowStart, count: 5 } }))?.windowCount, 7);
+    assert.equal((await apiKeyStore.authenticate(db.knex, hash, 60, chunk(1, { windowStart: stale, count: 5 })))?.windowCount, 11);
+    assert.equal((await apiKeyStore.authenticate(db.knex, hash, 60, chunk(1, { windowStart: first!.windowStart, count: 5 })))?.windowCount, 7);
+  });
+
+  it('the statement counts no chunk ahead that the shared count does not allow, whatever the replica asked for', async () => {
+    const key = await makeKey(db.knex, t.services, { rateLimitPerMinute: 400 });
+    const hash = hashToken(key.token);
+    const ask = (waiting: number, take: number) => apiKeyStore.authenticate(db.knex, hash, 60, { waiting, take, giveBack: null, defaultLimit: 600, reserve: RESERVE });
+    assert.equal((await ask(1, 50))?.taken, 50, 'far from the limit: the chunk asked for');
+    // another replica counts up to 350 meanwhile; this one, still seeing 50, asks for 50 more
+    assert.equal((await ask(300, 300))?.taken, 300);
+    const late = await ask(2, 50);
+    assert.deepEqual([late?.taken, late?.windowCount], [2, 352], 'within the reserve: only the two waiting requests');
+    // and a key without a limit of its own is capped by the default limit passed in
+    const plain = await makeKey(db.knex, t.services);
+    const first = await apiKeyStore.authenticate(db.knex, hashToken(plain.token), 60, { waiting: 1, take: 1000, giveBack: null, defaultLimit: 600, reserve: RESERVE });
+    assert.equal(first?.taken, Math.floor((600 - RESERVE) / 4));
   });
 });
