@@ -274,13 +274,31 @@ export const sendQueue = {
       const keysOf = (r: any) => pacingKeys(r, rules);
       const allKeys = [...new Set(candidates.flatMap((r) => keysOf(r).map((k) => k.key)))].sort();
       const windows = new Map<string, WindowState>();
+      /** Per window, the places of sends claimed and not answered yet. */
+      const pending = new Map<string, number[]>();
       if (allKeys.length) {
         await tx.raw(`INSERT INTO telegram_rate_windows (key) SELECT unnest(?::text[]) ON CONFLICT DO NOTHING`, [allKeys]);
-        const rows = (await tx.raw(`SELECT key, sent_at, blocked_until FROM telegram_rate_windows WHERE key = ANY(?) ORDER BY key FOR UPDATE`, [allKeys])).rows;
-        for (const w of rows) windows.set(w.key, { sentAt: (w.sent_at as Date[]).map((d) => new Date(d).getTime()), blockedUntil: w.blocked_until ? new Date(w.blocked_until).getTime() : null });
+        const rows = (await tx.raw(`SELECT key, sent_at, pending_at, blocked_until FROM telegram_rate_windows WHERE key = ANY(?) ORDER BY key FOR UPDATE`, [allKeys])).rows;
+        for (const w of rows) {
+          windows.set(w.key, { sentAt: (w.sent_at as Date[]).map((d) => new Date(d).getTime()), blockedUntil: w.blocked_until ? new Date(w.blocked_until).getTime() : null });
+          pending.set(w.key, (w.pending_at as Date[]).map((d) => new Date(d).getTime()));
+        }
       }
 
       const t = now.getTime();
+      /**
+       * The window as this claim must count it: a send whose slot has passed and whose answer has
+       * not come may have left only now (a busy machine's call leaves late), so it counts from now.
+       * Counted from its slot, a send claimed now could arrive too soon after it; the windows'
+       * margin is left for a call that leaves later still.
+       */
+      const asLateAsNow = (key: string, rule: WindowRule): WindowState => {
+        const w = windows.get(key)!;
+        const inFlight = pending.get(key) ?? [];
+        // Only places still in the window: an older one (its worker died) has left it anyway.
+        const late = (x: number) => x < t && x > t - rule.windowMs && inFlight.includes(x);
+        return inFlight.length ? { ...w, sentAt: w.sentAt.map((x) => (late(x) ? t : x)) } : w;
+      };
       const chosen: any[] = [];
       const slotOf = new Map<number, number>();
       let nextAt: number | null = null;
@@ -289,7 +307,7 @@ export const sendQueue = {
         if (chosen.length >= opts.limit) { nextAt = t; break; }
         const keys = keysOf(r);
         const cost = costOf(r);
-        const at = Math.max(t, ...keys.map((k) => earliestSlot(windows.get(k.key)!, k.rule, t, cost)));
+        const at = Math.max(t, ...keys.map((k) => earliestSlot(asLateAsNow(k.key, k.rule), k.rule, t, cost)));
         if (at > t + aheadMs) {
           // Claimed again when its slot is `aheadMs` away.
           nextAt = nextAt === null ? at - aheadMs : Math.min(nextAt, at - aheadMs);
@@ -297,6 +315,7 @@ export const sendQueue = {
         }
         for (const k of keys) {
           windows.set(k.key, take(windows.get(k.key)!, k.rule, at, cost, t));
+          pending.set(k.key, [...(pending.get(k.key) ?? []), at]);
           touched.add(k.key);
         }
         slotOf.set(Number(r.id), at);
@@ -306,11 +325,16 @@ export const sendQueue = {
         // Every touched window in one statement (a row counts in up to three).
         const rows = [...touched].map((key) => {
           const w = windows.get(key)!;
-          return { key, sent_at: w.sentAt.map((ms) => new Date(ms).toISOString()), blocked_until: w.blockedUntil === null ? null : new Date(w.blockedUntil).toISOString() };
+          // Pending places the window has forgotten (a worker that died without an answer) go too.
+          const inFlight = (pending.get(key) ?? []).filter((x) => w.sentAt.includes(x));
+          return {
+            key, sent_at: w.sentAt.map((ms) => new Date(ms).toISOString()), pending_at: inFlight.map((ms) => new Date(ms).toISOString()),
+            blocked_until: w.blockedUntil === null ? null : new Date(w.blockedUntil).toISOString(),
+          };
         });
         await tx.raw(
-          `UPDATE telegram_rate_windows w SET sent_at = v.sent_at, blocked_until = v.blocked_until
-             FROM jsonb_to_recordset(?::jsonb) AS v(key text, sent_at timestamptz[], blocked_until timestamptz)
+          `UPDATE telegram_rate_windows w SET sent_at = v.sent_at, pending_at = v.pending_at, blocked_until = v.blocked_until
+             FROM jsonb_to_recordset(?::jsonb) AS v(key text, sent_at timestamptz[], pending_at timestamptz[], blocked_until timestamptz)
             WHERE w.key = v.key`,
           [JSON.stringify(rows)],
         );
@@ -380,10 +404,12 @@ export const sendQueue = {
     if (at.getTime() < s.slotAt.getTime()) at = s.slotAt;
     const keys = pacingKeys({ op: s.op, account_id: s.accountId, chat_id: s.chatId }, rules).map((k) => k.key);
     if (!keys.length) return;
+    // Answered: no longer pending (array_remove takes every place at that instant, which at worst
+    // counts another send claimed for the same millisecond from its slot, as before pending places).
     await db.raw(
-      `UPDATE telegram_rate_windows SET sent_at[array_position(sent_at, ?::timestamptz)] = ?
+      `UPDATE telegram_rate_windows SET sent_at[array_position(sent_at, ?::timestamptz)] = ?, pending_at = array_remove(pending_at, ?::timestamptz)
         WHERE key = ANY(?) AND array_position(sent_at, ?::timestamptz) IS NOT NULL`,
-      [s.slotAt, at, keys, s.slotAt],
+      [s.slotAt, at, s.slotAt, keys, s.slotAt],
     );
   },
 

@@ -16,7 +16,7 @@ import { createLogger } from '../../src/lib/logger.js';
 import { accountStore } from '../../src/accounts/account-store.js';
 import { createBotApi, type BotApi } from '../../src/telegram/bot-api.js';
 import { createSendExecutor, type RetrySettings } from '../../src/telegram/send-executor.js';
-import { chatKey, groupKey, pacingKeys, sendQueue, type PacingRules } from '../../src/send-queue/send-queue.js';
+import { botKey, chatKey, groupKey, pacingKeys, sendQueue, type PacingRules } from '../../src/send-queue/send-queue.js';
 import { createSendWorker, type SendWorker } from '../../src/telegram/send-worker.js';
 import { topicName } from '../../src/topics/topic-card.js';
 import { ERR, startFakeBotApi, type Call, type FakeBot, type FakeBotApi, type FakeUser } from '../helpers/fake-bot-api.js';
@@ -728,6 +728,30 @@ describe('telegram send queue', () => {
         await executor.run(r2);
       });
       await idle();
+    });
+
+    it('a send still in flight past its slot counts as leaving as late as the next claim: a row sharing its window is slotted a window after that claim; its answer ends that', async () => {
+      const ONE_A_SECOND: PacingRules = { perChat: { limit: 1, windowMs: 50 }, perGroup: { limit: 20, windowMs: 3000 }, perBot: { limit: 1, windowMs: 1000 } };
+      await idle();
+      await db('telegram_rate_windows').where({ key: botKey(accountId) }).update({ sent_at: [], pending_at: [] }); // earlier tests' sends
+      const [first, second] = [await customer(), await customer()];
+      const a = await queue(first.contactId, 'in flight');
+      const b = await queue(second.contactId, 'same bot');
+      const t0 = Date.now();
+      const { claimed: [rowA] } = await sendQueue.claim(db, { now: new Date(t0), limit: 1, leaseMs: 30_000, rules: ONE_A_SECOND });
+      assert.equal(rowA.messageId, a.id);
+      assert.equal(rowA.slotAt?.getTime(), t0);
+      const pendingOf = async () => (await db('telegram_rate_windows').where({ key: botKey(accountId) }).first()).pending_at.map((d: Date) => new Date(d).getTime());
+      assert.deepEqual(await pendingOf(), [t0], 'the bot window knows the send is not answered yet');
+      // 300 ms later its answer has not come: it may have left only now
+      const { claimed: [rowB] } = await sendQueue.claim(db, { now: new Date(t0 + 300), limit: 10, leaseMs: 30_000, rules: ONE_A_SECOND, aheadMs: 5_000 });
+      assert.equal(rowB.messageId, b.id);
+      assert.equal(rowB.slotAt?.getTime(), t0 + 300 + 1000, 'a window after the claim, not after the first send\'s slot');
+      assert.deepEqual(await pendingOf(), [t0 + 1300], 'a window of one forgets the place before the new one');
+      await sendQueue.recordSent(db, rowB, ONE_A_SECOND, new Date(t0 + 1400));
+      assert.deepEqual(await pendingOf(), [], 'answered: no longer pending');
+      await db('telegram_sends').whereIn('id', [rowA.id, rowB.id]).update({ status: 'cancelled', done_at: new Date() });
+      await db('telegram_rate_windows').where({ key: botKey(accountId) }).update({ sent_at: [], pending_at: [] });
     });
 
     it('a call answered 5xx (it may have taken effect) counts in the windows from when the answer came, not from its slot', async () => {
