@@ -89,7 +89,12 @@ export interface Config {
   };
   readonly http: { readonly bodyLimitBytes: number };
   readonly rateLimit: { readonly defaultPerMinute: number };
-  readonly apiKeys: { readonly rotationOverlapHours: number; readonly lastUsedWriteIntervalSeconds: number };
+  readonly apiKeys: {
+    readonly rotationOverlapHours: number;
+    readonly lastUsedWriteIntervalSeconds: number;
+    /** How long a busy key's chunk may serve without asking PostgreSQL (0: never; every change is seen by the next request). */
+    readonly leaseMaxAgeMs: number;
+  };
   readonly idempotency: { readonly retentionHours: number; readonly lockTimeoutMs: number };
   readonly jobs: { readonly cleanup: string; readonly autoClose: string; readonly slaSweep: string; readonly escalationSweep: string; readonly digest: string };
   readonly escalation: {
@@ -136,6 +141,9 @@ function merge(base: any, over: any): any {
   }
   return out;
 }
+
+/** A revoked key works on other replicas at most this long: bounded, so no setting makes revocation slow. */
+const MAX_LEASE_MS = 10_000;
 
 function integer(name: string, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
@@ -202,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   });
   set('PUBLIC_URL', (v) => { c.publicUrl = url('PUBLIC_URL', v, ['http:', 'https:']); });
   set('WEBHOOK_ALLOW_PRIVATE_TARGETS', (v) => { c.webhooks.allowPrivateTargets = boolean('WEBHOOK_ALLOW_PRIVATE_TARGETS', v); });
+  set('API_KEY_LEASE_MAX_AGE_MS', (v) => { c.apiKeys.leaseMaxAgeMs = integer('API_KEY_LEASE_MAX_AGE_MS', v, 0, MAX_LEASE_MS); });
   if (c.telegram.supportChatId && !c.telegram.botToken) {
     throw new ConfigError('TELEGRAM_SUPPORT_CHAT_ID is set but TELEGRAM_BOT_TOKEN is not');
   }
@@ -210,6 +219,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkWebhooks(c.webhooks);
   checkTelegram(c.telegram);
   checkEscalation(c.escalation);
+  if (!Number.isInteger(c.apiKeys.leaseMaxAgeMs) || c.apiKeys.leaseMaxAgeMs < 0 || c.apiKeys.leaseMaxAgeMs > MAX_LEASE_MS) {
+    throw new ConfigError(`apiKeys.leaseMaxAgeMs must be a whole number from 0 to ${MAX_LEASE_MS}, got ${JSON.stringify(c.apiKeys.leaseMaxAgeMs)}`);
+  }
   c.database = databaseBounds(c.database, env);
   c.dataDir = path.resolve(c.dataDir);
   return deepFreeze(c) as Config;

@@ -63,7 +63,7 @@ export function createServices(deps: Deps) {
   });
   const apiKeys = createApiKeyService({
     clock, db: deps.db, rotationOverlapHours: deps.config.apiKeys.rotationOverlapHours, defaultRateLimitPerMinute: deps.config.rateLimit.defaultPerMinute,
-    lastUsedWriteIntervalSeconds: deps.config.apiKeys.lastUsedWriteIntervalSeconds, workspaces,
+    lastUsedWriteIntervalSeconds: deps.config.apiKeys.lastUsedWriteIntervalSeconds, leaseMaxAgeMs: deps.config.apiKeys.leaseMaxAgeMs, workspaces,
   });
   return {
     workspaces,

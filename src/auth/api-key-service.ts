@@ -77,6 +77,8 @@ export interface ApiKeyServiceDeps {
   defaultRateLimitPerMinute: number;
   /** A key's last use is written at most this often. */
   lastUsedWriteIntervalSeconds: number;
+  /** How long a busy key's chunk may serve without asking PostgreSQL (key-leases.ts). */
+  leaseMaxAgeMs: number;
   workspaces: WorkspaceService;
 }
 
@@ -84,6 +86,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
   const { clock } = deps;
   const leases = createKeyLeases({
     defaultLimit: deps.defaultRateLimitPerMinute,
+    maxAgeMs: deps.leaseMaxAgeMs,
     renew: (hash, chunk) => apiKeyStore.authenticate(deps.db, hash, deps.lastUsedWriteIntervalSeconds, chunk),
   });
 

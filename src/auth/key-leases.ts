@@ -33,7 +33,7 @@ export interface KeyLeaseOptions {
   renew: RenewKey;
   /** The limit of keys without their own. */
   defaultLimit: number;
-  /** The longest a looked-up key is trusted without asking PostgreSQL again. */
+  /** The longest a looked-up key is trusted without asking PostgreSQL again (0: only by the requests waiting for that lookup). */
   maxAgeMs?: number;
   /** A chunk covers this much of the key's recent traffic on this replica. */
   horizonMs?: number;
@@ -109,7 +109,7 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
   function chunkFor(slot: Slot, at: number): { waiting: number; take: number } {
     const waiting = Math.min(slot.unserved, MAX_CHUNK);
     const lease = slot.lease;
-    if (!lease || slot.renewedAt === undefined || isSettling(lease.found, at)) return { waiting, take: waiting };
+    if (maxAgeMs === 0 || !lease || slot.renewedAt === undefined || isSettling(lease.found, at)) return { waiting, take: waiting };
     const wanted = Math.ceil((slot.arrivals / Math.max(at - slot.renewedAt, 1)) * horizonMs);
     // The statement caps it again by the shared count, which other replicas move too.
     const cap = Math.floor((lease.limit - lease.last - RESERVE) / 4);

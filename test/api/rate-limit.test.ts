@@ -225,6 +225,21 @@ describe('rate limits', () => {
       assert.equal((await me(key.auth).expect(200)).body.workspace.name, name);
     });
 
+    it('with API_KEY_LEASE_MAX_AGE_MS=0 a key revoked on another replica is refused here by the very next request, even right after a burst', async () => {
+      const knex2 = createKnex(db.current.url, 4);
+      try {
+        const strict = createTestApp(db.knex, { config: { apiKeys: { leaseMaxAgeMs: 0 } } });
+        const replica = createTestApp(knex2);
+        const key = await makeKey(db.knex, t.services);
+        const results = await burst(key.auth, strict);
+        assert.deepEqual(results.map((r) => Number(r.headers['x-ratelimit-remaining'])).sort((a, b) => b - a), Array.from({ length: 120 }, (_, i) => 599 - i));
+        await replica.services.apiKeys.revoke(knex2, 'ws_default', key.id);
+        await me(key.auth, strict).expect(401);
+      } finally {
+        await knex2.destroy();
+      }
+    });
+
     it('a key revoked on another replica is refused here once a lease\'s life (1 s) has passed', async () => {
       const knex2 = createKnex(db.current.url, 4);
       try {

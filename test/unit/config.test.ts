@@ -112,6 +112,15 @@ describe('configuration', () => {
       }
     });
 
+    it('takes API_KEY_LEASE_MAX_AGE_MS (default 1000 ms, 0 to 10000) and refuses anything else, naming it', () => {
+      assert.equal(loadConfig({}).apiKeys.leaseMaxAgeMs, 1000);
+      assert.equal(loadConfig({ API_KEY_LEASE_MAX_AGE_MS: '0' }).apiKeys.leaseMaxAgeMs, 0);
+      assert.equal(loadConfig({ API_KEY_LEASE_MAX_AGE_MS: '10000' }).apiKeys.leaseMaxAgeMs, 10_000);
+      for (const bad of ['10001', '-1', '1.5', 'soon']) {
+        assert.throws(() => loadConfig({ API_KEY_LEASE_MAX_AGE_MS: bad }), /API_KEY_LEASE_MAX_AGE_MS/, bad);
+      }
+    });
+
     it('parses SCHEDULER_ENABLED and WEBHOOK_ALLOW_PRIVATE_TARGETS as booleans', () => {
       for (const [raw, value] of [['true', true], ['1', true], ['yes', true], ['TRUE', true], ['false', false], ['0', false], ['no', false], ['False', false]] as const) {
         assert.equal(loadConfig({ SCHEDULER_ENABLED: raw }).schedulerEnabled, value, `SCHEDULER_ENABLED=${raw}`);
