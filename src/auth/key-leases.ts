@@ -221,5 +221,3 @@ export function createKeyLeases(opts: KeyLeaseOptions) {
     size: () => slots.size,
   };
 }
-
-export type KeyLeases = ReturnType<typeof createKeyLeases>;
