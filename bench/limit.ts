@@ -54,10 +54,14 @@ export interface Statement {
   name?: string;
   /** Rows it returned or changed, when it answered with one count. */
   rowCount?: number;
+  /** Sent while an earlier statement of its connection was still unanswered (node-pg's pipeline mode). */
+  pipelined?: boolean;
 }
 
 let sink: Statement[] | null = null;
 let wrapped = false;
+/** Statements sent and not yet answered, per connection: one sent meanwhile shares a round trip. */
+const unanswered = new WeakMap<object, number>();
 
 /** Wraps pg.Client#query (once) so that, while `sink` is set, every statement lands in it. */
 function wrapPgQuery(): void {
@@ -65,28 +69,31 @@ function wrapPgQuery(): void {
   wrapped = true;
   const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
   const original = proto.query;
-  proto.query = function (this: unknown, ...args: unknown[]) {
+  proto.query = function (this: object, ...args: unknown[]) {
     const [config, values] = args;
-    if (sink) {
-      const c = (typeof config === 'string' ? { text: config } : config) as { text?: unknown; values?: unknown; name?: unknown } | null;
-      if (c && typeof c.text === 'string') {
-        const raw = Array.isArray(c.values) ? c.values : Array.isArray(values) ? values : [];
-        const statement: Statement = { text: c.text, values: raw.map(sendable), name: typeof c.name === 'string' ? c.name : undefined };
-        sink.push(statement);
-        // The rows it touched (knex passes a callback; others take the promise), for replayLimit's check.
-        const noteRows = (r: unknown) => { if (r && typeof (r as { rowCount?: unknown }).rowCount === 'number') statement.rowCount = (r as { rowCount: number }).rowCount; };
-        const last = args.length - 1;
-        if (typeof args[last] === 'function') {
-          const callback = args[last] as (err: unknown, r: unknown) => void;
-          args[last] = (err: unknown, r: unknown) => { noteRows(r); callback(err, r); };
-        } else {
-          const result = original.apply(this, args);
-          if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(noteRows, () => {});
-          return result;
-        }
-      }
+    const c = (typeof config === 'string' ? { text: config } : config) as { text?: unknown; values?: unknown; name?: unknown } | null;
+    let statement: Statement | undefined;
+    if (sink && c && typeof c.text === 'string') {
+      const raw = Array.isArray(c.values) ? c.values : Array.isArray(values) ? values : [];
+      statement = { text: c.text, values: raw.map(sendable), name: typeof c.name === 'string' ? c.name : undefined };
+      if ((unanswered.get(this) ?? 0) > 0) statement.pipelined = true;
+      sink.push(statement);
     }
-    return original.apply(this, args);
+    unanswered.set(this, (unanswered.get(this) ?? 0) + 1);
+    // The rows it touched (knex passes a callback; others take the promise), for replayLimit's check.
+    const answered = (r: unknown) => {
+      unanswered.set(this, (unanswered.get(this) ?? 1) - 1);
+      if (statement && r && typeof (r as { rowCount?: unknown }).rowCount === 'number') statement.rowCount = (r as { rowCount: number }).rowCount;
+    };
+    const last = args.length - 1;
+    if (typeof args[last] === 'function') {
+      const callback = args[last] as (err: unknown, r: unknown) => void;
+      args[last] = (err: unknown, r: unknown) => { answered(r); callback(err, r); };
+      return original.apply(this, args);
+    }
+    const result = original.apply(this, args);
+    if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(answered, () => answered(undefined));
+    return result;
   };
 }
 
@@ -333,10 +340,14 @@ export function pgbenchScript(prefix: string, a: Statement[], b: Statement[], ke
       warnings.push(`${prefix}: statement ${i + 1} has a :name pgbench would take for a variable`);
     }
     const parts = s.values.length ? [text] : splitStatements(text);
-    lines.push(`-- ${i + 1}${s.name ? ` (named ${s.name})` : ''}`);
-    if (parts.length > 1) lines.push('\\startpipeline');
+    // A pipeline: the statements of one simple query, or statements the service sent without
+    // waiting for the answer to the one before (pipelined after this one).
+    const opens = !s.pipelined && (parts.length > 1 || a[i + 1]?.pipelined === true);
+    const closes = (s.pipelined || parts.length > 1) && a[i + 1]?.pipelined !== true;
+    if (opens) lines.push('\\startpipeline');
+    lines.push(`-- ${i + 1}${s.name ? ` (named ${s.name})` : ''}${s.pipelined ? ', pipelined' : ''}`);
     for (const p of parts) lines.push(`${p.trim().replace(/;\s*$/, '')};`);
-    if (parts.length > 1) lines.push('\\endpipeline');
+    if (closes) lines.push('\\endpipeline');
   }
   return { text: `${lines.join('\n')}\n`, defines, statements: a.length, varying: fresh.size, warnings };
 }

@@ -1,6 +1,7 @@
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { DatabaseBounds } from '../config.js';
+import { PipelinedPostgres } from './pipelined-pg.js';
 
 export type { Knex };
 /** Anything queries can run on: the pool or an open transaction. */
@@ -38,10 +39,12 @@ export function createKnex(connectionString: string, poolMax = 10, log?: KnexLog
   // The pool's connections by knex's id for them, to find the one a failed query ran on.
   const open = new Map<string, pg.Client>();
   const knex = knexFactory({
-    client: 'pg',
+    // knex's pg client, whose transactions save two round trips over node-pg's pipeline mode.
+    client: PipelinedPostgres as unknown as typeof knexFactory.Client,
     connection: {
       connectionString,
       application_name: 'topicdesk',
+      pipeline: true,
       // Sent at start-up, so they are the session's defaults: RESET and a transaction's end come back to them.
       statement_timeout: b.statementTimeoutMs || undefined,
       idle_in_transaction_session_timeout: b.idleInTransactionTimeoutMs || undefined,
@@ -49,7 +52,7 @@ export function createKnex(connectionString: string, poolMax = 10, log?: KnexLog
       connectionTimeoutMillis: b.connectTimeoutMs,
       keepAlive: true,
       keepAliveInitialDelayMillis: b.keepAliveInitialDelayMs,
-    },
+    } as Knex.PgConnectionConfig,
     pool: {
       min: 0,
       max: poolMax,

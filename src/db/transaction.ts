@@ -10,6 +10,7 @@
  * exist exactly when the change committed.
  */
 import type { Db, Knex } from './knex.js';
+import { queueForCommit } from './pipelined-pg.js';
 
 class RolledBack extends Error {
   constructor(readonly value: unknown) {
@@ -29,4 +30,35 @@ export async function inTransaction<T>(db: Db, fn: (tx: Knex.Transaction) => Pro
     if (err instanceof RolledBack) return err.value as T;
     throw err;
   }
+}
+
+/**
+ * Runs `sql` (`?` placeholders) as the prepared statement `name` together with `tx`'s COMMIT:
+ * one round trip for both, where a transaction holds hot locks until it ends. For the last
+ * write of a transaction, whose answer nobody reads: if it fails, the transaction rolls back
+ * and inTransaction throws its error. In a savepoint (or on another client) it runs at once.
+ */
+export async function sendWithCommit(tx: Knex.Transaction, name: string, sql: string, bindings: readonly Knex.RawBinding[]): Promise<void> {
+  const native = tx.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
+  if (queueForCommit(tx, { name, text: native.sql, values: [...native.bindings] })) return;
+  await tx.raw(sql, bindings as Knex.RawBinding[]).options({ name });
+}
+
+/** PostgreSQL's refusal of a statement after an earlier one of the transaction failed. */
+const IN_FAILED_TRANSACTION = '25P02';
+
+/**
+ * Awaits independent steps of one transaction started together: their queries share the
+ * connection's pipeline (one round trip where they would take one each). Every step is
+ * settled before this returns or throws, so none is still running when the transaction ends.
+ * The error thrown is the first step's in order, skipping PostgreSQL's "transaction is aborted"
+ * refusals, which only echo another step's failure.
+ */
+export async function together<T extends readonly unknown[]>(...steps: { [K in keyof T]: T[K] | Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(steps);
+  const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+  if (failures.length > 0) {
+    throw failures.find((e) => (e as { code?: unknown })?.code !== IN_FAILED_TRANSACTION) ?? failures[0];
+  }
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
 import type { Db, Knex } from '../db/knex.js';
-import { inTransaction, rollback } from '../db/transaction.js';
+import { inTransaction, rollback, sendWithCommit } from '../db/transaction.js';
 import { prepared } from '../db/prepared.js';
 import { AppError, type ErrorCode } from '../kernel/errors.js';
 
@@ -169,9 +169,13 @@ export function idempotencyKeys(opts: IdempotencyKeyOptions) {
       return { status: stored.response_status, type: stored.response_type, headers: stored.response_headers, body: stored.response_body };
     },
 
-    /** Stores the outcome of a claimed key, in the same transaction as the claim. */
+    /**
+     * Stores the outcome of a claimed key, in the same transaction as the claim: sent with its
+     * COMMIT (one round trip for both, while the work's locks are held), so call it last. If it
+     * fails, the transaction fails with its error.
+     */
     async save(trx: Knex.Transaction, use: KeyUse, outcome: StoredOutcome): Promise<void> {
-      await prepared(trx, 'idempotency_save', SAVE,
+      await sendWithCommit(trx, 'idempotency_save', SAVE,
         [outcome.status, outcome.type, JSON.stringify(outcome.headers), outcome.body, use.workspaceId, use.key]);
     },
   };

@@ -13,6 +13,7 @@ import type { AgentService } from '../agents/agent-service.js';
 import { presentContact, type ContactService } from '../contacts/contact-service.js';
 import type { Contact } from '../contacts/contact.js';
 import type { Db } from '../db/knex.js';
+import { together } from '../db/transaction.js';
 import { eventRow, eventOutbox, type NewEvent } from '../events/event-outbox.js';
 import { SYSTEM, type Actor } from '../kernel/actor.js';
 import { AppError, notFound } from '../kernel/errors.js';
@@ -147,22 +148,28 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
 
   const service = {
     async create(db: Db, ws: Workspace, body: CreateTicketBody, actor: Actor): Promise<TicketView> {
-      const { contact, account } = await contactAndAccount(db, ws.id, body, actor);
-      if (body.team_id) await teamInWorkspace(db, ws.id, body.team_id);
-      if (body.assignee_id) await activeAgent(db, ws.id, body.assignee_id);
-      const { value: customFields } = mergeCustomFields({}, body.custom_fields ?? {});
       const at = clock.now();
+      const id = newId('tkt');
+      const priority = body.priority ?? 'normal';
+      const teamId = body.team_id ?? null;
+      // Independent lookups, sent together (one round trip on the pipelined connection).
+      const [{ contact, account }, clocks] = await together(
+        contactAndAccount(db, ws.id, body, actor),
+        sla.planNew(db, { id, workspaceId: ws.id, teamId, priority, createdAt: at }),
+        teamId ? teamInWorkspace(db, ws.id, teamId) : null,
+        body.assignee_id ? activeAgent(db, ws.id, body.assignee_id) : null,
+      );
+      const { value: customFields } = mergeCustomFields({}, body.custom_fields ?? {});
       const fields: NewTicket = {
-        id: newId('tkt'), workspaceId: ws.id, subject: body.subject.trim(), description: body.description ?? '',
-        status: 'open', priority: body.priority ?? 'normal', category: body.category ?? null,
-        tags: normalizeTags(body.tags ?? []), customFields, contactId: contact.id, teamId: body.team_id ?? null,
+        id, workspaceId: ws.id, subject: body.subject.trim(), description: body.description ?? '',
+        status: 'open', priority, category: body.category ?? null,
+        tags: normalizeTags(body.tags ?? []), customFields, contactId: contact.id, teamId,
         assigneeId: body.assignee_id ?? null, accountId: account?.id ?? null, createdAt: at, updatedAt: at,
       };
       // The forum topic is created by the Telegram workers (never inside this transaction).
       if (ws.mode === 'live' && account?.supportChatId) {
         await sendQueue.enqueue(db, { workspaceId: ws.id, accountId: account.id, chatId: account.supportChatId, op: 'create_topic', ticketId: fields.id, at });
       }
-      const clocks = await sla.planNew(db, fields);
       // Last: numbering serialises the workspace's ticket creations until this transaction ends.
       const unnumbered: Ticket = {
         ...fields, ...clocks.fields, number: 0, firstResponseAt: null, resolvedAt: null, closedAt: null, reopenedCount: 0, archivedAt: null,

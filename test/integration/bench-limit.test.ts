@@ -69,9 +69,23 @@ describe('bench/limit.ts: pgbench scripts from captured statements', () => {
   it('sends a query of several statements as one pipeline, split only at semicolons of SQL', async () => {
     const st: Statement = { text: "INSERT INTO bench_probe (v) VALUES ('a;b'); INSERT INTO bench_probe (v) VALUES ($x$c;d$x$) -- e;f\n;", values: [] };
     const script = pgbenchScript('t', [st], [st]);
-    assert.match(script.text, /\\startpipeline\n.*\n.*\n\\endpipeline/);
+    assert.match(script.text, /\\startpipeline\n-- 1\n.*\n.*\n\\endpipeline/);
     runOnce(script);
     assert.deepEqual(await probed(), ['a;b', 'c;d']);
+  });
+
+  it('captures statements the service pipelined (a transaction\'s BEGIN and its first statement) and sends them as one pipeline', async () => {
+    const pass = await captureStatements(() => db.knex.transaction(async (trx) => {
+      await trx('bench_probe').insert({ v: 'in-tx' });
+      await trx('bench_probe').insert({ v: 'after' });
+    }));
+    const shown = pass.statements.map((s) => `${s.text.split(' ')[0]}${s.pipelined ? '+' : ''}`);
+    assert.deepEqual(shown, ['BEGIN;', 'insert+', 'insert', 'COMMIT;']);
+    await db.knex('bench_probe').del();
+    const script = pgbenchScript('t', pass.statements, pass.statements);
+    assert.match(script.text, /\\startpipeline\n-- 1\nBEGIN;\n-- 2, pipelined\ninsert [^\n]*;\n\\endpipeline\n-- 3\ninsert/);
+    runOnce(script);
+    assert.deepEqual(await probed(), ['in-tx', 'after']);
   });
 
   it('draws a value that differs between the captures anew per transaction, unless kept', async () => {

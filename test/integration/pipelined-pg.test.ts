@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { inTransaction, sendWithCommit, together } from '../../src/db/transaction.js';
+import { useTestDatabase } from '../helpers/test-db.js';
+
+/**
+ * Records, while `fn` runs, when each statement is handed to node-pg and when its answer comes
+ * back: "sent X" / "answered X", X the statement's first word (or a label from its text).
+ */
+async function wire(fn: (log: readonly string[]) => Promise<unknown>): Promise<{ log: string[]; error?: unknown }> {
+  const log: string[] = [];
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = proto.query;
+  const label = (config: unknown) => {
+    const text = typeof config === 'string' ? config : (config as { text?: string })?.text ?? '';
+    return text.match(/\/\* (\w+) \*\//)?.[1] ?? text.trim().split(/\s+/)[0].replace(/;$/, '').toUpperCase();
+  };
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const name = label(args[0]);
+    log.push(`sent ${name}`);
+    const last = args.length - 1;
+    if (typeof args[last] === 'function') {
+      const callback = args[last] as (err: unknown, r: unknown) => void;
+      args[last] = (err: unknown, r: unknown) => { log.push(`answered ${name}`); callback(err, r); };
+      return original.apply(this, args);
+    }
+    const result = original.apply(this, args) as Promise<unknown>;
+    void result.then(() => log.push(`answered ${name}`), () => log.push(`answered ${name}`));
+    return result;
+  };
+  try {
+    await fn(log);
+    return { log };
+  } catch (error) {
+    return { log, error };
+  } finally {
+    proto.query = original;
+  }
+}
+
+describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
+  const db = useTestDatabase();
+  before(async () => {
+    await db.knex.raw('CREATE TABLE pipe_rows (id int PRIMARY KEY, note text NOT NULL)');
+  });
+  beforeEach(async () => { await db.knex.raw('TRUNCATE pipe_rows'); });
+  const rows = async () => (await db.knex('pipe_rows').orderBy('id')).map((r: { id: number }) => r.id);
+
+  it('sends the first statement behind BEGIN before BEGIN is answered: one round trip for both', async () => {
+    const { log, error } = await wire(() => inTransaction(db.knex, async (trx) => { await trx.raw('SELECT /* first */ 1'); }));
+    assert.equal(error, undefined);
+    assert.deepEqual(log.slice(0, 3), ['sent BEGIN', 'sent first', 'answered BEGIN']);
+  });
+
+  it('sends a sendWithCommit statement right before COMMIT, in the same round trip, and keeps its write', async () => {
+    const { log, error } = await wire(() => inTransaction(db.knex, async (trx) => {
+      await trx('pipe_rows').insert({ id: 1, note: 'work' });
+      await sendWithCommit(trx, 'pipe_test_save', 'INSERT /* save */ INTO pipe_rows (id, note) VALUES (?, ?)', [2, 'saved']);
+    }));
+    assert.equal(error, undefined);
+    const tail = log.slice(log.indexOf('sent save'));
+    assert.deepEqual(tail, ['sent save', 'sent COMMIT', 'answered save', 'answered COMMIT']);
+    assert.deepEqual(await rows(), [1, 2]);
+  });
+
+  it('a sendWithCommit statement that fails fails the transaction with its error, and nothing of it is kept', async () => {
+    await db.knex('pipe_rows').insert({ id: 7, note: 'there before' });
+    const { error } = await wire(() => inTransaction(db.knex, async (trx) => {
+      await trx('pipe_rows').insert({ id: 1, note: 'work' });
+      await sendWithCommit(trx, 'pipe_test_clash', 'INSERT INTO pipe_rows (id, note) VALUES (?, ?)', [7, 'clash']);
+    }));
+    assert.equal((error as { code?: string })?.code, '23505', `expected the unique violation, got ${String(error)}`);
+    assert.deepEqual(await rows(), [7]);
+  });
+
+  it('a rollback drops a queued sendWithCommit statement: it is never sent', async () => {
+    const { log } = await wire(() => inTransaction(db.knex, async (trx) => {
+      await trx('pipe_rows').insert({ id: 1, note: 'work' });
+      await sendWithCommit(trx, 'pipe_test_dropped', 'INSERT /* dropped */ INTO pipe_rows (id, note) VALUES (?, ?)', [2, 'x']);
+      throw new Error('changed my mind');
+    }));
+    assert.ok(!log.includes('sent dropped'), log.join(', '));
+    assert.deepEqual(await rows(), []);
+    // The connection is clean for the next transaction (nothing queued was left behind).
+    await inTransaction(db.knex, async (trx) => { await trx('pipe_rows').insert({ id: 3, note: 'next' }); });
+    assert.deepEqual(await rows(), [3]);
+  });
+
+  it('in a savepoint sendWithCommit runs at once, and the savepoint keeps its usual meaning', async () => {
+    const { error } = await wire((log) => inTransaction(db.knex, async (trx) => {
+      await inTransaction(trx, async (sp) => {
+        await sendWithCommit(sp, 'pipe_test_nested', 'INSERT /* nested */ INTO pipe_rows (id, note) VALUES (?, ?)', [1, 'nested']);
+        assert.equal(log.at(-1), 'answered nested', 'answered before the savepoint ends');
+      });
+      await inTransaction(trx, async (sp) => {
+        await sp('pipe_rows').insert({ id: 2, note: 'undone' });
+        throw new Error('undo this savepoint only');
+      }).catch(() => undefined);
+    }));
+    assert.equal(error, undefined);
+    assert.deepEqual(await rows(), [1]);
+  });
+
+  it('a BEGIN that failed fails the transaction at COMMIT', async () => {
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const original = proto.query;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      if ((args[0] as { text?: string })?.text === 'BEGIN;') return Promise.reject(Object.assign(new Error('BEGIN refused (planted)'), { code: '08006' }));
+      return original.apply(this, args);
+    };
+    try {
+      await assert.rejects(inTransaction(db.knex, async (trx) => { await trx.raw('SELECT 1'); }), /BEGIN refused/);
+    } finally {
+      proto.query = original;
+    }
+  });
+
+  it('together: independent statements go out together; the error thrown is the real one, not the aborted-transaction echo', async () => {
+    const { log, error } = await wire(() => inTransaction(db.knex, async (trx) => {
+      const [a, b] = await together(trx.raw('SELECT /* one */ 1 AS n'), trx.raw('SELECT /* two */ 2 AS n'));
+      assert.deepEqual([a.rows[0].n, b.rows[0].n], [1, 2]);
+    }));
+    assert.equal(error, undefined);
+    const one = log.indexOf('answered one');
+    assert.ok(log.indexOf('sent two') < one, `"two" was sent before "one" was answered: ${log.join(', ')}`);
+
+    // The failing statement goes out first; the one listed before it is refused as an echo (25P02).
+    await assert.rejects(inTransaction(db.knex, async (trx) => {
+      const bad = trx.raw('SELECT 1 / (SELECT count(*) FROM pipe_rows)').then((r) => r);
+      const echo = trx.raw('SELECT 1').then((r) => r);
+      await together(echo, bad);
+    }), (err: { code?: string }) => err.code === '22012');
+  });
+});
