@@ -18,15 +18,20 @@ async function wire(fn: (log: readonly string[]) => Promise<unknown>): Promise<{
   proto.query = function (this: unknown, ...args: unknown[]) {
     const name = label(args[0]);
     log.push(`sent ${name}`);
+    // Logged in node-pg's own callback, as the answer is read (a promise's then would run later).
     const last = args.length - 1;
     if (typeof args[last] === 'function') {
       const callback = args[last] as (err: unknown, r: unknown) => void;
       args[last] = (err: unknown, r: unknown) => { log.push(`answered ${name}`); callback(err, r); };
       return original.apply(this, args);
     }
-    const result = original.apply(this, args) as Promise<unknown>;
-    void result.then(() => log.push(`answered ${name}`), () => log.push(`answered ${name}`));
-    return result;
+    return new Promise((resolve, reject) => {
+      original.call(this, ...args, (err: unknown, r: unknown) => {
+        log.push(`answered ${name}`);
+        if (err) reject(err);
+        else resolve(r);
+      });
+    });
   };
   try {
     await fn(log);
@@ -49,7 +54,8 @@ describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
   it('sends the first statement behind BEGIN before BEGIN is answered: one round trip for both', async () => {
     const { log, error } = await wire(() => inTransaction(db.knex, async (trx) => { await trx.raw('SELECT /* first */ 1'); }));
     assert.equal(error, undefined);
-    assert.deepEqual(log.slice(0, 3), ['sent BEGIN', 'sent first', 'answered BEGIN']);
+    assert.deepEqual(log.slice(0, 2), ['sent BEGIN', 'sent first']);
+    assert.ok(log.indexOf('sent first') < log.indexOf('answered BEGIN'), log.join(', '));
   });
 
   it('sends a sendWithCommit statement right before COMMIT, in the same round trip, and keeps its write', async () => {
