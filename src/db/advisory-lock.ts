@@ -22,6 +22,7 @@ export const LOCK_NAMESPACES = {
   agentsOfWorkspace: 424_247,
   queueOrder: 424_250,
   slaDefaultPolicy: 424_260,
+  idempotencyKey: 424_270,
 } as const;
 
 /** A 64-bit lock key (kept a safe JS integer) for a name within a namespace of our own. */

@@ -5,13 +5,14 @@
  * which request a key was used for, so the same key sent with another request (or through the
  * other front end) is `idempotency_key_reused`.
  *
- * A key is claimed inside the transaction of the request's own writes and its outcome saved
- * in the same transaction: the key exists exactly when the effect committed.
+ * A key is claimed (locked) inside the transaction of the request's own writes and its outcome
+ * saved in the same transaction: the key's row exists exactly when the effect committed.
  */
 import { createHash } from 'node:crypto';
 import { stringify } from 'safe-stable-stringify';
 import type { Db, Knex } from '../db/knex.js';
-import { inTransaction, rollback, sendWithCommit } from '../db/transaction.js';
+import { lockKey, LOCK_NAMESPACES } from '../db/advisory-lock.js';
+import { inTransaction, rollback, sendWithCommit, together } from '../db/transaction.js';
 import { prepared } from '../db/prepared.js';
 import { AppError, type ErrorCode } from '../kernel/errors.js';
 
@@ -103,34 +104,49 @@ export async function runUnderKey<T>(db: Db, keys: IdempotencyKeys, use: KeyUse,
 }
 
 /**
- * The claim, one round trip. PostgreSQL runs the parts of a WITH in no promised order; data
- * dependencies fix it here: the INSERT takes its row from `cfg`, so the bound is set before it
- * can wait, and the final set_config takes an argument computed from `ins`, so the setting is
- * restored only after the insert (the handler's own statements may wait as long as they need).
- * `bounded` is selected only so set_config runs. Prepared: parsed and planned once per connection.
+ * The claim: a transaction-level advisory lock on the key (its own namespace), taken with
+ * lock_timeout bounded for this statement only. PostgreSQL runs the parts of a WITH in no
+ * promised order; data dependencies fix it here: the lock takes its row from `cfg`, so the bound
+ * is set before it can wait, and the final set_config takes an argument computed from `l`, so
+ * the setting is restored only after the lock (the handler's own statements may wait as long as
+ * they need). Prepared: parsed and planned once per connection.
  */
-const CLAIM = `WITH cfg AS MATERIALIZED (
+const LOCK = `WITH cfg AS MATERIALIZED (
        SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', ?, true) AS bounded
      ),
-     ins AS (
-       INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status)
-       SELECT ?, ?, ?, ?, ?, 0 FROM cfg
-       ON CONFLICT (workspace_id, key) DO UPDATE
-         SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path,
-             response_status = 0, response_type = NULL, response_headers = '{}', response_body = NULL, created_at = now()
-         WHERE i.created_at < now() - make_interval(hours => ?)
-       RETURNING 1
-     )
-     SELECT (SELECT count(*) FROM ins) AS claimed,
-            set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM ins) >= 0 THEN '' END, true) AS restored`;
+     l AS MATERIALIZED (SELECT pg_advisory_xact_lock(?::bigint)::text AS locked FROM cfg)
+     SELECT set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM l) >= 0 THEN '' END, true) AS restored`;
 
-/** The outcome of a claimed key (prepared: every request with a key runs it). */
-const SAVE = `UPDATE idempotency_keys SET response_status = ?, response_type = ?, response_headers = ?::jsonb, response_body = ?
-   WHERE workspace_id = ? AND key = ?`;
+/**
+ * The key's row, read once the lock is held: a statement of its own, so its snapshot is taken
+ * after the lock was granted and shows what a request holding it before us committed.
+ */
+const READ = `SELECT fingerprint, method, path, response_status, response_type, response_headers, response_body,
+       created_at < now() - make_interval(hours => ?) AS expired
+  FROM idempotency_keys WHERE workspace_id = ? AND key = ?`;
+
+/**
+ * The outcome, the key's only write (prepared: every request with a key runs it). A plain
+ * INSERT: under the lock no other request of ours can have written the key, so a unique
+ * violation means a writer that took no lock, and the transaction fails rather than apply the
+ * request twice. Over an expired row (not yet removed by the cleanup job) it is replaced.
+ */
+const SAVE = `INSERT INTO idempotency_keys AS i (workspace_id, key, fingerprint, method, path, response_status, response_type, response_headers, response_body)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?)`;
+const SAVE_OVER_EXPIRED = `${SAVE}
+   ON CONFLICT (workspace_id, key) DO UPDATE
+     SET fingerprint = EXCLUDED.fingerprint, method = EXCLUDED.method, path = EXCLUDED.path, response_status = EXCLUDED.response_status,
+         response_type = EXCLUDED.response_type, response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body,
+         created_at = now()`;
+
+/** The advisory lock of a key: one number per (workspace, key) in the namespace of idempotency keys. */
+const lockOf = (use: KeyUse) => lockKey(LOCK_NAMESPACES.idempotencyKey, `${use.workspaceId}\n${use.key}`);
 
 export function idempotencyKeys(opts: IdempotencyKeyOptions) {
   const lockTimeoutMs = Math.max(1, Math.floor(opts.lockTimeoutMs));
   const retryAfter = String(Math.max(1, Math.ceil(lockTimeoutMs / 1000)));
+  /** Transactions whose claim found the key's row expired: their save replaces it. */
+  const overExpired = new WeakSet<Knex.Transaction>();
 
   return {
     /**
@@ -138,17 +154,19 @@ export function idempotencyKeys(opts: IdempotencyKeyOptions) {
      * the outcome stored by the first, to replay. Throws idempotency_key_reused for another
      * request and idempotency_key_in_progress when the first has not committed in time.
      *
-     * An expired row that the cleanup job has not removed yet is taken over. A row another
-     * transaction has inserted but not committed makes this wait, for at most lockTimeoutMs:
-     * when that one commits we replay its response, when it rolls back we run.
+     * The key's lock is held until `trx` ends: a request with the same key still in flight makes
+     * this wait, for at most lockTimeoutMs; when that one commits we replay its response, when it
+     * rolls back we run. An expired row the cleanup job has not removed yet is taken over.
      */
     async claim(trx: Knex.Transaction, use: KeyUse): Promise<StoredOutcome | null> {
-      // One round trip (CLAIM says how its parts are ordered).
-      let claimed;
+      let stored;
       try {
-        claimed = await prepared(trx, 'idempotency_claim', CLAIM,
-          [`${lockTimeoutMs}ms`, use.workspaceId, use.key, use.fingerprint, use.method, use.path, opts.retentionHours],
+        // Lock and read go out together: one round trip (with BEGIN before them, pipelined-pg.ts).
+        const [, read] = await together(
+          prepared(trx, 'idempotency_lock', LOCK, [`${lockTimeoutMs}ms`, lockOf(use)]),
+          prepared(trx, 'idempotency_read', READ, [opts.retentionHours, use.workspaceId, use.key]),
         );
+        stored = read.rows[0];
       } catch (err) {
         // Only a lock timeout on the claim means "the same key is in flight"; one inside the
         // handler is the handler's failure and must surface as such.
@@ -159,10 +177,11 @@ export function idempotencyKeys(opts: IdempotencyKeyOptions) {
         }
         throw err;
       }
-      if (Number(claimed.rows[0].claimed) === 1) return null;
-
-      // The row is committed and (by ON CONFLICT DO UPDATE) locked by us: it cannot vanish here.
-      const stored = await trx('idempotency_keys').where({ workspace_id: use.workspaceId, key: use.key }).first();
+      if (!stored) return null;
+      if (stored.expired) {
+        overExpired.add(trx);
+        return null;
+      }
       if (stored.fingerprint !== use.fingerprint) {
         throw new AppError('idempotency_key_reused', `Idempotency key "${use.key}" was already used for a different request (${stored.method} ${stored.path})`);
       }
@@ -175,8 +194,9 @@ export function idempotencyKeys(opts: IdempotencyKeyOptions) {
      * fails, the transaction fails with its error.
      */
     async save(trx: Knex.Transaction, use: KeyUse, outcome: StoredOutcome): Promise<void> {
-      await sendWithCommit(trx, 'idempotency_save', SAVE,
-        [outcome.status, outcome.type, JSON.stringify(outcome.headers), outcome.body, use.workspaceId, use.key]);
+      const [name, sql] = overExpired.has(trx) ? ['idempotency_save_over_expired', SAVE_OVER_EXPIRED] : ['idempotency_save', SAVE];
+      await sendWithCommit(trx, name, sql, [use.workspaceId, use.key, use.fingerprint, use.method, use.path,
+        outcome.status, outcome.type, JSON.stringify(outcome.headers), outcome.body]);
     },
   };
 }

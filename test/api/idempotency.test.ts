@@ -811,6 +811,38 @@ describe('Idempotency-Key', () => {
     });
   });
 
+  describe('the key\'s one write', () => {
+    it('a row another writer stored meanwhile without the key\'s lock fails the request instead of applying it twice; the row stays the other writer\'s', async () => {
+      const idem = fresh('unlocked-writer');
+      const tag = fresh('unlocked-tag');
+      const first = post(t, '/v1/test/effects', { tag, hold_ms: 800 }, idem).then((r) => r);
+      // Claimed and holding: the request's transaction sleeps after its effect.
+      for (let i = 0; ; i++) {
+        const { rows } = await db.knex.raw(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'SELECT pg_sleep%'`);
+        if (rows[0].n > 0) break;
+        assert.ok(i < 200, 'the request never reached its hold');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // What an older replica (a row claim, no advisory lock) would commit during a rolling upgrade.
+      await db.knex('idempotency_keys').insert({
+        workspace_id: 'ws_default', key: idem, fingerprint: 'other', method: 'POST', path: '/v1/test/effects',
+        response_status: 201, response_type: 'application/json', response_headers: {}, response_body: '{"from":"the other writer"}',
+      });
+      const r = await first;
+      assert.equal(r.status, 500, r.text);
+      assert.equal(await countEffects(db.knex, tag), 0, 'the effect rolled back with the refused save');
+      assert.equal((await keyRow(idem)).response_body, '{"from":"the other writer"}');
+    });
+
+    it('writes the key\'s row once: its first version carries the stored response', async () => {
+      const idem = fresh('one-write');
+      await post(t, '/v1/test/effects', { tag: fresh('one-write-tag') }, idem).expect(201);
+      // xmax 0: the row was inserted with its response, never updated after a claim.
+      const { rows } = await db.knex.raw(`SELECT xmax::text AS xmax, response_status FROM idempotency_keys WHERE workspace_id = 'ws_default' AND key = ?`, [idem]);
+      assert.deepEqual(rows, [{ xmax: '0', response_status: 201 }]);
+    });
+  });
+
   describe('the claim\'s lock timeout', () => {
     it('bounds only the claim: the handler runs with the session\'s own lock_timeout', async () => {
       const probe = createTestApp(db.knex, {
