@@ -1,7 +1,7 @@
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { DatabaseBounds } from '../config.js';
-import { PipelinedPostgres } from './pipelined-pg.js';
+import { coalesceWrites, PipelinedPostgres } from './pipelined-pg.js';
 
 export type { Knex };
 /** Anything queries can run on: the pool or an open transaction. */
@@ -58,6 +58,7 @@ export function createKnex(connectionString: string, poolMax = 10, log?: KnexLog
       max: poolMax,
       afterCreate(conn: pg.Client & { __knexUid: string }, done: (err: Error | null, conn: pg.Client) => void) {
         const uid = conn.__knexUid;
+        coalesceWrites(conn);
         open.set(uid, conn);
         conn.once('end', () => open.delete(uid));
         done(null, conn);

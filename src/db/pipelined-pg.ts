@@ -98,3 +98,32 @@ export class PipelinedPostgres extends PgClient {
     return new PipelinedTransaction(this, ...args);
   }
 }
+
+/**
+ * Statements handed to a connection in one burst go out in one socket write: the socket is
+ * corked at the first and uncorked once the promise callbacks that are ready have run (a
+ * nextTick queued from a promise callback runs after them), by when the burst's other
+ * statements — BEGIN and the first statement, lookups sent `together`, a statement sent with
+ * COMMIT — are in the buffer too. On this kind of virtual machine a socket write costs the
+ * service more CPU than anything else per statement (writev was 31 % of its samples under a
+ * load of creates). Nothing waits for I/O or a timer: the write leaves in the same turn.
+ */
+export function coalesceWrites(client: pg.Client): void {
+  type Socket = { cork?: () => void; uncork?: () => void; write: (...args: unknown[]) => boolean };
+  const stream = (client as unknown as { connection: { stream: Socket } }).connection.stream;
+  if (typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return;
+  const write = stream.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    stream.uncork!();
+  };
+  stream.write = function (this: Socket, ...args: unknown[]) {
+    if (!corked) {
+      corked = true;
+      stream.cork!();
+      process.nextTick(uncork);
+    }
+    return write.apply(this, args);
+  };
+}

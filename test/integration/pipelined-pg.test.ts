@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { createKnex } from '../../src/db/knex.js';
 import { inTransaction, sendWithCommit, together } from '../../src/db/transaction.js';
 import { useTestDatabase } from '../helpers/test-db.js';
 
@@ -105,6 +106,29 @@ describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
     }));
     assert.equal(error, undefined);
     assert.deepEqual(await rows(), [1]);
+  });
+
+  it('statements sent in one burst leave in one socket write: BEGIN + first statement, a together, a statement + COMMIT', async () => {
+    const one = createKnex(db.current.url, 1);
+    try {
+      await one.raw('SELECT 1');
+      const conn = await one.client.acquireConnection() as { connection: { stream: Record<string, (...a: unknown[]) => unknown> } };
+      await one.client.releaseConnection(conn);
+      const stream = conn.connection.stream;
+      let writes = 0;
+      for (const method of ['_write', '_writev']) {
+        const original = stream[method];
+        stream[method] = function (this: unknown, ...args: unknown[]) { writes++; return original.apply(this, args); };
+      }
+      await inTransaction(one, async (trx) => {
+        await trx.raw('SELECT 1');
+        await together(trx.raw('SELECT 2'), trx.raw('SELECT 3'));
+        await sendWithCommit(trx, 'pipe_test_burst', 'SELECT ?::int', [4]);
+      });
+      assert.equal(writes, 3);
+    } finally {
+      await one.destroy();
+    }
   });
 
   it('a BEGIN that failed fails the transaction at COMMIT', async () => {
