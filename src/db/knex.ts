@@ -98,13 +98,13 @@ export function isQueryReadTimeout(err: unknown): boolean {
 
 /**
  * Takes a pooled connection out of use for good: the pool destroys rather than reuses it, and
- * it is closed now. Closing while a query is still out (a silent network) drops the socket at
- * once, so whatever is queued behind on it (a transaction's ROLLBACK) fails fast too.
+ * its socket is dropped now, so whatever is still out or queued behind on it (a transaction's
+ * ROLLBACK) fails fast too. (A pipelined client's end() would wait for them to be answered.)
  */
 export function discardConnection(conn: unknown, reason: unknown): void {
-  const c = conn as pg.Client & { __knex__disposed?: unknown };
+  const c = conn as pg.Client & { __knex__disposed?: unknown; connection?: { stream?: { destroy(): void } } };
   c.__knex__disposed ??= reason;
-  void c.end().catch(() => undefined);
+  c.connection?.stream?.destroy();
 }
 
 /**

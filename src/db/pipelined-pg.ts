@@ -5,11 +5,15 @@
  * PostgreSQL refuses everything after a failure until the transaction ends). Code that awaits
  * each query sees no difference; two things use the pipeline:
  * - BEGIN is written at once and not waited for, so the transaction's first statement follows it
- *   on the wire: one round trip for both. (If BEGIN failed the connection is gone, and so is the
- *   statement behind it; COMMIT checks anyway and fails the transaction.)
+ *   on the wire: one round trip for both. PostgreSQL refuses BEGIN only inside a failed
+ *   transaction, where it refuses what follows too; a connection whose BEGIN failed is closed at
+ *   once all the same, and COMMIT fails the transaction.
  * - A statement given to sendWithCommit (src/db/transaction.ts) goes out right before COMMIT,
- *   one round trip for both. If it fails, PostgreSQL answers the COMMIT with a rollback, and the
- *   transaction fails with the statement's error: nothing is kept, as if it had been awaited.
+ *   one round trip for both. If PostgreSQL refuses it, it answers the COMMIT with a rollback, and
+ *   the transaction fails with the statement's error: nothing is kept, as if it had been awaited.
+ *   sendWithCommit checks its values first, so node-pg has nothing left to refuse before sending;
+ *   were it to, the transaction would have committed without the statement, and fails with an
+ *   error saying so.
  * Saving round trips matters most where a transaction holds a hot lock (a workspace's ticket
  * numbering is locked from the numbered insert to COMMIT).
  *
@@ -65,7 +69,10 @@ class PipelinedTransaction extends PgTransaction {
 
   begin(conn: pg.Client): Promise<unknown> {
     if (this.isolationLevel || this.readOnly) return super.begin(conn);
-    this.begun = this.send(conn, { text: 'BEGIN;' }).then(() => null, (err: unknown) => err);
+    this.begun = this.send(conn, { text: 'BEGIN;' }).then(() => null, (err: unknown) => {
+      (conn as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      return err;
+    });
     return Promise.resolve();
   }
 
@@ -83,7 +90,12 @@ class PipelinedTransaction extends PgTransaction {
     const failures = statements.map((s) => this.send(conn, s).then(() => null, (err: unknown) => err));
     const committed = this.query(conn, 'COMMIT;').then(async (res) => {
       const failure = (await this.begun) ?? (await Promise.all(failures)).find((f) => f !== null);
-      if (failure) this._rejecter(failure);
+      // PostgreSQL answers COMMIT of a failed transaction with a rollback (tag ROLLBACK, no error).
+      const rolledBack = (res as { response?: { command?: string } } | undefined)?.response?.command === 'ROLLBACK';
+      if (failure && !rolledBack && !(failure as { code?: unknown }).code) {
+        this._rejecter(new Error(`The transaction committed without a statement sent with its COMMIT, which node-pg refused: ${String((failure as Error).message ?? failure)}`, { cause: failure }));
+      } else if (failure) this._rejecter(failure);
+      else if (rolledBack) this._rejecter(new Error('The transaction was rolled back at COMMIT'));
       else this._resolver(value);
       return res;
     });

@@ -10,7 +10,11 @@
  * exist exactly when the change committed.
  */
 import type { Db, Knex } from './knex.js';
+import { createRequire } from 'node:module';
 import { queueForCommit } from './pipelined-pg.js';
+
+/** node-pg's conversion of a bound value to what goes on the wire. */
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as { prepareValue(v: unknown): unknown };
 
 class RolledBack extends Error {
   constructor(readonly value: unknown) {
@@ -39,8 +43,11 @@ export async function inTransaction<T>(db: Db, fn: (tx: Knex.Transaction) => Pro
  * and inTransaction throws its error. In a savepoint (or on another client) it runs at once.
  */
 export async function sendWithCommit(tx: Knex.Transaction, name: string, sql: string, bindings: readonly Knex.RawBinding[]): Promise<void> {
+  if (tx.isCompleted()) throw new Error(`sendWithCommit(${name}): the transaction has already ended`);
   const native = tx.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
-  if (queueForCommit(tx, { name, text: native.sql, values: [...native.bindings] })) return;
+  // As node-pg will send them (it throws here, not after COMMIT, for a value it cannot send).
+  const values = native.bindings.map((v) => prepareValue(v));
+  if (queueForCommit(tx, { name, text: native.sql, values })) return;
   await tx.raw(sql, bindings as Knex.RawBinding[]).options({ name });
 }
 

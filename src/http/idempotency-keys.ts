@@ -118,8 +118,10 @@ const LOCK = `WITH cfg AS MATERIALIZED (
      SELECT set_config('lock_timeout', (SELECT previous FROM cfg) || CASE WHEN (SELECT count(*) FROM l) >= 0 THEN '' END, true) AS restored`;
 
 /**
- * The key's row, read once the lock is held: a statement of its own, so its snapshot is taken
- * after the lock was granted and shows what a request holding it before us committed.
+ * The key's row, read once the lock is held: a statement of its own, so (READ COMMITTED, the
+ * transactions' level here) its snapshot is taken after the lock was granted and shows what a
+ * request holding it before us committed. It must reach PostgreSQL after the lock: claim()
+ * starts the lock first, and both take the same path to the connection.
  */
 const READ = `SELECT fingerprint, method, path, response_status, response_type, response_headers, response_body,
        created_at < now() - make_interval(hours => ?) AS expired
@@ -139,7 +141,10 @@ const SAVE_OVER_EXPIRED = `${SAVE}
          response_type = EXCLUDED.response_type, response_headers = EXCLUDED.response_headers, response_body = EXCLUDED.response_body,
          created_at = now()`;
 
-/** The advisory lock of a key: one number per (workspace, key) in the namespace of idempotency keys. */
+/**
+ * The advisory lock of a key: one number per (workspace, key) in the namespace of idempotency
+ * keys (32 bits of checksum: two keys in flight at once sharing one only wait for each other).
+ */
 const lockOf = (use: KeyUse) => lockKey(LOCK_NAMESPACES.idempotencyKey, `${use.workspaceId}\n${use.key}`);
 
 export function idempotencyKeys(opts: IdempotencyKeyOptions) {

@@ -3,10 +3,11 @@
  * request that fails half-way leaves nothing behind. On top of that, Idempotency-Key
  * (SPEC §4.1):
  *
- * The key row is claimed in the same transaction as the request's own writes, and the
- * handler runs inside that transaction (ctx.state.db). So the key exists exactly when
- * the effect committed, and its stored response is the one the client was meant to get.
- * - A concurrent request with the same key blocks on the uncommitted row; it waits at most
+ * The key is claimed (its advisory lock taken) in the same transaction as the request's own
+ * writes, the handler runs inside that transaction (ctx.state.db), and the key's row is
+ * written with its COMMIT. So the key exists exactly when the effect committed, and its
+ * stored response is the one the client was meant to get.
+ * - A concurrent request with the same key waits for the key's lock; it waits at most
  *   `lockTimeoutMs`, then gets 409 idempotency_key_in_progress; if the first commits in
  *   time it replays the stored response (or, if the first rolled back, runs itself).
  * - Rejections of the request itself (validation, auth, rate limit) and 5xx — thrown or

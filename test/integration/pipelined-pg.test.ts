@@ -131,7 +131,34 @@ describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
     }
   });
 
-  it('a BEGIN that failed fails the transaction at COMMIT', async () => {
+  it('a statement node-pg refuses before sending it (its name taken by another text) fails the transaction, saying it committed without it', async () => {
+    const one = createKnex(db.current.url, 1);
+    try {
+      await one.raw('SELECT 1').options({ name: 'pipe_test_taken' });
+      const error = await inTransaction(one, async (trx) => {
+        await trx('pipe_rows').insert({ id: 1, note: 'work' });
+        await sendWithCommit(trx, 'pipe_test_taken', 'SELECT 2', []);
+      }).then(() => null, (err: Error) => err);
+      assert.match(String(error?.message), /committed without a statement sent with its COMMIT/);
+      assert.deepEqual(await rows(), [1], 'what it says: the work was committed');
+    } finally {
+      await one.destroy();
+    }
+  });
+
+  it('sendWithCommit refuses a value node-pg could not send, before anything is queued, and on an ended transaction', async () => {
+    const unsendable = { toPostgres() { throw new Error('cannot be sent (planted)'); } };
+    await assert.rejects(inTransaction(db.knex, async (trx) => {
+      await trx('pipe_rows').insert({ id: 1, note: 'work' });
+      await sendWithCommit(trx, 'pipe_test_unsendable', 'SELECT ?::text', [unsendable as never]);
+    }), /cannot be sent \(planted\)/);
+    assert.deepEqual(await rows(), []);
+    let ended: Parameters<Parameters<typeof inTransaction>[1]>[0] | undefined;
+    await inTransaction(db.knex, async (trx) => { ended = trx; });
+    await assert.rejects(sendWithCommit(ended!, 'pipe_test_late', 'SELECT 1', []), /already ended/);
+  });
+
+  it('a BEGIN that failed fails the transaction', async () => {
     const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
     const original = proto.query;
     proto.query = function (this: unknown, ...args: unknown[]) {
@@ -139,7 +166,8 @@ describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
       return original.apply(this, args);
     };
     try {
-      await assert.rejects(inTransaction(db.knex, async (trx) => { await trx.raw('SELECT 1'); }), /BEGIN refused/);
+      // The connection is closed at once: the statement behind BEGIN fails, and so does the transaction.
+      await assert.rejects(inTransaction(db.knex, async (trx) => { await trx.raw('SELECT 1'); }));
     } finally {
       proto.query = original;
     }
