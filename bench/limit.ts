@@ -342,10 +342,11 @@ export function pgbenchScript(prefix: string, a: Statement[], b: Statement[], ke
     const parts = s.values.length ? [text] : splitStatements(text);
     // A pipeline: the statements of one simple query, or statements the service sent without
     // waiting for the answer to the one before (pipelined after this one).
-    const opens = !s.pipelined && (parts.length > 1 || a[i + 1]?.pipelined === true);
-    const closes = (s.pipelined || parts.length > 1) && a[i + 1]?.pipelined !== true;
+    const joins = (k: number) => k > 0 && a[k]?.pipelined === true;
+    const opens = !joins(i) && (parts.length > 1 || joins(i + 1));
+    const closes = (joins(i) || parts.length > 1) && !joins(i + 1);
     if (opens) lines.push('\\startpipeline');
-    lines.push(`-- ${i + 1}${s.name ? ` (named ${s.name})` : ''}${s.pipelined ? ', pipelined' : ''}`);
+    lines.push(`-- ${i + 1}${s.name ? ` (named ${s.name})` : ''}${joins(i) ? ', pipelined' : ''}`);
     for (const p of parts) lines.push(`${p.trim().replace(/;\s*$/, '')};`);
     if (closes) lines.push('\\endpipeline');
   }
@@ -576,6 +577,17 @@ export function limitTable(results: LimitResult[]): string {
  */
 const TRANSACTION_CONTROL = /^\s*(begin|start transaction|commit|end|rollback(?!\s+to\b))\b[^;]*;?\s*$/i;
 
+/**
+ * The statements without BEGIN / COMMIT / ROLLBACK; one the service sent behind a statement left
+ * out (the first after a pipelined BEGIN) no longer joins a pipeline.
+ */
+export function withoutTransactionControl(statements: readonly Statement[]): Statement[] {
+  return statements.flatMap((st, i) => {
+    if (TRANSACTION_CONTROL.test(st.text)) return [];
+    return st.pipelined && i > 0 && TRANSACTION_CONTROL.test(statements[i - 1].text) ? [{ ...st, pipelined: false }] : [st];
+  });
+}
+
 export interface ReplayResult {
   name: string;
   /** Items (deliveries, tickets, calls…) one pass handled. */
@@ -612,7 +624,7 @@ export async function replayLimit(
     setup?: Statement[];
   },
 ): Promise<ReplayResult> {
-  const body = [...(work.setup ?? []), ...work.statements.filter((st) => !TRANSACTION_CONTROL.test(st.text))];
+  const body = [...(work.setup ?? []), ...withoutTransactionControl(work.statements)];
   const commits = work.statements.filter((st) => /^\s*(commit|end)\b/i.test(st.text)).length;
   const rollbacks = work.statements.filter((st) => /^\s*rollback\b(?!\s+to\b)/i.test(st.text)).length;
   const result: ReplayResult = { name: work.name, items: work.items, statements: body.length - (work.setup?.length ?? 0), commits, serviceItemsPerSecond: work.serviceItemsPerSecond, seconds: ctx.seconds, warnings: [] };

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { captureStatements, checkReplay, findPgbench, pgbenchScript, type PgbenchScript, type Statement } from '../../bench/limit.js';
+import { captureStatements, checkReplay, findPgbench, pgbenchScript, withoutTransactionControl, type PgbenchScript, type Statement } from '../../bench/limit.js';
 import { useTestDatabase } from '../helpers/test-db.js';
 
 describe('bench/limit.ts: pgbench scripts from captured statements', () => {
@@ -86,6 +86,19 @@ describe('bench/limit.ts: pgbench scripts from captured statements', () => {
     assert.match(script.text, /\\startpipeline\n-- 1\nBEGIN;\n-- 2, pipelined\ninsert [^\n]*;\n\\endpipeline\n-- 3\ninsert/);
     runOnce(script);
     assert.deepEqual(await probed(), ['in-tx', 'after']);
+  });
+
+  it('a replay leaves out transaction control, and what followed a pipelined BEGIN starts no stray pipeline', async () => {
+    const pass = await captureStatements(() => db.knex.transaction(async (trx) => {
+      await trx('bench_probe').insert({ v: 'replayed' });
+    }));
+    const body = withoutTransactionControl(pass.statements);
+    assert.deepEqual(body.map((s) => [s.text.split(' ')[0], s.pipelined ?? false]), [['insert', false]]);
+    await db.knex('bench_probe').del();
+    const script = pgbenchScript('t', body, body);
+    assert.doesNotMatch(script.text, /pipeline/);
+    runOnce(script);
+    assert.deepEqual(await probed(), ['replayed']);
   });
 
   it('draws a value that differs between the captures anew per transaction, unless kept', async () => {
