@@ -9,8 +9,8 @@
  * Effects outside the database (Telegram calls, webhooks) are rows queued through `tx`, so they
  * exist exactly when the change committed.
  */
-import type { Db, Knex } from './knex.js';
 import { createRequire } from 'node:module';
+import type { Db, Knex } from './knex.js';
 import { queueForCommit } from './pipelined-pg.js';
 
 /** node-pg's conversion of a bound value to what goes on the wire. */
