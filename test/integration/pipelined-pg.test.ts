@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { createKnex } from '../../src/db/knex.js';
 import { inTransaction, sendWithCommit, together } from '../../src/db/transaction.js';
+import { makeKey } from '../helpers/factories.js';
+import { createTestApp } from '../helpers/test-app.js';
 import { useTestDatabase } from '../helpers/test-db.js';
 
 /**
@@ -156,6 +158,30 @@ describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
     let ended: Parameters<Parameters<typeof inTransaction>[1]>[0] | undefined;
     await inTransaction(db.knex, async (trx) => { ended = trx; });
     await assert.rejects(sendWithCommit(ended!, 'pipe_test_late', 'SELECT 1', []), /already ended/);
+  });
+
+  it('POST /v1/tickets with an Idempotency-Key reaches PostgreSQL in 5 writes: the key, then 4 round trips (README)', async () => {
+    const one = createKnex(db.current.url, 1);
+    try {
+      const t = createTestApp(one);
+      const key = await makeKey(one, t.services);
+      const contact = await t.request.post('/v1/contacts').set('Authorization', key.auth).send({ name: 'Round trips', email: 'round-trips@example.com' }).expect(201);
+      await new Promise((r) => setTimeout(r, 1100)); // past the key's lease: the auth statement is sent too
+      const conn = await one.client.acquireConnection() as { connection: { stream: Record<string, (...a: unknown[]) => unknown> } };
+      await one.client.releaseConnection(conn);
+      const stream = conn.connection.stream;
+      let writes = 0;
+      for (const method of ['_write', '_writev']) {
+        const original = stream[method];
+        stream[method] = function (this: unknown, ...args: unknown[]) { writes++; return original.apply(this, args); };
+      }
+      await t.request.post('/v1/tickets').set('Authorization', key.auth).set('Idempotency-Key', 'round-trips-1')
+        .send({ contact_id: contact.body.id, subject: 'Counted' }).expect(201);
+      // auth · BEGIN + key lock + key read · contact + SLA policy · numbered insert · stored response + COMMIT
+      assert.equal(writes, 5);
+    } finally {
+      await one.destroy();
+    }
   });
 
   it('a BEGIN that failed fails the transaction', async () => {
