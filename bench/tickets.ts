@@ -4,7 +4,8 @@
  * the service (its own process) with autocannon at 10 connections:
  *  - POST /v1/tickets with an Idempotency-Key (a fresh key per request: full claim + create + store),
  *  - GET /v1/tickets?status=open&limit=50: the first page, a deep page by cursor, and by offset.
- * BENCH_TICKETS, BENCH_SECONDS, BENCH_CONNECTIONS and BENCH_DATABASE_URL adjust it.
+ * BENCH_TICKETS, BENCH_SECONDS, BENCH_CONNECTIONS and BENCH_DATABASE_URL adjust it; BENCH_ONLY=creates
+ * or BENCH_ONLY=lists runs one half (an A/B of a change to one path need not wait for the other).
  * The creates and the first and deep cursor pages run against their limit (bench/limit.ts):
  * pgbench running the statements those requests send, interleaved with them, and the ratios.
  */
@@ -20,6 +21,8 @@ const WORKSPACES = 10;
 const CONTACTS_PER_WORKSPACE = Math.max(10, Math.round(TICKETS / WORKSPACES / 10));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const ONLY = process.env.BENCH_ONLY;
+if (ONLY !== undefined && ONLY !== 'creates' && ONLY !== 'lists') throw new Error(`BENCH_ONLY is "creates" or "lists", not "${ONLY}"`);
 
 const env = await startBenchEnv();
 try {
@@ -114,25 +117,30 @@ try {
     headers: { authorization: `Bearer ${keys[w]}`, 'content-type': 'application/json', 'idempotency-key': `limit-${process.pid}-${++sampled}` },
     body: createBody(w, 0),
   });
-  await limit(await runLimit(ctx, { name: 'POST /v1/tickets + Idempotency-Key, one workspace', load: createTickets(() => 0), samples: [createSample(0)] }));
-  await limit(await runLimit(ctx, {
-    name: 'POST /v1/tickets + Idempotency-Key, spread over 10 workspaces',
-    load: createTickets((n) => n % WORKSPACES),
-    samples: workspaces.map((_, w) => createSample(w)),
-  }));
+  if (ONLY !== 'lists') {
+    await limit(await runLimit(ctx, { name: 'POST /v1/tickets + Idempotency-Key, one workspace', load: createTickets(() => 0), samples: [createSample(0)] }));
+    await limit(await runLimit(ctx, {
+      name: 'POST /v1/tickets + Idempotency-Key, spread over 10 workspaces',
+      load: createTickets((n) => n % WORKSPACES),
+      samples: workspaces.map((_, w) => createSample(w)),
+    }));
+  }
 
-  const firstPage = '/v1/tickets?status=open&limit=50';
-  await limit(await runLimit(ctx, { name: 'GET /v1/tickets?status=open&limit=50 (first page)', load: { url: url(firstPage), headers }, samples: [() => ({ path: firstPage, headers })] }));
-  // Row 5,050 (page 101) when there are that many open tickets (1 M seeded: ~12,800); the last full page otherwise.
-  const { total } = await (await fetch(url(firstPage), { headers })).json() as { total: number };
-  const deepOffset = Math.max(0, Math.min(5000, Math.floor((total - 51) / 50) * 50));
-  const deep = await (await fetch(url(`${firstPage}&offset=${deepOffset}`), { headers })).json() as { next_cursor: string; total: number };
-  const deepPage = `${firstPage}&cursor=${deep.next_cursor}`;
-  const deepRow = (deepOffset + 50).toLocaleString('en');
-  await limit(await runLimit(ctx, { name: `GET … status=open deep page by cursor (row ${deepRow} of ${deep.total})`, load: { url: url(deepPage), headers }, samples: [() => ({ path: deepPage, headers })] }));
-  results.push(await run(`GET … status=open deep page by offset=${deepOffset}`, { ...common, url: url(`${firstPage}&offset=${deepOffset}`), headers }));
-
-  process.stdout.write(`\n${TICKETS.toLocaleString('en')} tickets in ${WORKSPACES} workspaces; requests go to one workspace (${perWorkspace.toLocaleString('en')} tickets, ${deep.total.toLocaleString('en')} open).\n\n${table(results)}\n\n${limitTable(limits)}\n`);
+  let deepTotal = 0;
+  if (ONLY !== 'creates') {
+    const firstPage = '/v1/tickets?status=open&limit=50';
+    await limit(await runLimit(ctx, { name: 'GET /v1/tickets?status=open&limit=50 (first page)', load: { url: url(firstPage), headers }, samples: [() => ({ path: firstPage, headers })] }));
+    // Row 5,050 (page 101) when there are that many open tickets (1 M seeded: ~12,800); the last full page otherwise.
+    const { total } = await (await fetch(url(firstPage), { headers })).json() as { total: number };
+    const deepOffset = Math.max(0, Math.min(5000, Math.floor((total - 51) / 50) * 50));
+    const deep = await (await fetch(url(`${firstPage}&offset=${deepOffset}`), { headers })).json() as { next_cursor: string; total: number };
+    const deepPage = `${firstPage}&cursor=${deep.next_cursor}`;
+    const deepRow = (deepOffset + 50).toLocaleString('en');
+    await limit(await runLimit(ctx, { name: `GET … status=open deep page by cursor (row ${deepRow} of ${deep.total})`, load: { url: url(deepPage), headers }, samples: [() => ({ path: deepPage, headers })] }));
+    results.push(await run(`GET … status=open deep page by offset=${deepOffset}`, { ...common, url: url(`${firstPage}&offset=${deepOffset}`), headers }));
+    deepTotal = deep.total;
+  }
+  process.stdout.write(`\n${TICKETS.toLocaleString('en')} tickets in ${WORKSPACES} workspaces; requests go to one workspace (${perWorkspace.toLocaleString('en')} tickets, ${deepTotal.toLocaleString('en')} open).\n\n${table(results)}\n\n${limitTable(limits)}\n`);
 } finally {
   await env.close();
 }
