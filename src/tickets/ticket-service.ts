@@ -26,7 +26,7 @@ import { listPageJson, type PageJson } from './ticket-list.js';
 import type { CreateTicketBody, ListTicketsQuery, PatchTicketBody, TicketJson } from './ticket-schemas.js';
 import { applyTransition, isReopen, refusal, type TicketStatus } from './ticket-status.js';
 import type { SlaMark, SlaOutcome, TicketSla } from './ticket-sla.js';
-import { contactOf, ticketStore, toTicket, type NewTicket, type OverdueTicket, type QueueDepth, type QueueStat, type Ticket, type TicketChanges } from './ticket-store.js';
+import { contactOf, newTicketRow, ticketStore, toTicket, type NewTicket, type OverdueTicket, type QueueDepth, type QueueStat, type Ticket, type TicketChanges } from './ticket-store.js';
 export type { OverdueTicket } from './ticket-store.js';
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
@@ -171,13 +171,10 @@ export function createTicketService(deps: { clock: Clock; contacts: ContactServi
         await sendQueue.enqueue(db, { workspaceId: ws.id, accountId: account.id, chatId: account.supportChatId, op: 'create_topic', ticketId: fields.id, at });
       }
       // Last: numbering serialises the workspace's ticket creations until this transaction ends.
-      const unnumbered: Ticket = {
-        ...fields, ...clocks.fields, number: 0, firstResponseAt: null, resolvedAt: null, closedAt: null, reopenedCount: 0, archivedAt: null,
-        slaWarnings: [], slaBreaches: [], slaBreached: false, topicChatId: null, topicThreadId: null, unassignedSince: fields.assigneeId ? null : at,
-      };
+      const unnumbered = newTicketRow(fields, clocks.fields);
       const created = eventRow(ws.id, at, { type: 'ticket.created', actor, ticketId: fields.id, contactId: contact.id, payload: presentTicket(unnumbered, contact) });
       // Its SLA clocks go in the same statement: from the number to COMMIT, no round trip of ours.
-      const ticket = await ticketStore.insertNumbered(db, fields, clocks.fields, created, clocks.clocks);
+      const ticket = await ticketStore.insertNumbered(db, unnumbered, created, clocks.clocks);
       return { ticket, contact };
     },
 

@@ -279,14 +279,14 @@ const insertNumberedSql = (clocksInsert: string | null) => `WITH n AS (
                           sla_policy_id, first_response_due_at, next_response_due_at, resolution_due_at, sla_due_at, sla_paused, sla_at_risk)
      SELECT ?, ?, n.last_number, ?, ?, ?, ?, ?, ?::text[], ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz,
             ?, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?, ? FROM n
-     RETURNING ${TICKET_COLUMNS.join(', ')}
+     RETURNING number, custom_fields
    ),
    e AS (
      INSERT INTO events (id, workspace_id, type, ticket_id, contact_id, message_id, actor_type, actor_id, payload, detail, created_at)
      SELECT ?, ?, ?, ?, ?, ?, ?, ?, jsonb_set(?::jsonb, '{number}', to_jsonb(t.number)), ?::jsonb, ?::timestamptz FROM t
    )${clocksInsert === null ? '' : `,
    s AS (${clocksInsert})`}
-   SELECT * FROM t`;
+   SELECT number, custom_fields FROM t`;
 
 /** One prepared statement per text: without clocks, and with the (one) clocks INSERT the port hands over. */
 const INSERT_WITHOUT_CLOCKS = insertNumberedSql(null);
@@ -296,25 +296,42 @@ function insertWithClocks(insert: string): string {
   return withClocks.sql;
 }
 
+/**
+ * The row a new ticket becomes, number aside: what it is inserted with, and the defaults of
+ * the other columns (migrations 20261121000900 ff.) with the unassigned_since trigger's value.
+ * Its event is presented from this, and insertNumbered returns it numbered rather than
+ * reading the row back (35 columns described and parsed on every create).
+ */
+export function newTicketRow(t: NewTicket, sla: SlaFields): Ticket {
+  return {
+    ...t, ...sla, number: 0, topicChatId: null, topicThreadId: null, slaWarnings: [], slaBreaches: [], slaBreached: false,
+    unassignedSince: t.assigneeId ? null : t.createdAt, firstResponseAt: null, resolvedAt: null, closedAt: null,
+    reopenedCount: 0, archivedAt: null,
+  };
+}
+
 export const ticketStore = {
   /**
-   * Inserts the ticket with the workspace's next number, and its ticket.created event, in
-   * one statement. The ticket_numbers row it updates stays locked until the transaction ends:
-   * numbers are handed out in commit order and a rollback gives the number back, so there
-   * are no gaps and no duplicates. Every ticket creation of a workspace queues on that lock,
-   * so callers do this last: between it and COMMIT as little as possible should happen.
-   * `event.payload` is the presented ticket; its `number` is filled in here.
+   * Inserts the ticket (newTicketRow) with the workspace's next number, and its
+   * ticket.created event, in one statement. The ticket_numbers row it updates stays locked
+   * until the transaction ends: numbers are handed out in commit order and a rollback gives
+   * the number back, so there are no gaps and no duplicates. Every ticket creation of a
+   * workspace queues on that lock, so callers do this last: between it and COMMIT as little
+   * as possible should happen. `event.payload` is the presented ticket; its `number` is
+   * filled in here. Returns the row: PostgreSQL's number, and custom_fields as jsonb keeps
+   * them (its key order, as every read of the ticket shows them).
    */
-  async insertNumbered(db: Db, t: NewTicket, sla: SlaFields, event: ReturnType<typeof eventRow>, clocks: NewClocks | null = null): Promise<Ticket> {
+  async insertNumbered(db: Db, t: Ticket, event: ReturnType<typeof eventRow>, clocks: NewClocks | null = null): Promise<Ticket> {
     const [name, sql] = clocks ? ['ticket_insert_numbered_clocks', insertWithClocks(clocks.insertSql)] : ['ticket_insert_numbered', INSERT_WITHOUT_CLOCKS];
     const r = await prepared(db, name, sql,
       [t.workspaceId, t.id, t.workspaceId, t.subject, t.description, t.status, t.priority, t.category, t.tags,
         JSON.stringify(t.customFields), t.contactId, t.teamId, t.assigneeId, t.accountId, t.createdAt, t.updatedAt,
-        sla.slaPolicyId, sla.firstResponseDueAt, sla.nextResponseDueAt, sla.resolutionDueAt, sla.slaDueAt ?? 'infinity', sla.slaPaused, sla.slaAtRisk,
+        t.slaPolicyId, t.firstResponseDueAt, t.nextResponseDueAt, t.resolutionDueAt, t.slaDueAt ?? 'infinity', t.slaPaused, t.slaAtRisk,
         event.id, event.workspace_id, event.type, event.ticket_id, event.contact_id, event.message_id, event.actor_type,
         event.actor_id, event.payload, event.detail, event.created_at, ...(clocks ? [JSON.stringify(clocks.row), t.id] : [])],
     );
-    return toTicket(r.rows[0]);
+    const { number, custom_fields: customFields } = r.rows[0] as { number: number; custom_fields: Record<string, unknown> };
+    return { ...t, number, customFields };
   },
 
   /** The ticket and its contact; with forUpdate the ticket row is locked until the transaction ends. */

@@ -161,6 +161,29 @@ describe('tickets API', () => {
         assert.equal(b.account_id, account.id);
       });
 
+      // The create answers from what it wrote (it does not read the row back): it must say
+      // byte for byte what every later read says, keys in the same order included.
+      it('answers exactly what GET /v1/tickets/{id} then shows, with an SLA policy, an assignee and custom fields', async () => {
+        const own = await tenant();
+        const team = await makeTeam(db.knex, { workspaceId: own.wsId });
+        const agent = await makeAgent(db.knex, { workspaceId: own.wsId });
+        const policy = await post(own, '/v1/sla-policies', {
+          name: 'Team plan', team_id: team.id, targets: { high: { first_response_minutes: 30, next_response_minutes: 60, resolution_minutes: 480 } },
+        });
+        assert.equal(policy.status, 201, JSON.stringify(policy.body));
+        for (const body of [
+          { priority: 'high', team_id: team.id, custom_fields: { zeta: 1, a: 'x', order_id: 'A-17', bb: null, paid: true }, tags: ['Vip'] },
+          { priority: 'high', team_id: team.id, assignee_id: agent.id, description: 'With an assignee', category: 'billing' },
+          { priority: 'low' },
+        ]) {
+          const res = await post(own, '/v1/tickets', { contact_id: own.contactId, subject: 'Exact', ...body });
+          assert.equal(res.status, 201, JSON.stringify(res.body));
+          const stored = await get(own, `/v1/tickets/${res.body.id}`).expect(200);
+          assert.equal(res.text, stored.text);
+          if (body.team_id) assert.equal(res.body.sla.policy_id, policy.body.id);
+        }
+      });
+
       it('accepts a 200-character subject', async () => {
         const b = await create(k, { subject: 's'.repeat(200) });
         assert.equal(b.subject.length, 200);
