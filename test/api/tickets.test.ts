@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type supertest from 'supertest';
+import { inTransaction } from '../../src/db/transaction.js';
 import { SYSTEM } from '../../src/kernel/actor.js';
 import { STATUSES, type TicketStatus } from '../../src/tickets/ticket-status.js';
 import { makeAccount, makeAgent, makeKey, makeReachableContact, makeTeam, makeWorkspace } from '../helpers/factories.js';
@@ -181,6 +182,13 @@ describe('tickets API', () => {
           const stored = await get(own, `/v1/tickets/${res.body.id}`).expect(200);
           assert.equal(res.text, stored.text);
           if (body.team_id) assert.equal(res.body.sla.policy_id, policy.body.id);
+        }
+        // And the service's own Ticket (callers go on with it: assignment, escalation) is the row,
+        // unpresented fields too (unassigned_since is the trigger's, sla_due_at 'infinity' is null).
+        for (const body of [{ priority: 'high', team_id: team.id }, { priority: 'high', team_id: team.id, assignee_id: agent.id }, { priority: 'low' }]) {
+          const made = await inTransaction(db.knex, (tx) => t.services.tickets.create(tx, { id: own.wsId, mode: own.mode }, { contact_id: own.contactId, subject: 'Row', ...body } as any, SYSTEM));
+          const { ticket: row } = await t.services.tickets.get(db.knex, own.wsId, made.ticket.id);
+          assert.deepEqual(made.ticket, row);
         }
       });
 
