@@ -161,16 +161,28 @@ export function fieldErrors(errors: ErrorObject[], data: unknown, where: Locatio
 const MAX_DETAILS = 20;
 
 /**
- * Paths of strings (values and keys) holding a NUL character, which PostgreSQL text cannot
- * store. Iterative, in document order: a deeply nested value must not overflow the stack.
+ * Why PostgreSQL cannot keep `s` as it was sent, or null. Text cannot hold NUL; a UTF-16
+ * surrogate without its pair (JSON's "\ud800") is no character at all: node-pg would store
+ * U+FFFD in its place, and jsonb refuses the escape.
  */
-function nulPaths(value: unknown, where: string): string[] {
-  const out: string[] = [];
+function unstorable(s: string): string | null {
+  if (s.includes('\u0000')) return 'must not contain the NUL character (\\u0000)';
+  if (!(s as string & { isWellFormed(): boolean }).isWellFormed()) return 'must be well-formed Unicode (no unpaired surrogate \\uD800-\\uDFFF)';
+  return null;
+}
+
+/**
+ * The strings (values and keys) PostgreSQL cannot store, with why (unstorable). Iterative, in
+ * document order: a deeply nested value must not overflow the stack.
+ */
+function unstorableStrings(value: unknown, where: string): { field: string; error: string }[] {
+  const out: { field: string; error: string }[] = [];
   const stack: { value: unknown; path: string }[] = [{ value, path: '' }];
   while (stack.length && out.length < MAX_DETAILS) {
     const { value: v, path } = stack.pop()!;
     if (typeof v === 'string') {
-      if (v.includes('\u0000')) out.push(path || where);
+      const error = unstorable(v);
+      if (error) out.push({ field: path || where, error });
     } else if (Array.isArray(v)) {
       for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: `${path}[${i}]` });
     } else if (v && typeof v === 'object') {
@@ -180,7 +192,7 @@ function nulPaths(value: unknown, where: string): string[] {
         const childPath = path ? `${path}.${k}` : k;
         // The key is reported before its value, as a reader meets them.
         stack.push({ value: child, path: childPath });
-        if (k.includes('\u0000')) stack.push({ value: '\u0000', path: childPath });
+        if (unstorable(k)) stack.push({ value: k, path: childPath });
       }
     }
   }
@@ -199,11 +211,9 @@ function nonFiniteFields(data: unknown): string[] {
 
 /** Validates `data` in place (defaults and coercion apply) or throws a 422 validation_error. */
 export function check(validate: ValidateFunction, data: unknown, where: Location, opts: CheckOptions = {}): void {
-  const nul = nulPaths(data, where);
-  if (nul.length) {
-    throw new AppError('validation_error', `The ${where} contains a NUL character`, {
-      details: nul.map((field) => ({ field, error: 'must not contain the NUL character (\\u0000)' })),
-    });
+  const unstored = unstorableStrings(data, where);
+  if (unstored.length) {
+    throw new AppError('validation_error', `The ${where} holds text that cannot be stored: ${unstored.slice(0, 3).map((u) => `${u.field} ${u.error}`).join('; ')}`, { details: unstored });
   }
   if (validate(data)) {
     const infinite = nonFiniteFields(data);

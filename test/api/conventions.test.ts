@@ -183,6 +183,25 @@ describe('HTTP conventions', () => {
       const real = await t.request.patch('/v1/workspace').set('Authorization', auth).send({ name: 'a\u0000' });
       expectProblem(real, 422, 'validation_error');
     });
+    // JSON may escape half a surrogate pair ("\ud800"): no character, so PostgreSQL would get
+    // U+FFFD in its place (text) or refuse it (jsonb) — the client learns which field instead.
+    it('refuses an unpaired surrogate in any string or key, naming the field, instead of storing U+FFFD', async () => {
+      const res = await t.request.post('/v1/test/echo').set('Authorization', auth).set('Content-Type', 'application/json')
+        .send('{"name":"a\\ud800b","tags":["ok","\\udc00x","\\ud83d\\ude00 paired is fine"]}');
+      expectProblem(res, 422, 'validation_error');
+      assert.deepEqual(res.body.details.map((d: any) => d.field), ['name', 'tags[1]']);
+      assert.match(res.body.details[0].error, /well-formed Unicode/);
+      const contact = await t.request.post('/v1/contacts').set('Authorization', auth).set('Content-Type', 'application/json')
+        .send('{"telegram_user_id":424242,"name":"Ann","custom_fields":{"\\ud800":"x"}}');
+      expectProblem(contact, 422, 'validation_error');
+      assert.deepEqual(contact.body.details.map((d: any) => d.field), ['custom_fields.\ud800']);
+      const ticket = await t.request.post('/v1/tickets').set('Authorization', auth).set('Content-Type', 'application/json')
+        .send('{"contact":{"telegram_user_id":424243},"subject":"Help \\udbff"}');
+      expectProblem(ticket, 422, 'validation_error');
+      assert.deepEqual(ticket.body.details.map((d: any) => d.field), ['subject']);
+      const fine = await t.request.post('/v1/test/echo').set('Authorization', auth).send({ name: 'Grinning \u{1F600}', tags: [] });
+      assert.equal(fine.status, 200, fine.text);
+    });
     it('reports at most 20 problems, and how many more there were', async () => {
       const res = await t.request.post('/v1/test/echo').set('Authorization', auth).send({ name: 'a', tags: Array.from({ length: 500 }, () => 'too long!') });
       expectProblem(res, 422, 'validation_error');
