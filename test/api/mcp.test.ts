@@ -185,6 +185,8 @@ describe('MCP server (POST /mcp)', () => {
       assert.deepEqual(one.structuredContent, await d.get(`/v1/contacts/${d.contact.id}`));
       assert.deepEqual(fieldsOf(await d.call('search_contacts', { name: 'Sarah' })), ['name']);
       assert.deepEqual(fieldsOf(await d.call('get_contact', {})), ['contact_id']);
+      // Half a surrogate pair is refused here too, as in the API's bodies and queries.
+      assert.deepEqual(fieldsOf(await d.call('search_contacts', { q: 'Sarah \ud800' })), ['q']);
     });
 
     it('list_canned_responses: what GET /v1/canned-responses answers; a bad team_id is named', async () => {

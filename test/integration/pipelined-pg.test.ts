@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { createKnex } from '../../src/db/knex.js';
+import { createKnex, type Knex } from '../../src/db/knex.js';
 import { inTransaction, sendWithCommit, together } from '../../src/db/transaction.js';
 import { makeKey } from '../helpers/factories.js';
 import { createTestApp } from '../helpers/test-app.js';
@@ -44,6 +44,19 @@ async function wire(fn: (log: readonly string[]) => Promise<unknown>): Promise<{
   } finally {
     proto.query = original;
   }
+}
+
+/** Counts the socket writes of the one connection of a pool made with poolMax 1 (opened now if need be). */
+async function countSocketWrites(pool: Knex): Promise<{ count: number }> {
+  const conn = await pool.client.acquireConnection() as { connection: { stream: Record<string, (...a: unknown[]) => unknown> } };
+  await pool.client.releaseConnection(conn);
+  const stream = conn.connection.stream;
+  const writes = { count: 0 };
+  for (const method of ['_write', '_writev']) {
+    const original = stream[method];
+    stream[method] = function (this: unknown, ...args: unknown[]) { writes.count++; return original.apply(this, args); };
+  }
+  return writes;
 }
 
 describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
@@ -114,20 +127,13 @@ describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
     const one = createKnex(db.current.url, 1);
     try {
       await one.raw('SELECT 1');
-      const conn = await one.client.acquireConnection() as { connection: { stream: Record<string, (...a: unknown[]) => unknown> } };
-      await one.client.releaseConnection(conn);
-      const stream = conn.connection.stream;
-      let writes = 0;
-      for (const method of ['_write', '_writev']) {
-        const original = stream[method];
-        stream[method] = function (this: unknown, ...args: unknown[]) { writes++; return original.apply(this, args); };
-      }
+      const writes = await countSocketWrites(one);
       await inTransaction(one, async (trx) => {
         await trx.raw('SELECT 1');
         await together(trx.raw('SELECT 2'), trx.raw('SELECT 3'));
         await sendWithCommit(trx, 'pipe_test_burst', 'SELECT ?::int', [4]);
       });
-      assert.equal(writes, 3);
+      assert.equal(writes.count, 3);
     } finally {
       await one.destroy();
     }
@@ -167,18 +173,11 @@ describe('pipelined transactions (src/db/pipelined-pg.ts)', () => {
       const key = await makeKey(one, t.services);
       const contact = await t.request.post('/v1/contacts').set('Authorization', key.auth).send({ name: 'Round trips', email: 'round-trips@example.com' }).expect(201);
       await new Promise((r) => setTimeout(r, 1100)); // past the key's lease: the auth statement is sent too
-      const conn = await one.client.acquireConnection() as { connection: { stream: Record<string, (...a: unknown[]) => unknown> } };
-      await one.client.releaseConnection(conn);
-      const stream = conn.connection.stream;
-      let writes = 0;
-      for (const method of ['_write', '_writev']) {
-        const original = stream[method];
-        stream[method] = function (this: unknown, ...args: unknown[]) { writes++; return original.apply(this, args); };
-      }
+      const writes = await countSocketWrites(one);
       await t.request.post('/v1/tickets').set('Authorization', key.auth).set('Idempotency-Key', 'round-trips-1')
         .send({ contact_id: contact.body.id, subject: 'Counted' }).expect(201);
       // auth · BEGIN + key lock + key read · contact + SLA policy · numbered insert · stored response + COMMIT
-      assert.equal(writes, 5);
+      assert.equal(writes.count, 5);
     } finally {
       await one.destroy();
     }
